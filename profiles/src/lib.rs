@@ -1,0 +1,1 @@
+//! Ward sandbox profiles.

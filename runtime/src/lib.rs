@@ -1,0 +1,1 @@
+//! Ward's runtime library: policy, harden, sandbox plan, launch, state.
