@@ -1,1 +1,11 @@
-//! Integration harness.
+//! Ward's containerd / Kubernetes integration harness.
+//!
+//! - [`image`]: test images (busybox, pause) as OCI layout tarballs, no registry.
+//! - [`containerd::Containerd`]: a private containerd per test, with CRI, a
+//!   test-only CNI bridge and the `runc`, `ward` and `ward-strict` runtimes.
+//! - [`cri`]: a CRI v1 client acting as kubelet over the unix socket.
+
+pub mod containerd;
+pub mod cri;
+pub mod image;
+pub mod procfs;
