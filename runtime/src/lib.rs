@@ -4,3 +4,8 @@
 //! same path: [`Runtime`] (policy → harden → compile → launch → supervise).
 
 pub mod check;
+pub mod config;
+pub mod harden;
+pub mod id;
+
+pub use id::{ContainerId, InvalidId, Signal};

@@ -1,0 +1,227 @@
+//! The node's configuration, `/etc/ward/ward.toml` (or `--config`): what a
+//! container on this node may be given. Safe defaults are built in; a missing
+//! default config file means "use the defaults", a missing `--config` file is an error.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/ward/ward.toml";
+
+/// Capabilities that are refused outright when a spec asks for them.
+pub const DEFAULT_DENIED_CAPS: &[&str] = &[
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_TIME",
+    "CAP_BPF",
+    "CAP_PERFMON",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_MKNOD",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYSLOG",
+    "CAP_MAC_ADMIN",
+    "CAP_MAC_OVERRIDE",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_IPC_LOCK",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_CONTROL",
+    "CAP_AUDIT_READ",
+    "CAP_CHECKPOINT_RESTORE",
+    "CAP_LEASE",
+];
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("read node config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("node config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Profile used when neither `--profile` nor an allowed annotation picks one.
+    pub default_profile: String,
+    /// Profiles a `ward.dev/profile` annotation may select (a pod cannot weaken its own sandbox).
+    pub allowed_profiles: Vec<String>,
+    /// Directories searched for `<name>.toml` profiles.
+    pub profile_dirs: Vec<PathBuf>,
+    pub userns: UsernsConfig,
+    pub capabilities: CapsConfig,
+    pub mounts: MountsConfig,
+    pub namespaces: NamespacesConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsernsConfig {
+    /// First host id of the first range. Must be > 0.
+    pub base: u32,
+    /// Ids per container.
+    pub size: u32,
+    /// How many ranges exist.
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CapsConfig {
+    /// Capabilities a container may keep on this node (besides what its profile allows).
+    pub allowed: Vec<String>,
+    /// Capabilities that are an error when requested.
+    pub denied: Vec<String>,
+    /// When true, any requested capability that is not allowed is an error, even those
+    /// (NET_RAW, MKNOD, ...) found in every engine's default set. When false those are dropped
+    /// and the drop is logged.
+    pub strict: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MountsConfig {
+    /// Sensitive host paths that bind mounts may nevertheless use.
+    pub allowed_sensitive: Vec<PathBuf>,
+    /// Allow a container whose rootfs or volume cannot be idmapped to run with
+    /// host-owned files shown as the overflow uid (weaker; `ward check` and logs say so).
+    pub allow_unmapped: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct NamespacesConfig {
+    /// Host namespaces a container may share: "pid", "network", "ipc".
+    pub allow_host: Vec<String>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            default_profile: "default".into(),
+            allowed_profiles: vec!["default".into(), "restricted".into(), "strict".into()],
+            profile_dirs: vec![PathBuf::from("/etc/ward/profiles")],
+            userns: UsernsConfig::default(),
+            capabilities: CapsConfig::default(),
+            mounts: MountsConfig::default(),
+            namespaces: NamespacesConfig::default(),
+        }
+    }
+}
+
+impl Default for UsernsConfig {
+    fn default() -> Self {
+        Self {
+            base: 1 << 20,
+            size: 65536,
+            count: 4096,
+        }
+    }
+}
+
+impl Default for CapsConfig {
+    fn default() -> Self {
+        Self {
+            allowed: vec![],
+            denied: DEFAULT_DENIED_CAPS.iter().map(|s| s.to_string()).collect(),
+            strict: false,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Load `path`; when `explicit` is false a missing file means the built-in defaults.
+    pub fn load(path: &Path, explicit: bool) -> Result<Self, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(path, &text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(Self::default()),
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let cfg: NodeConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().replace('\n', " "),
+        })?;
+        cfg.validate().map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let u = &self.userns;
+        if u.base == 0 {
+            return Err("userns.base: must be > 0 (host uid 0 is never mapped)".into());
+        }
+        if u.size == 0 || u.count == 0 {
+            return Err("userns.size and userns.count must be > 0".into());
+        }
+        if u64::from(u.base) + u64::from(u.size) * u64::from(u.count) > u64::from(u32::MAX) {
+            return Err("userns: base + size * count exceeds the uid space".into());
+        }
+        for c in self
+            .capabilities
+            .allowed
+            .iter()
+            .chain(&self.capabilities.denied)
+        {
+            crate::harden::caps::normalize_cap(c)
+                .map_err(|_| format!("capabilities: unknown capability {c:?}"))?;
+        }
+        for ns in &self.namespaces.allow_host {
+            if !matches!(ns.as_str(), "pid" | "network" | "ipc") {
+                return Err(format!(
+                    "namespaces.allow_host: {ns:?} is not one of \"pid\", \"network\", \"ipc\""
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn denied_caps(&self) -> BTreeSet<String> {
+        self.capabilities
+            .denied
+            .iter()
+            .filter_map(|c| crate::harden::caps::normalize_cap(c).ok())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_parse() {
+        let c = NodeConfig::parse(Path::new("w.toml"), "default_profile = \"strict\"\n").unwrap();
+        assert_eq!(c.default_profile, "strict");
+        assert_eq!(c.userns, UsernsConfig::default());
+        let e = NodeConfig::parse(Path::new("w.toml"), "bogus = 1\n").unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = NodeConfig::parse(Path::new("w.toml"), "[userns]\nbase = 0\n").unwrap_err();
+        assert!(e.to_string().contains("userns.base"), "{e}");
+        let e = NodeConfig::parse(Path::new("w.toml"), "[capabilities]\nallowed=[\"FOO\"]\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("FOO"), "{e}");
+        assert!(NodeConfig::load(Path::new("/nonexistent/w.toml"), false).is_ok());
+        assert!(NodeConfig::load(Path::new("/nonexistent/w.toml"), true).is_err());
+    }
+}

@@ -1,0 +1,306 @@
+//! Mounts: bind mounts of sensitive host paths are refused unless the policy names them;
+//! pseudo filesystems are forced read-only where a write could reach the host; declared tmpfs
+//! paths are added; every bind volume is listed so it can be idmapped and given a Landlock rule.
+
+use std::path::{Component, Path, PathBuf};
+
+use oci_spec::runtime::{Mount, MountBuilder, Spec};
+
+use super::{Policy, PolicyError};
+
+/// Host paths that a bind mount may not expose (the path itself, anything above it, and for
+/// most of them anything below it).
+const SENSITIVE: &[&str] = &[
+    "/",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/boot",
+    "/var/run",
+    "/run",
+    "/run/containerd",
+    "/var/run/containerd",
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/run/crio",
+    "/var/lib/containerd",
+    "/var/lib/docker",
+    "/var/lib/containers",
+    "/etc/kubernetes",
+    "/var/lib/kubelet",
+    "/etc/ward",
+    "/lib/modules",
+];
+
+/// Below these, paths are as sensitive as the directory itself...
+const SENSITIVE_SUBTREES: &[&str] = &[
+    "/proc",
+    "/sys",
+    "/dev",
+    "/boot",
+    "/run/containerd",
+    "/var/run/containerd",
+    "/etc/kubernetes",
+    "/var/lib/kubelet",
+    "/etc/ward",
+    "/lib/modules",
+];
+
+/// ...except these, where engines keep per-container files (hosts, resolv.conf, shm, volumes).
+const ENGINE_PER_CONTAINER: &[&str] = &[
+    "/var/lib/kubelet/pods/",
+    "/run/containerd/io.containerd.grpc.v1.cri/sandboxes/",
+    "/var/run/containerd/io.containerd.grpc.v1.cri/sandboxes/",
+];
+
+/// A bind mount, to be idmapped and given a Landlock rule.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Volume {
+    /// Index into `spec.mounts`.
+    pub index: usize,
+    pub source: PathBuf,
+    pub destination: String,
+    pub writable: bool,
+}
+
+fn clean(p: &Path) -> Result<PathBuf, String> {
+    if !p.is_absolute() {
+        return Err("must be an absolute path".into());
+    }
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => return Err("must not contain \"..\"".into()),
+            Component::Prefix(_) => return Err("bad path".into()),
+        }
+    }
+    Ok(out)
+}
+
+/// Why `source` is a sensitive host path, if it is.
+pub fn sensitive_reason(source: &Path) -> Option<String> {
+    let s = source.to_string_lossy();
+    if s.ends_with(".sock") {
+        return Some("is a container engine or daemon socket".into());
+    }
+    if ENGINE_PER_CONTAINER.iter().any(|p| s.starts_with(p)) {
+        return None;
+    }
+    for sens in SENSITIVE {
+        let sp = Path::new(sens);
+        if source == sp {
+            return Some(format!("is the host's {sens}"));
+        }
+        if sp.starts_with(source) {
+            return Some(format!("contains the host's {sens}"));
+        }
+    }
+    SENSITIVE_SUBTREES
+        .iter()
+        .find(|sub| source.starts_with(sub))
+        .map(|sub| format!("is inside the host's {sub}"))
+}
+
+fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
+fn force_ro(m: &mut Mount) {
+    let opts = m.options_mut().get_or_insert_with(Vec::new);
+    opts.retain(|o| o != "rw");
+    if !opts.iter().any(|o| o == "ro") {
+        opts.push("ro".into());
+    }
+}
+
+pub fn apply(spec: &mut Spec, policy: &Policy) -> Result<Vec<Volume>, PolicyError> {
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    let mut volumes = vec![];
+    for (index, m) in mounts.iter_mut().enumerate() {
+        let field = format!("mounts[{index}]");
+        let dest = clean(m.destination()).map_err(|detail| PolicyError::Mount {
+            field: format!("{field}.destination"),
+            detail: format!("{}: {detail}", m.destination().display()),
+        })?;
+        m.set_destination(dest.clone());
+        if is_bind(m) {
+            let src = m.source().clone().ok_or_else(|| PolicyError::Mount {
+                field: format!("{field}.source"),
+                detail: "a bind mount needs a source".into(),
+            })?;
+            let src = clean(&src).map_err(|detail| PolicyError::Mount {
+                field: format!("{field}.source"),
+                detail: format!("{}: {detail}", src.display()),
+            })?;
+            if let Some(why) = sensitive_reason(&src) {
+                if !policy.allowed_sensitive.iter().any(|a| a == &src) {
+                    return Err(PolicyError::SensitiveMount {
+                        field: format!("{field}.source"),
+                        source_path: src,
+                        reason: why,
+                    });
+                }
+            }
+            let writable = !m.options().iter().flatten().any(|o| o == "ro");
+            volumes.push(Volume {
+                index,
+                source: src,
+                destination: dest.to_string_lossy().into_owned(),
+                writable,
+            });
+            continue;
+        }
+        match m.typ().as_deref().unwrap_or("") {
+            "proc" | "mqueue" | "devpts" | "tmpfs" | "shm" => {}
+            "sysfs" | "cgroup" | "cgroup2" => force_ro(m),
+            other => {
+                return Err(PolicyError::Mount {
+                    field: format!("{field}.type"),
+                    detail: format!(
+                        "mount type {other:?} at {} is not allowed (bind, tmpfs, proc, sysfs, cgroup, mqueue, devpts only)",
+                        dest.display()
+                    ),
+                })
+            }
+        }
+    }
+    // Declared writable places: tmpfs of the policy, unless the spec mounts something there.
+    for t in &policy.tmpfs {
+        if mounts.iter().any(|m| m.destination() == Path::new(&t.path)) {
+            continue;
+        }
+        let mut opts = vec![
+            "nosuid".to_string(),
+            "nodev".to_string(),
+            format!("size={}", t.size_bytes),
+            format!("mode={:o}", t.mode),
+        ];
+        if t.noexec {
+            opts.push("noexec".into());
+        }
+        mounts.push(
+            MountBuilder::default()
+                .destination(&t.path)
+                .typ("tmpfs")
+                .source("tmpfs")
+                .options(opts)
+                .build()
+                .expect("valid mount"),
+        );
+    }
+    spec.set_mounts(Some(mounts));
+    Ok(volumes)
+}
+
+/// The container paths that are writable: tmpfs mounts and rw volumes.
+pub fn writable_paths(spec: &Spec) -> Vec<(String, bool)> {
+    spec.mounts()
+        .iter()
+        .flatten()
+        .filter_map(|m| {
+            let dest = m.destination().to_string_lossy().into_owned();
+            let ro = m.options().iter().flatten().any(|o| o == "ro");
+            match m.typ().as_deref() {
+                Some("tmpfs") | Some("shm") => Some((dest, !ro)),
+                _ if is_bind(m) => Some((dest, !ro)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harden::test_policy;
+
+    fn bind(src: &str, dst: &str) -> Mount {
+        MountBuilder::default()
+            .destination(dst)
+            .source(src)
+            .typ("bind")
+            .options(vec!["rbind".to_string()])
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn sensitive() {
+        for s in [
+            "/",
+            "/var/run",
+            "/run",
+            "/run/containerd",
+            "/run/containerd/containerd.sock",
+            "/var/run/docker.sock",
+            "/etc/kubernetes/pki",
+            "/var/lib/kubelet",
+            "/proc/1",
+            "/sys",
+            "/dev/vda",
+            "/var",
+            "/etc",
+        ] {
+            assert!(
+                sensitive_reason(Path::new(s)).is_some(),
+                "{s} not sensitive"
+            );
+        }
+        for s in [
+            "/home/x/data",
+            "/var/lib/kubelet/pods/u/volumes/x",
+            "/run/containerd/io.containerd.grpc.v1.cri/sandboxes/x/shm",
+            "/run/containers/storage/overlay-containers/x/userdata/hosts",
+            "/tmp/vol",
+        ] {
+            assert!(sensitive_reason(Path::new(s)).is_none(), "{s} sensitive");
+        }
+    }
+
+    #[test]
+    fn refuses_containerd_bind_and_lists_volumes() {
+        let mut s = Spec::default();
+        s.set_mounts(Some(vec![bind("/var/run/containerd", "/x")]));
+        let e = apply(&mut s, &test_policy()).unwrap_err();
+        assert!(e.to_string().contains("/var/run/containerd"), "{e}");
+
+        let mut s = Spec::default();
+        s.set_mounts(Some(vec![bind("/srv/data", "/data")]));
+        let v = apply(&mut s, &test_policy()).unwrap();
+        assert_eq!(v.len(), 1);
+        assert!(v[0].writable);
+        assert!(s
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|m| m.destination() == Path::new("/tmp")));
+    }
+
+    #[test]
+    fn allowed_sensitive_and_bad_types() {
+        let mut p = test_policy();
+        p.allowed_sensitive.push(PathBuf::from("/run/containerd"));
+        let mut s = Spec::default();
+        s.set_mounts(Some(vec![bind("/run/containerd", "/x")]));
+        apply(&mut s, &p).unwrap();
+        let mut s = Spec::default();
+        s.set_mounts(Some(vec![MountBuilder::default()
+            .destination("/mnt")
+            .typ("ext4")
+            .source("/dev/vda")
+            .build()
+            .unwrap()]));
+        let e = apply(&mut s, &test_policy()).unwrap_err();
+        assert!(e.to_string().contains("ext4"), "{e}");
+        let mut s = Spec::default();
+        s.set_mounts(Some(vec![bind("/srv/../etc", "/x")]));
+        assert!(apply(&mut s, &test_policy()).is_err());
+    }
+}
