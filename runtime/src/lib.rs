@@ -3,9 +3,22 @@
 //! The `ward` CLI and `containerd-shim-ward-v2` are two front doors onto the
 //! same path: [`Runtime`] (policy → harden → compile → launch → supervise).
 
+pub mod alloc;
 pub mod check;
 pub mod config;
+pub mod error;
 pub mod harden;
 pub mod id;
+pub mod rootfs;
+pub mod runtime;
+pub mod sandbox;
+pub mod state;
+pub mod sys;
 
+pub use error::{Error, Result};
 pub use id::{ContainerId, InvalidId, Signal};
+pub use runtime::{CreateOptions, ExecOptions, Runtime, RuntimeOptions, PROFILE_ANNOTATION};
+pub use state::{State, WardState};
+
+pub use libcgroups;
+pub use oci_spec;

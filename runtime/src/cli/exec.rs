@@ -1,0 +1,121 @@
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ward_runtime::oci_spec::runtime::{Process, UserBuilder};
+use ward_runtime::{ContainerId, ExecOptions};
+
+use super::GlobalOpts;
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// A process.json (OCI Process) to run instead of the command line.
+    #[arg(long, short = 'p')]
+    pub process: Option<PathBuf>,
+    /// Allocate a terminal (needs --console-socket).
+    #[arg(long, short = 't')]
+    pub tty: bool,
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// KEY=VALUE, repeatable.
+    #[arg(long, short = 'e')]
+    pub env: Vec<String>,
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// UID[:GID] inside the container.
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Accepted for runc compatibility; capabilities are the init's, always.
+    #[arg(long = "cap", hide = true)]
+    pub cap: Vec<String>,
+    #[arg(long, hide = true)]
+    pub no_new_privs: bool,
+    pub id: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+fn parse_user(s: &str) -> Result<(u32, u32)> {
+    let (u, g) = s.split_once(':').unwrap_or((s, "0"));
+    Ok((
+        u.parse()
+            .with_context(|| format!("--user: {u:?} is not a numeric uid"))?,
+        g.parse()
+            .with_context(|| format!("--user: {g:?} is not a numeric gid"))?,
+    ))
+}
+
+pub fn run(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
+    let id = ContainerId::new(&a.id)?;
+    if !a.cap.is_empty() {
+        bail!("--cap: refused: an exec'd process gets exactly the container's capabilities");
+    }
+    let rt = g.runtime()?;
+    let mut process: Process = match &a.process {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("--process {}", p.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("--process {}", p.display()))?
+        }
+        None => {
+            if a.command.is_empty() {
+                bail!("exec: no command given (use ID CMD... or --process FILE)");
+            }
+            let mut p = Process::default();
+            p.set_args(Some(a.command.clone()));
+            p.set_terminal(Some(a.tty));
+            // environment and cwd default to the container's own process
+            let ws = rt.ward_state(&id)?;
+            let _ = ws;
+            p.set_env(Some(vec![
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            ]));
+            p.set_cwd("/".into());
+            p.set_user(UserBuilder::default().uid(0u32).gid(0u32).build()?);
+            p
+        }
+    };
+    if a.tty {
+        process.set_terminal(Some(true));
+    }
+    if !a.env.is_empty() {
+        let mut env = process.env().clone().unwrap_or_default();
+        for e in &a.env {
+            if !e.contains('=') {
+                bail!("--env: {e:?} is not KEY=VALUE");
+            }
+            let key = e.split('=').next().unwrap_or_default();
+            env.retain(|x| !x.starts_with(&format!("{key}=")));
+            env.push(e.clone());
+        }
+        process.set_env(Some(env));
+    }
+    if let Some(cwd) = &a.cwd {
+        process.set_cwd(cwd.clone());
+    }
+    if let Some(u) = &a.user {
+        let (uid, gid) = parse_user(u)?;
+        process.set_user(UserBuilder::default().uid(uid).gid(gid).build()?);
+    }
+    let pid = rt.exec(
+        &id,
+        ExecOptions {
+            process,
+            pid_file: a.pid_file.clone(),
+            console_socket: a.console_socket.clone(),
+            preserve_fds: a.preserve_fds,
+            ..Default::default()
+        },
+        a.detach,
+    )?;
+    if a.detach {
+        return Ok(0);
+    }
+    super::wait_exit_code(pid)
+}

@@ -1,0 +1,169 @@
+//! The CLI definition: global flags and one file per verb.
+
+pub mod logging;
+
+mod checkcmd;
+mod create;
+mod delete;
+mod exec;
+mod features;
+mod kill;
+mod list;
+mod pause;
+mod ps;
+mod resume;
+mod run;
+mod spec;
+mod start;
+mod state;
+mod update;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ward_runtime::{Runtime, RuntimeOptions};
+
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GlobalOpts {
+    /// Directory for container state.
+    #[arg(long, global = true, default_value = "/run/ward", env = "WARD_ROOT")]
+    pub root: PathBuf,
+    /// Log file (default: stderr).
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd cgroups (not supported; refused with the reason).
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Node config (default /etc/ward/ward.toml, built-in defaults if absent).
+    #[arg(long, global = true, env = "WARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Sandbox profile: a built-in name, a name in the node's profile_dirs, or a path.
+    #[arg(long, global = true, env = "WARD_PROFILE")]
+    pub profile: Option<String>,
+    /// Accepted for runc compatibility (rootless is decided by Ward, not the caller).
+    #[arg(long, global = true, hide = true)]
+    pub rootless: Option<String>,
+    /// Accepted for runc compatibility.
+    #[arg(long, global = true, hide = true)]
+    pub criu: Option<String>,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ward",
+    version,
+    about = "Ward: a runc-compatible OCI runtime that always runs containers in an enforced sandbox"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container (runs up to the user program; `start` runs it).
+    Create(create::CreateArgs),
+    /// Start a created container.
+    Start(start::StartArgs),
+    /// Create and start a container; without -d wait for it and delete it.
+    Run(run::RunArgs),
+    /// Print a container's OCI state as JSON.
+    State(state::StateArgs),
+    /// Send a signal to a container's init (or all its processes).
+    Kill(kill::KillArgs),
+    /// Delete a container and everything Ward made for it.
+    Delete(delete::DeleteArgs),
+    /// Run another process in a running container, under the same sandbox.
+    Exec(exec::ExecArgs),
+    /// List a container's processes.
+    Ps(ps::PsArgs),
+    /// Freeze every process of a container.
+    Pause(pause::PauseArgs),
+    /// Thaw a paused container.
+    Resume(resume::ResumeArgs),
+    /// Change a container's cgroup limits (kept within the node's policy).
+    Update(update::UpdateArgs),
+    /// List containers.
+    List(list::ListArgs),
+    /// Print the OCI runtime features document.
+    Features,
+    /// Write a hardened config.json template for a rootfs.
+    Spec(spec::SpecArgs),
+    /// Check that this node can run Ward's sandbox.
+    Check(checkcmd::CheckArgs),
+}
+
+impl GlobalOpts {
+    pub fn runtime(&self) -> Result<Runtime> {
+        Ok(Runtime::new(RuntimeOptions {
+            root: self.root.clone(),
+            config_path: self.config.clone(),
+            profile: self.profile.clone(),
+            systemd_cgroup: self.systemd_cgroup,
+        })?)
+    }
+}
+
+/// Run the verb; the value is the process exit code.
+pub fn dispatch(cli: Cli) -> Result<i32> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Create(a) => create::run(g, a),
+        Command::Start(a) => start::run(g, a),
+        Command::Run(a) => run::run(g, a),
+        Command::State(a) => state::run(g, a),
+        Command::Kill(a) => kill::run(g, a),
+        Command::Delete(a) => delete::run(g, a),
+        Command::Exec(a) => exec::run(g, a),
+        Command::Ps(a) => ps::run(g, a),
+        Command::Pause(a) => pause::run(g, a),
+        Command::Resume(a) => resume::run(g, a),
+        Command::Update(a) => update::run(g, a),
+        Command::List(a) => list::run(g, a),
+        Command::Features => features::run(),
+        Command::Spec(a) => spec::run(g, a),
+        Command::Check(a) => checkcmd::run(g, a),
+    }
+}
+
+/// Wait for a child and turn its end into a shell-style exit code.
+pub fn wait_exit_code(pid: i32) -> Result<i32> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    let pid = nix::unistd::Pid::from_raw(pid);
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(anyhow::anyhow!("waitpid {pid}: {e}")),
+        }
+    }
+}
+
+/// One line for an error and its causes, skipping causes whose text the message already holds.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
+}

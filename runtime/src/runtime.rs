@@ -1,0 +1,903 @@
+//! [`Runtime`]: the one path every container takes (policy → harden → compile → launch), and
+//! the lifecycle verbs over it. The `ward` CLI and the shim both call this; neither
+//! re-implements a step.
+//!
+//! Forking: `create` and `exec` fork (libcontainer clones the container init, Ward forks a
+//! short-lived helper for the idmap user namespace). Call them only from a single-threaded
+//! process.
+
+use std::collections::BTreeSet;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::syscall::syscall::SyscallType;
+use oci_spec::runtime::{Process, Spec};
+use ward_profiles::{Arch, Mode, MountAccess, Profile};
+
+use crate::alloc::Allocator;
+use crate::config::{NodeConfig, DEFAULT_CONFIG_PATH};
+use crate::error::{io, Error, Result};
+use crate::harden::{self, HardenContext, HardenedSpec, Limits, Policy, Tmpfs};
+use crate::id::{ContainerId, Signal};
+use crate::rootfs;
+use crate::sandbox::{SandboxPlan, WardExecutor};
+use crate::state::{State, WardState};
+use crate::sys;
+
+pub const PROFILE_ANNOTATION: &str = "ward.dev/profile";
+
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    pub root: PathBuf,
+    /// Node config; `None` means /etc/ward/ward.toml if present, else built-in defaults.
+    pub config_path: Option<PathBuf>,
+    /// Profile chosen by the operator (`--profile`): beats the annotation and the node default.
+    pub profile: Option<String>,
+    pub systemd_cgroup: bool,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("/run/ward"),
+            config_path: None,
+            profile: None,
+            systemd_cgroup: false,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    pub no_pivot: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct ExecOptions {
+    pub process: Process,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+pub struct Runtime {
+    root: PathBuf,
+    ward_dir: PathBuf,
+    node: NodeConfig,
+    config_path: Option<PathBuf>,
+    profile_flag: Option<String>,
+}
+
+/// Undo list for a create that fails half-way: nothing may be left behind.
+struct Cleanup<'a> {
+    rt: &'a Runtime,
+    id: &'a ContainerId,
+    armed: bool,
+    prepared: Option<rootfs::Prepared>,
+    cgroup_dirs: Vec<PathBuf>,
+    cgroup_leaf: Option<PathBuf>,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let cdir = self.rt.root.join(self.id.as_str());
+        if cdir.exists() {
+            if let Ok(mut c) = Container::load(cdir.clone()) {
+                let _ = c.delete(true);
+            }
+            let _ = std::fs::remove_dir_all(&cdir);
+        }
+        if let Some(leaf) = &self.cgroup_leaf {
+            remove_cgroup_dirs(std::slice::from_ref(leaf));
+        }
+        remove_cgroup_dirs(&self.cgroup_dirs);
+        if let Some(p) = &self.prepared {
+            let _ = p.undo();
+        }
+        let _ = std::fs::remove_dir_all(self.rt.ward_dir.join(self.id.as_str()));
+        let _ = self.rt.allocator().release(self.id.as_str());
+    }
+}
+
+/// cgroup mount points (v1 controllers and/or the v2 root) from /proc/self/mountinfo.
+fn cgroup_mounts() -> Vec<PathBuf> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mi.lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let fstype = post.split(' ').next()?;
+            let mp = pre.split(' ').nth(4)?;
+            (fstype == "cgroup" || fstype == "cgroup2").then(|| PathBuf::from(mp))
+        })
+        .collect()
+}
+
+/// Directories (absolute, under every cgroup mount) that do not exist yet on the way to
+/// `cgroup` (exclusive of the leaf, which libcontainer owns), deepest first.
+fn missing_cgroup_ancestors(cgroup: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for m in cgroup_mounts() {
+        let rel = cgroup.strip_prefix("/").unwrap_or(cgroup);
+        let mut cur = m.clone();
+        let comps: Vec<_> = rel.components().collect();
+        for c in comps.iter().take(comps.len().saturating_sub(1)) {
+            cur.push(c);
+            if !cur.exists() {
+                out.push(cur.clone());
+            }
+        }
+    }
+    out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    out
+}
+
+fn remove_cgroup_dirs(dirs: &[PathBuf]) {
+    for d in dirs {
+        if d.is_absolute() && d.starts_with("/sys/fs/cgroup") {
+            let _ = std::fs::remove_dir(d);
+        } else {
+            for m in cgroup_mounts() {
+                let _ = std::fs::remove_dir(m.join(d.strip_prefix("/").unwrap_or(d)));
+            }
+        }
+    }
+}
+
+fn ns_id(path: &Path) -> std::result::Result<(u64, u64), String> {
+    std::fs::metadata(path)
+        .map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        })
+        .map_err(|e| e.to_string())
+}
+
+fn load_spec(bundle: &Path) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::Spec {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::Spec {
+        path,
+        message: e.to_string(),
+    })
+}
+
+fn arch() -> Arch {
+    Arch::native()
+}
+
+impl Runtime {
+    pub fn new(opts: RuntimeOptions) -> Result<Self> {
+        if opts.systemd_cgroup {
+            let why = if Path::new("/run/systemd/system").exists() {
+                "Ward manages cgroups with cgroupfs only"
+            } else {
+                "this node does not run systemd"
+            };
+            return Err(Error::Unsupported(format!(
+                "--systemd-cgroup: not supported ({why}); use a cgroupfs cgroupsPath"
+            )));
+        }
+        let (node, config_path) = match &opts.config_path {
+            Some(p) => (NodeConfig::load(p, true)?, Some(p.clone())),
+            None => (
+                NodeConfig::load(Path::new(DEFAULT_CONFIG_PATH), false)?,
+                None,
+            ),
+        };
+        let ward_dir = opts.root.join(".ward");
+        Ok(Self {
+            root: opts.root,
+            ward_dir,
+            node,
+            config_path,
+            profile_flag: opts.profile,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn node_config(&self) -> &NodeConfig {
+        &self.node
+    }
+
+    fn allocator(&self) -> Allocator {
+        Allocator::new(&self.ward_dir, &self.node.userns)
+    }
+
+    fn ensure_dirs(&self) -> Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            // 0711: the container's own root (an unprivileged host uid) must be able to
+            // traverse to its rootfs mount; nothing here is listable or readable by it.
+            .mode(0o711)
+            .create(&self.ward_dir)
+            .map_err(io("mkdir", &self.ward_dir))?;
+        use std::os::unix::fs::PermissionsExt;
+        for d in [&self.root, &self.ward_dir] {
+            let mode = std::fs::metadata(d)
+                .map_err(io("stat", d))?
+                .permissions()
+                .mode();
+            if mode & 0o111 != 0o111 {
+                std::fs::set_permissions(
+                    d,
+                    std::fs::Permissions::from_mode((mode & 0o7777) | 0o711),
+                )
+                .map_err(io("chmod", d))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Which profile: `--profile` > allowed annotation > node default.
+    pub fn select_profile(&self, spec: &Spec) -> Result<Profile> {
+        let annotation = spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(PROFILE_ANNOTATION).cloned());
+        let name = match (&self.profile_flag, annotation) {
+            (Some(flag), _) => flag.clone(),
+            (None, Some(a)) => {
+                if !self.node.allowed_profiles.iter().any(|p| p == &a) {
+                    return Err(Error::ProfileNotAllowed {
+                        name: a,
+                        allowed: self.node.allowed_profiles.clone(),
+                    });
+                }
+                a
+            }
+            (None, None) => self.node.default_profile.clone(),
+        };
+        ward_profiles::load(&name, &self.node.profile_dirs)
+            .map_err(|source| Error::Profile { name, source })
+    }
+
+    /// Node config + profile → the policy harden applies.
+    pub fn policy(&self, profile: &Profile) -> Result<Policy> {
+        let denied = self.node.denied_caps();
+        let mut allowed: BTreeSet<String> = BTreeSet::new();
+        for c in self
+            .node
+            .capabilities
+            .allowed
+            .iter()
+            .chain(profile.capabilities())
+        {
+            let c = harden::caps::normalize_cap(c).map_err(|_| {
+                harden::PolicyError::UnknownCapability {
+                    field: format!("profile {} capabilities", profile.name()),
+                    name: c.clone(),
+                }
+            })?;
+            if denied.contains(&c) && !self.node.capabilities.allowed.contains(&c) {
+                return Err(harden::PolicyError::DeniedCapability {
+                    name: c,
+                    profile: profile.name().to_string(),
+                }
+                .into());
+            }
+            allowed.insert(c);
+        }
+        let l = profile.limits();
+        Ok(Policy {
+            profile_name: profile.name().to_string(),
+            allowed_caps: allowed,
+            denied_caps: denied,
+            strict_caps: self.node.capabilities.strict,
+            tmpfs: profile
+                .tmpfs()
+                .iter()
+                .map(|t| Tmpfs {
+                    path: t.path.clone(),
+                    size_bytes: t.size_bytes,
+                    mode: t.mode,
+                    noexec: t.noexec,
+                })
+                .collect(),
+            limits: Limits {
+                pids: l.pids,
+                memory_bytes: l.memory_bytes,
+                cpu_shares: l.cpu_shares,
+                cpu_quota_us: l.cpu_quota_us,
+                cpu_period_us: l.cpu_period_us,
+            },
+            host_namespaces: self.node.namespaces.allow_host.iter().cloned().collect(),
+            allowed_sensitive: self.node.mounts.allowed_sensitive.clone(),
+        })
+    }
+
+    fn context(&self, id: &ContainerId, spec: &Spec) -> HardenContext {
+        let pure_v2 = matches!(
+            libcgroups::common::get_cgroup_setup(),
+            Ok(libcgroups::common::CgroupSetup::Unified)
+        );
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let mut ctx = HardenContext {
+            id: id.to_string(),
+            own_cgroup: harden::cgroups::own_cgroup_from(&own, pure_v2),
+            ..Default::default()
+        };
+        for kind in ["pid", "net", "ipc", "uts", "mnt", "cgroup", "user"] {
+            if let Ok(v) = ns_id(&PathBuf::from(format!("/proc/1/ns/{kind}"))) {
+                ctx.host_ns.insert(kind.to_string(), v);
+            }
+        }
+        for ns in spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+        {
+            if let Some(p) = ns.path() {
+                ctx.path_ns.insert(p.clone(), ns_id(p));
+            }
+        }
+        ctx
+    }
+
+    fn is_alive_owner(&self, owner: &str) -> bool {
+        self.ward_dir.join(owner).exists() || self.root.join(owner).exists()
+    }
+
+    /// Seccomp filters (profile's, then the spec's own) and the Landlock plan.
+    fn sandbox_plan(
+        &self,
+        profile: &Profile,
+        spec: &Spec,
+        spec_seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+        preserve_fds: u32,
+    ) -> Result<SandboxPlan> {
+        let perr = |source| Error::Profile {
+            name: profile.name().to_string(),
+            source,
+        };
+        let mut seccomp = ward_profiles::compile_seccomp(profile, arch(), Mode::Enforce)
+            .map_err(perr)?
+            .filters;
+        if let Some(s) = spec_seccomp {
+            seccomp.extend(
+                ward_profiles::compile_oci_seccomp(s, arch()).map_err(|source| Error::Profile {
+                    name: "linux.seccomp".into(),
+                    source,
+                })?,
+            );
+        }
+        let mounts: Vec<MountAccess> = harden::mounts::writable_paths(spec)
+            .into_iter()
+            .map(|(path, writable)| MountAccess { path, writable })
+            .collect();
+        Ok(SandboxPlan {
+            profile: profile.name().to_string(),
+            seccomp,
+            landlock: ward_profiles::landlock_plan(profile, &mounts),
+            preserve_fds,
+        })
+    }
+
+    /// Create a container: everything up to (not including) the user program.
+    /// Returns the init pid, a child of the caller.
+    pub fn create(&self, id: &ContainerId, opts: CreateOptions) -> Result<i32> {
+        if opts.no_pivot {
+            return Err(Error::Unsupported(
+                "--no-pivot: refused: the sandbox needs pivot_root (chroot can be escaped)".into(),
+            ));
+        }
+        let cdir = self.root.join(id.as_str());
+        let wdir = self.ward_dir.join(id.as_str());
+        if cdir.exists() || wdir.exists() {
+            return Err(Error::Exists(id.to_string()));
+        }
+        let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| Error::Spec {
+            path: opts.bundle.clone(),
+            message: format!("bundle: {e}"),
+        })?;
+        let spec = load_spec(&bundle)?;
+        let profile = self.select_profile(&spec)?;
+        let policy = self.policy(&profile)?;
+        let ctx = self.context(id, &spec);
+        // The rootfs must exist before anything is allocated.
+        let root_path = spec
+            .root()
+            .as_ref()
+            .map(|r| r.path().clone())
+            .ok_or_else(|| harden::PolicyError::Spec {
+                field: "root".into(),
+                detail: "missing".into(),
+            })?;
+        let rootfs_src = if root_path.is_absolute() {
+            root_path.clone()
+        } else {
+            bundle.join(&root_path)
+        };
+        if !rootfs_src.is_dir() {
+            return Err(rootfs::RootfsError::Missing { path: rootfs_src }.into());
+        }
+        self.ensure_dirs()?;
+
+        let mut cleanup = Cleanup {
+            rt: self,
+            id,
+            armed: true,
+            prepared: None,
+            cgroup_dirs: vec![],
+            cgroup_leaf: None,
+        };
+        let range = self
+            .allocator()
+            .allocate(id.as_str(), |o| o != id.as_str() && self.is_alive_owner(o))?;
+        let HardenedSpec {
+            mut spec,
+            volumes,
+            spec_seccomp,
+            dropped_caps,
+        } = harden::harden(spec, &policy, &range, &ctx)?;
+        if !dropped_caps.is_empty() {
+            tracing::info!(id = %id, dropped = ?dropped_caps, "capabilities not allowed by policy were dropped");
+        }
+        let plan = self.sandbox_plan(&profile, &spec, spec_seccomp.as_ref(), opts.preserve_fds)?;
+
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .mode(0o711)
+                .create(&wdir)
+                .map_err(io("mkdir", &wdir))?;
+        }
+        let userns = sys::userns_for(&range)?;
+        let prepared = rootfs::prepare(
+            &rootfs_src,
+            &wdir,
+            &userns,
+            &volumes,
+            self.node.mounts.allow_unmapped,
+        )?;
+        drop(userns);
+        cleanup.prepared = Some(prepared.clone());
+
+        // Point the spec at the prepared rootfs and idmapped volumes.
+        let mut root = spec.root().clone().expect("checked");
+        root.set_path(prepared.rootfs.clone());
+        spec.set_root(Some(root));
+        if let Some(mounts) = spec.mounts_mut() {
+            for (index, src) in &prepared.volume_sources {
+                mounts[*index].set_source(Some(src.clone()));
+            }
+        }
+        let cgroup = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().clone())
+            .expect("harden sets cgroupsPath");
+        cleanup.cgroup_dirs = missing_cgroup_ancestors(&cgroup);
+        cleanup.cgroup_leaf = Some(cgroup);
+
+        let cfg = wdir.join("config.json");
+        std::fs::write(
+            &cfg,
+            serde_json::to_vec_pretty(&spec).expect("serializable"),
+        )
+        .map_err(io("write", &cfg))?;
+        WardState {
+            id: id.to_string(),
+            bundle: bundle.clone(),
+            profile: profile.name().to_string(),
+            profile_hash: profile.hash(),
+            range,
+            prepared,
+            created_cgroup_dirs: cleanup.cgroup_dirs.clone(),
+            dropped_caps,
+            config_path: self.config_path.clone(),
+            preserve_fds: opts.preserve_fds,
+        }
+        .save(&wdir)
+        .map_err(io("write", WardState::path(&wdir)))?;
+
+        let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+            .with_root_path(&self.root)
+            .map_err(|source| Error::Container {
+                op: "create",
+                source,
+            })?
+            .with_pid_file(opts.pid_file.as_ref())
+            .map_err(|source| Error::Container {
+                op: "create: pid file",
+                source,
+            })?
+            .with_console_socket(opts.console_socket.as_ref())
+            .with_preserved_fds(opts.preserve_fds as i32)
+            .with_executor(WardExecutor::new(plan));
+        if let Some(fd) = opts.stdin {
+            builder = builder.with_stdin(fd);
+        }
+        if let Some(fd) = opts.stdout {
+            builder = builder.with_stdout(fd);
+        }
+        if let Some(fd) = opts.stderr {
+            builder = builder.with_stderr(fd);
+        }
+        let container = builder
+            .as_init(&wdir)
+            .with_systemd(false)
+            .with_detach(true)
+            .build()
+            .map_err(|source| Error::Container {
+                op: "create",
+                source,
+            })?;
+        let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+        cleanup.armed = false;
+        Ok(pid)
+    }
+
+    fn load(&self, id: &ContainerId) -> Result<Container> {
+        let cdir = self.root.join(id.as_str());
+        if !cdir.exists() {
+            return Err(Error::NotFound(id.to_string()));
+        }
+        let mut c = Container::load(cdir).map_err(|source| Error::Container {
+            op: "load state",
+            source,
+        })?;
+        c.refresh_status().map_err(|source| Error::Container {
+            op: "refresh state",
+            source,
+        })?;
+        Ok(c)
+    }
+
+    pub fn ward_state(&self, id: &ContainerId) -> Result<WardState> {
+        let dir = self.ward_dir.join(id.as_str());
+        WardState::load(&dir).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotFound(id.to_string())
+            } else {
+                Error::Io {
+                    op: "read",
+                    path: WardState::path(&dir),
+                    source: e,
+                }
+            }
+        })
+    }
+
+    pub fn start(&self, id: &ContainerId) -> Result<()> {
+        let mut c = self.load(id)?;
+        c.start().map_err(|source| Error::Container {
+            op: "start",
+            source,
+        })
+    }
+
+    pub fn kill(&self, id: &ContainerId, signal: Signal, all: bool) -> Result<()> {
+        let mut c = self.load(id)?;
+        c.kill(signal.as_nix(), all)
+            .map_err(|source| Error::Container { op: "kill", source })
+    }
+
+    pub fn pause(&self, id: &ContainerId) -> Result<()> {
+        self.load(id)?.pause().map_err(|source| Error::Container {
+            op: "pause",
+            source,
+        })
+    }
+
+    pub fn resume(&self, id: &ContainerId) -> Result<()> {
+        self.load(id)?.resume().map_err(|source| Error::Container {
+            op: "resume",
+            source,
+        })
+    }
+
+    /// Delete a container and everything Ward made for it. With `force`, a running container
+    /// is killed first, and a container that does not exist is not an error (as runc).
+    pub fn delete(&self, id: &ContainerId, force: bool) -> Result<()> {
+        let cdir = self.root.join(id.as_str());
+        let wdir = self.ward_dir.join(id.as_str());
+        if !cdir.exists() && !wdir.exists() {
+            return if force {
+                Ok(())
+            } else {
+                Err(Error::NotFound(id.to_string()))
+            };
+        }
+        if cdir.exists() {
+            let mut c = self.load(id)?;
+            c.delete(force).map_err(|source| Error::Container {
+                op: "delete",
+                source,
+            })?;
+            let _ = std::fs::remove_dir_all(&cdir);
+        }
+        if let Ok(ws) = WardState::load(&wdir) {
+            ws.prepared.undo()?;
+            remove_cgroup_dirs(&ws.created_cgroup_dirs);
+        }
+        if wdir.exists() {
+            std::fs::remove_dir_all(&wdir).map_err(io("remove", &wdir))?;
+        }
+        self.ensure_dirs()?;
+        self.allocator().release(id.as_str())?;
+        Ok(())
+    }
+
+    pub fn state(&self, id: &ContainerId) -> Result<State> {
+        let c = self.load(id)?;
+        let ws = self.ward_state(id).ok();
+        let status = match c.status() {
+            ContainerStatus::Creating => "creating",
+            ContainerStatus::Created => "created",
+            ContainerStatus::Running => "running",
+            ContainerStatus::Stopped => "stopped",
+            ContainerStatus::Paused => "paused",
+        };
+        let spec = c.spec().ok();
+        let _ = spec;
+        Ok(State {
+            oci_version: "1.0.2".into(),
+            id: id.to_string(),
+            status: status.into(),
+            pid: if c.status() == ContainerStatus::Stopped {
+                0
+            } else {
+                c.pid().map(|p| p.as_raw()).unwrap_or(0)
+            },
+            bundle: ws
+                .as_ref()
+                .map(|w| w.bundle.clone())
+                .unwrap_or_else(|| c.bundle().clone()),
+            rootfs: ws
+                .as_ref()
+                .map(|w| w.prepared.rootfs.clone())
+                .unwrap_or_default(),
+            created: c.created().map(|t| t.to_rfc3339()),
+            owner: c
+                .creator()
+                .map(|o| o.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            annotations: c.state.annotations.clone(),
+        })
+    }
+
+    pub fn list(&self) -> Result<Vec<State>> {
+        let mut out = vec![];
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io("read", &self.root)(e)),
+        };
+        let mut ids: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        ids.sort();
+        for name in ids {
+            if let Ok(id) = ContainerId::new(name) {
+                if let Ok(s) = self.state(&id) {
+                    out.push(s);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn cgroup_manager(&self, id: &ContainerId) -> Result<libcgroups::common::AnyCgroupManager> {
+        let c = self.load(id)?;
+        let spec = c.spec().map_err(|source| Error::Container {
+            op: "load config",
+            source,
+        })?;
+        libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+            cgroup_path: spec.cgroup_path.clone(),
+            systemd_cgroup: false,
+            container_name: id.to_string(),
+        })
+        .map_err(|e| Error::Cgroup(e.to_string()))
+    }
+
+    pub fn pids(&self, id: &ContainerId) -> Result<Vec<i32>> {
+        use libcgroups::common::CgroupManager;
+        let m = self.cgroup_manager(id)?;
+        m.get_all_pids()
+            .map(|v| v.into_iter().map(|p| p.as_raw()).collect())
+            .map_err(|e| Error::Cgroup(e.to_string()))
+    }
+
+    pub fn stats(&self, id: &ContainerId) -> Result<libcgroups::stats::Stats> {
+        use libcgroups::common::CgroupManager;
+        self.cgroup_manager(id)?
+            .stats()
+            .map_err(|e| Error::Cgroup(e.to_string()))
+    }
+
+    /// The container's cgroup path (relative to each cgroup mount).
+    pub fn cgroup_path(&self, id: &ContainerId) -> Result<PathBuf> {
+        let c = self.load(id)?;
+        c.spec()
+            .map(|s| s.cgroup_path.clone())
+            .map_err(|source| Error::Container {
+                op: "load config",
+                source,
+            })
+    }
+
+    /// Update resources. Limits stay within the node policy: a pids or memory limit above the
+    /// profile's default is clamped to it.
+    pub fn update(
+        &self,
+        id: &ContainerId,
+        resources: &oci_spec::runtime::LinuxResources,
+    ) -> Result<()> {
+        use libcgroups::common::{CgroupManager, ControllerOpt};
+        let ws = self.ward_state(id)?;
+        let profile =
+            ward_profiles::load(&ws.profile, &self.node.profile_dirs).map_err(|source| {
+                Error::Profile {
+                    name: ws.profile.clone(),
+                    source,
+                }
+            })?;
+        let policy = self.policy(&profile)?;
+        let mut spec = Spec::default();
+        spec.set_linux(Some({
+            let mut l = oci_spec::runtime::Linux::default();
+            l.set_resources(Some(resources.clone()));
+            l.set_cgroups_path(Some(self.cgroup_path(id)?));
+            l
+        }));
+        let ctx = HardenContext::default();
+        harden::cgroups::apply(&mut spec, &policy.limits, &ctx)?;
+        let res = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().clone())
+            .unwrap_or_default();
+        self.cgroup_manager(id)?
+            .apply(&ControllerOpt {
+                resources: &res,
+                disable_oom_killer: false,
+                oom_score_adj: None,
+                freezer_state: None,
+            })
+            .map_err(|e| Error::Cgroup(e.to_string()))
+    }
+
+    /// Start another process in a running container, with exactly the init's user namespace,
+    /// capabilities, no_new_privs, seccomp, Landlock and cgroup. Returns its pid (a child of
+    /// the caller).
+    pub fn exec(&self, id: &ContainerId, opts: ExecOptions, detach: bool) -> Result<i32> {
+        let c = self.load(id)?;
+        if c.status() != ContainerStatus::Running {
+            return Err(Error::State {
+                id: id.to_string(),
+                status: c.status().to_string(),
+                what: "exec needs a running container",
+            });
+        }
+        let ws = self.ward_state(id)?;
+        let wdir = self.ward_dir.join(id.as_str());
+        let spec = load_spec(&wdir)?;
+        let profile =
+            ward_profiles::load(&ws.profile, &self.node.profile_dirs).map_err(|source| {
+                Error::Profile {
+                    name: ws.profile.clone(),
+                    source,
+                }
+            })?;
+        // The exec'd process gets the init's capabilities and no_new_privs, whatever it asked.
+        let mut process = opts.process;
+        if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+            return Err(harden::PolicyError::Spec {
+                field: "process.args".into(),
+                detail: "must name a program to run".into(),
+            }
+            .into());
+        }
+        if !process.cwd().is_absolute() {
+            return Err(harden::PolicyError::Spec {
+                field: "process.cwd".into(),
+                detail: format!("{} must be an absolute path", process.cwd().display()),
+            }
+            .into());
+        }
+        let init = spec.process().clone().unwrap_or_default();
+        process.set_capabilities(init.capabilities().clone());
+        process.set_no_new_privileges(Some(true));
+        process.set_apparmor_profile(None);
+        process.set_selinux_label(None);
+        let plan = self.sandbox_plan(&profile, &spec, None, opts.preserve_fds)?;
+        // The spec's own linux.seccomp was moved out by harden; recompile it from the bundle.
+        let mut plan = plan;
+        if let Ok(orig) = load_spec(&ws.bundle) {
+            if let Some(s) = orig.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+                plan.seccomp
+                    .extend(
+                        ward_profiles::compile_oci_seccomp(s, arch()).map_err(|source| {
+                            Error::Profile {
+                                name: "linux.seccomp".into(),
+                                source,
+                            }
+                        })?,
+                    );
+            }
+        }
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let pfile = wdir.join(format!("exec-{}-{n}.json", std::process::id()));
+        std::fs::write(&pfile, serde_json::to_vec(&process).expect("serializable"))
+            .map_err(io("write", &pfile))?;
+        let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+            .with_root_path(&self.root)
+            .map_err(|source| Error::Container { op: "exec", source })?
+            .with_pid_file(opts.pid_file.as_ref())
+            .map_err(|source| Error::Container {
+                op: "exec: pid file",
+                source,
+            })?
+            .with_console_socket(opts.console_socket.as_ref())
+            .with_preserved_fds(opts.preserve_fds as i32)
+            .with_executor(WardExecutor::new(plan));
+        if let Some(fd) = opts.stdin {
+            builder = builder.with_stdin(fd);
+        }
+        if let Some(fd) = opts.stdout {
+            builder = builder.with_stdout(fd);
+        }
+        if let Some(fd) = opts.stderr {
+            builder = builder.with_stderr(fd);
+        }
+        let r = builder
+            .as_tenant()
+            .with_process(Some(&pfile))
+            .with_detach(detach)
+            .build();
+        let _ = std::fs::remove_file(&pfile);
+        let pid = r.map_err(|source| Error::Container { op: "exec", source })?;
+        Ok(pid.as_raw())
+    }
+
+    /// Ids and uid ranges Ward currently holds (for leak checks).
+    pub fn allocated_ranges(&self) -> Result<Vec<String>> {
+        if !self.ward_dir.exists() {
+            return Ok(vec![]);
+        }
+        Ok(self.allocator().owners()?)
+    }
+
+    /// Map an annotation-free spec to its hardened form, for `ward spec` and `ward profile`.
+    pub fn preview(&self, id: &ContainerId, spec: Spec) -> Result<HardenedSpec> {
+        let profile = self.select_profile(&spec)?;
+        let policy = self.policy(&profile)?;
+        let ctx = self.context(id, &spec);
+        let range = harden::IdRange {
+            host_start: self.node.userns.base,
+            size: self.node.userns.size,
+        };
+        Ok(harden::harden(spec, &policy, &range, &ctx)?)
+    }
+}

@@ -1,0 +1,210 @@
+//! The last step inside the container, in Ward's libcontainer `Executor`: right before
+//! `execve`, with `/` already the container rootfs, as the final user, with no capabilities:
+//! close inherited fds, check the cwd, apply Landlock, then seccomp, then exec.
+//! Everything is computed in the parent before fork; nothing here allocates after seccomp.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::sync::Arc;
+
+use landlock::{
+    path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, RulesetStatus, ABI,
+};
+use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::workload::{
+    Executor, ExecutorError, ExecutorSetEnvsError, ExecutorValidationError,
+};
+use ward_profiles::{FsAccess, LandlockPlan};
+
+use crate::sys;
+
+/// Everything the executor applies, built before the container is forked.
+#[derive(Debug, Clone)]
+pub struct SandboxPlan {
+    pub profile: String,
+    pub seccomp: Vec<seccompiler::BpfProgram>,
+    pub landlock: LandlockPlan,
+    pub preserve_fds: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SandboxError {
+    #[error("landlock: the kernel does not support Landlock ({0}); Ward requires it (ABI >= {1})")]
+    LandlockMissing(nix::errno::Errno, i64),
+    #[error("landlock: kernel ABI {0} is older than the {1} this profile needs")]
+    LandlockTooOld(i64, i64),
+    #[error("landlock: {0}")]
+    Landlock(String),
+    #[error("landlock: ruleset not fully enforced ({0:?})")]
+    LandlockNotEnforced(RulesetStatus),
+    #[error("seccomp: this kernel has no seccomp filter support")]
+    SeccompMissing,
+    #[error("seccomp: installing filter {index}: {message}")]
+    Seccomp { index: usize, message: String },
+    #[error("fds: close_range: {0}")]
+    CloseRange(nix::errno::Errno),
+    #[error("cwd: the working directory is outside the container's root ({0})")]
+    CwdOutside(String),
+    #[error("process.args: {0}")]
+    Args(String),
+}
+
+#[derive(Clone)]
+pub struct WardExecutor {
+    plan: Arc<SandboxPlan>,
+}
+
+impl WardExecutor {
+    pub fn new(plan: SandboxPlan) -> Self {
+        Self {
+            plan: Arc::new(plan),
+        }
+    }
+}
+
+fn fs_access(a: FsAccess, abi: ABI) -> landlock::BitFlags<AccessFs> {
+    let read = AccessFs::ReadFile | AccessFs::ReadDir;
+    let write = AccessFs::from_write(abi) & !(AccessFs::MakeBlock | AccessFs::MakeChar);
+    match a {
+        FsAccess::Read => read,
+        FsAccess::ReadExec => read | AccessFs::Execute,
+        FsAccess::ReadWrite => read | write,
+        FsAccess::ReadWriteExec => read | write | AccessFs::Execute,
+    }
+}
+
+fn needs_net(plan: &LandlockPlan) -> bool {
+    plan.tcp_bind.is_some() || plan.tcp_connect.is_some()
+}
+
+/// Check before `start` that the kernel can enforce what the plan asks.
+pub fn check_kernel(plan: &SandboxPlan) -> Result<(), SandboxError> {
+    let need = if needs_net(&plan.landlock) { 4 } else { 3 };
+    let abi = sys::landlock_abi().map_err(|e| SandboxError::LandlockMissing(e, need))?;
+    if abi < need {
+        return Err(SandboxError::LandlockTooOld(abi, need));
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if !status.lines().any(|l| l.starts_with("Seccomp:")) {
+        return Err(SandboxError::SeccompMissing);
+    }
+    Ok(())
+}
+
+/// Apply the Landlock ruleset to the calling process, as a hard requirement.
+pub fn apply_landlock(plan: &LandlockPlan) -> Result<(), SandboxError> {
+    let abi = ABI::V3;
+    let err = |e: landlock::RulesetError| SandboxError::Landlock(e.to_string());
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(AccessFs::from_all(abi))
+        .map_err(err)?;
+    if needs_net(plan) {
+        ruleset = ruleset
+            .handle_access(AccessNet::from_all(ABI::V4))
+            .map_err(err)?;
+    }
+    let mut created = ruleset.create().map_err(err)?;
+    for rule in &plan.rules {
+        created = created
+            .add_rules(path_beneath_rules(
+                [&rule.path],
+                fs_access(rule.access, abi),
+            ))
+            .map_err(err)?;
+    }
+    for port in plan.tcp_bind.iter().flatten() {
+        created = created
+            .add_rule(NetPort::new(*port, AccessNet::BindTcp))
+            .map_err(err)?;
+    }
+    for port in plan.tcp_connect.iter().flatten() {
+        created = created
+            .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
+            .map_err(err)?;
+    }
+    let status = created.restrict_self().map_err(err)?;
+    if status.ruleset != RulesetStatus::FullyEnforced {
+        return Err(SandboxError::LandlockNotEnforced(status.ruleset));
+    }
+    Ok(())
+}
+
+/// Install every seccomp filter, in order.
+pub fn apply_seccomp(filters: &[seccompiler::BpfProgram]) -> Result<(), SandboxError> {
+    for (index, f) in filters.iter().enumerate() {
+        seccompiler::apply_filter(f).map_err(|e| SandboxError::Seccomp {
+            index,
+            message: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+fn exec_error(e: SandboxError) -> ExecutorError {
+    ExecutorError::Other(e.to_string())
+}
+
+impl Executor for WardExecutor {
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        check_kernel(&self.plan)
+            .map_err(|e| ExecutorValidationError::ArgValidationError(e.to_string()))?;
+        let args = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().as_ref())
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| {
+                ExecutorValidationError::ArgValidationError("process.args: empty".into())
+            })?;
+        let _ = args;
+        Ok(())
+    }
+
+    fn setup_envs(&self, envs: HashMap<String, String>) -> Result<(), ExecutorSetEnvsError> {
+        // Same as libcontainer's default: the host's environment never reaches the container.
+        for (k, _) in std::env::vars_os() {
+            // SAFETY: the container init is single-threaded at this point.
+            unsafe { std::env::remove_var(k) };
+        }
+        for (k, v) in envs {
+            // SAFETY: as above.
+            unsafe { std::env::set_var(k, v) };
+        }
+        Ok(())
+    }
+
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        let args = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().as_ref())
+            .ok_or(ExecutorError::InvalidArg)?;
+        let argv: Vec<CString> = args
+            .iter()
+            .map(|a| CString::new(a.as_bytes()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| exec_error(SandboxError::Args(e.to_string())))?;
+        // fds: nothing inherited beyond stdio and the ones passed on purpose survives exec.
+        sys::cloexec_from(3 + self.plan.preserve_fds)
+            .map_err(|e| exec_error(SandboxError::CloseRange(e)))?;
+        // cwd: must resolve inside the rootfs (CVE-2024-21626).
+        match std::env::current_dir() {
+            Ok(p) if p.is_absolute() && !p.to_string_lossy().starts_with("(unreachable)") => {}
+            Ok(p) => {
+                return Err(exec_error(SandboxError::CwdOutside(
+                    p.display().to_string(),
+                )))
+            }
+            Err(e) => return Err(exec_error(SandboxError::CwdOutside(e.to_string()))),
+        }
+        apply_landlock(&self.plan.landlock).map_err(exec_error)?;
+        apply_seccomp(&self.plan.seccomp).map_err(exec_error)?;
+        let err = nix::unistd::execvp(&argv[0], &argv).unwrap_err();
+        Err(ExecutorError::Execution(
+            format!("exec {:?}: {err}", args[0]).into(),
+        ))
+    }
+}

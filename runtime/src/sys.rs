@@ -1,0 +1,331 @@
+//! Every raw syscall Ward makes itself (libcontainer makes the rest), one function per step,
+//! each failure its own error variant carrying the operation and the path.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+
+use crate::harden::IdRange;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SysError {
+    #[error("open_tree {path}: {errno}")]
+    OpenTree { path: PathBuf, errno: Errno },
+    #[error("idmap {path} (mount_setattr MOUNT_ATTR_IDMAP): {errno}{hint}")]
+    Idmap {
+        path: PathBuf,
+        errno: Errno,
+        hint: &'static str,
+    },
+    #[error("move_mount to {path}: {errno}")]
+    MoveMount { path: PathBuf, errno: Errno },
+    #[error("mount {fstype} at {path}: {errno}")]
+    Mount {
+        fstype: String,
+        path: PathBuf,
+        errno: Errno,
+    },
+    #[error("umount {path}: {errno}")]
+    Umount { path: PathBuf, errno: Errno },
+    #[error("create helper user namespace ({step}): {errno}")]
+    Userns { step: &'static str, errno: Errno },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("flock {path}: {errno}")]
+    Flock { path: PathBuf, errno: Errno },
+}
+
+fn cpath(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap_or_else(|_| CString::from(c"/nonexistent"))
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// A detached copy of the mount at `path` (open_tree(OPEN_TREE_CLONE)).
+pub fn open_tree_clone(path: &Path) -> Result<OwnedFd, SysError> {
+    let c = cpath(path);
+    // SAFETY: `c` is a valid NUL-terminated string; the flags are plain integers. The kernel
+    // returns a new fd that we take sole ownership of.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(SysError::OpenTree {
+            path: path.into(),
+            errno: Errno::last(),
+        });
+    }
+    // SAFETY: fd is a fresh descriptor returned by the kernel and owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Make the detached mount `tree` idmapped through `userns`.
+pub fn idmap(tree: &OwnedFd, userns: &OwnedFd, path: &Path) -> Result<(), SysError> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: `tree` is a valid open_tree fd, "" with AT_EMPTY_PATH names it, and `attr` is a
+    // properly laid-out struct mount_attr whose size we pass.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        let errno = Errno::last();
+        let hint = match errno {
+            Errno::EINVAL => " (the filesystem does not support idmapped mounts, e.g. an overlay or a filesystem without FS_ALLOW_IDMAP)",
+            Errno::EPERM => " (not permitted: Ward must run as root in the initial user namespace)",
+            _ => "",
+        };
+        return Err(SysError::Idmap {
+            path: path.into(),
+            errno,
+            hint,
+        });
+    }
+    Ok(())
+}
+
+/// Attach the detached mount `tree` at `target`.
+pub fn move_mount(tree: &OwnedFd, target: &Path) -> Result<(), SysError> {
+    let c = cpath(target);
+    // SAFETY: `tree` is a valid detached mount fd named by "" + F_EMPTY_PATH; `c` is a valid
+    // NUL-terminated path.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(SysError::MoveMount {
+            path: target.into(),
+            errno: Errno::last(),
+        });
+    }
+    Ok(())
+}
+
+/// A read-only (or read-write) overlay of `lowers` (upper-most first) at `target`.
+pub fn mount_overlay(
+    lowers: &[PathBuf],
+    upper_work: Option<(&Path, &Path)>,
+    target: &Path,
+) -> Result<(), SysError> {
+    let lower = lowers
+        .iter()
+        .map(|p| p.to_string_lossy().replace(':', "\\:"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let mut data = format!("lowerdir={lower}");
+    if let Some((u, w)) = upper_work {
+        data.push_str(&format!(
+            ",upperdir={},workdir={}",
+            u.display(),
+            w.display()
+        ));
+    }
+    let flags = nix::mount::MsFlags::MS_NODEV;
+    nix::mount::mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        flags,
+        Some(data.as_str()),
+    )
+    .map_err(|errno| SysError::Mount {
+        fstype: "overlay".into(),
+        path: target.into(),
+        errno,
+    })
+}
+
+/// Detach the mount at `path` (MNT_DETACH); a path that is not mounted is not an error.
+pub fn umount(path: &Path) -> Result<(), SysError> {
+    match nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH) {
+        Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => Ok(()),
+        Err(errno) => Err(SysError::Umount {
+            path: path.into(),
+            errno,
+        }),
+    }
+}
+
+/// A user namespace whose uid and gid maps are `0 → range` (used only to idmap mounts):
+/// a forked child unshares it, we write its maps and keep an fd to it.
+///
+/// Must be called from a single-threaded process (the `ward` CLI, the shim's launcher).
+pub fn userns_for(range: &IdRange) -> Result<OwnedFd, SysError> {
+    let (ready_r, ready_w) = nix::unistd::pipe().map_err(|errno| SysError::Userns {
+        step: "pipe",
+        errno,
+    })?;
+    let (hold_r, hold_w) = nix::unistd::pipe().map_err(|errno| SysError::Userns {
+        step: "pipe",
+        errno,
+    })?;
+    // SAFETY: the child only calls async-signal-safe functions (unshare, write, read, _exit)
+    // and never returns into Rust code of the parent.
+    match unsafe { nix::unistd::fork() } {
+        Err(errno) => Err(SysError::Userns {
+            step: "fork",
+            errno,
+        }),
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(ready_r);
+            drop(hold_w);
+            // SAFETY: plain syscalls on fds we own; the child exits with _exit.
+            unsafe {
+                let ok = libc::unshare(libc::CLONE_NEWUSER) == 0;
+                let b = [u8::from(ok)];
+                libc::write(ready_w.as_raw_fd(), b.as_ptr().cast(), 1);
+                let mut buf = [0u8; 1];
+                libc::read(hold_r.as_raw_fd(), buf.as_mut_ptr().cast(), 1);
+                libc::_exit(0);
+            }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            drop(ready_w);
+            drop(hold_r);
+            let result = (|| {
+                let mut b = [0u8; 1];
+                let mut f = File::from(ready_r);
+                if f.read(&mut b).ok() != Some(1) || b[0] != 1 {
+                    return Err(SysError::Userns {
+                        step: "unshare(CLONE_NEWUSER)",
+                        errno: Errno::EPERM,
+                    });
+                }
+                let map = format!("0 {} {}\n", range.host_start, range.size);
+                for file in ["uid_map", "gid_map"] {
+                    let p = PathBuf::from(format!("/proc/{child}/{file}"));
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&p)
+                        .and_then(|mut f| f.write_all(map.as_bytes()))
+                        .map_err(|source| SysError::Io {
+                            op: "write",
+                            path: p.clone(),
+                            source,
+                        })?;
+                }
+                let p = PathBuf::from(format!("/proc/{child}/ns/user"));
+                File::open(&p)
+                    .map(OwnedFd::from)
+                    .map_err(|source| SysError::Io {
+                        op: "open",
+                        path: p,
+                        source,
+                    })
+            })();
+            drop(hold_w);
+            let _ = nix::sys::wait::waitpid(child, None);
+            result
+        }
+    }
+}
+
+/// An exclusive flock on `path` (created if missing), released when the file is dropped.
+pub fn lock_exclusive(path: &Path) -> Result<File, SysError> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|source| SysError::Io {
+            op: "open",
+            path: path.into(),
+            source,
+        })?;
+    // SAFETY: flock on a valid fd we own.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    if r != 0 {
+        return Err(SysError::Flock {
+            path: path.into(),
+            errno: Errno::last(),
+        });
+    }
+    Ok(f)
+}
+
+/// The filesystem magic of `path` (statfs f_type).
+pub fn fs_magic(path: &Path) -> Result<i64, SysError> {
+    nix::sys::statfs::statfs(path)
+        .map(|s| s.filesystem_type().0 as i64)
+        .map_err(|errno| SysError::Io {
+            op: "statfs",
+            path: path.into(),
+            source: errno.into(),
+        })
+}
+
+pub const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+
+/// The kernel's Landlock ABI version (landlock_create_ruleset with the VERSION flag).
+pub fn landlock_abi() -> Result<i64, Errno> {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: with a NULL attr, size 0 and the VERSION flag the syscall only returns a number.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Mark every fd from `first` on close-on-exec (close_range(CLOSE_RANGE_CLOEXEC)).
+pub fn cloexec_from(first: u32) -> Result<(), Errno> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes flags of this process's descriptors.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
