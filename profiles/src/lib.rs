@@ -15,6 +15,7 @@ mod landlock;
 mod oci;
 mod profile;
 mod seccomp;
+mod tools;
 
 use std::path::PathBuf;
 
@@ -34,6 +35,10 @@ pub use profile::{
 pub use seccomp::{
     compile_seccomp, rewrite_trap_to_notify, Mode, SeccompProgram, NOTIFY_PROTOCOL_SYSCALLS,
     SECCOMP_RET_USER_NOTIF,
+};
+pub use tools::{
+    compile_seccomp_cached, diff, draft_from_recording, lint, Finding, ProfileDiff, Severity,
+    DANGEROUS_CAPABILITIES,
 };
 
 const BUILTINS: &[(&str, &str)] = &[
