@@ -39,6 +39,8 @@ pub enum Error {
         op: &'static str,
         source: LibcontainerError,
     },
+    #[error("exec: {0}")]
+    Exec(String),
     #[error("cgroup: {0}")]
     Cgroup(String),
     #[error("{op} {path}: {source}")]

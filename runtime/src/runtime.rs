@@ -871,14 +871,42 @@ impl Runtime {
         if let Some(fd) = opts.stderr {
             builder = builder.with_stderr(fd);
         }
-        let r = builder
-            .as_tenant()
-            .with_process(Some(&pfile))
-            .with_detach(detach)
-            .build();
+        // libcontainer 0.7's tenant (exec) path joins ipc, uts, net, pid, mnt, cgroup and time
+        // namespaces but NOT the user namespace: the exec'd process would run as host uid 0.
+        // So a forked helper first joins the container's user namespace (irreversible, hence
+        // the fork), then builds the tenant as a sibling, i.e. a child of the caller.
+        let init_pid = c.pid().map(|p| p.as_raw()).ok_or_else(|| Error::State {
+            id: id.to_string(),
+            status: c.status().to_string(),
+            what: "exec needs the init pid",
+        })?;
+        let userns_path = PathBuf::from(format!("/proc/{init_pid}/ns/user"));
+        let userns = std::fs::File::open(&userns_path).map_err(io("open", &userns_path))?;
+        let r = sys::in_forked_child(|| {
+            nix::sched::setns(&userns, nix::sched::CloneFlags::CLONE_NEWUSER)
+                .map_err(|e| format!("setns {}: {e}", userns_path.display()))?;
+            builder
+                .as_tenant()
+                .with_process(Some(&pfile))
+                .with_detach(detach)
+                .as_sibling(true)
+                .build()
+                .map(|p| p.as_raw())
+                .map_err(|e| {
+                    let mut msg = e.to_string();
+                    let mut src = std::error::Error::source(&e);
+                    while let Some(s) = src {
+                        let t = s.to_string();
+                        if !msg.contains(&t) {
+                            msg = format!("{msg}: {t}");
+                        }
+                        src = s.source();
+                    }
+                    msg
+                })
+        });
         let _ = std::fs::remove_file(&pfile);
-        let pid = r.map_err(|source| Error::Container { op: "exec", source })?;
-        Ok(pid.as_raw())
+        r.map_err(Error::Exec)
     }
 
     /// Ids and uid ranges Ward currently holds (for leak checks).

@@ -329,3 +329,38 @@ pub fn cloexec_from(first: u32) -> Result<(), Errno> {
         Ok(())
     }
 }
+
+/// Run `f` in a forked child and hand its `Ok(i32)` or error text back to the caller.
+/// For steps that change the process irreversibly (setns into a user namespace).
+/// Must be called from a single-threaded process.
+pub fn in_forked_child(f: impl FnOnce() -> Result<i32, String>) -> Result<i32, String> {
+    let (r, w) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: the caller is single-threaded (documented), so the child may run ordinary code;
+    // it leaves only through _exit.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => Err(format!("fork: {e}")),
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(r);
+            let out = match f() {
+                Ok(v) => format!("ok {v}"),
+                Err(e) => format!("err {e}"),
+            };
+            let mut file = File::from(w);
+            let _ = file.write_all(out.as_bytes());
+            drop(file);
+            // SAFETY: terminate the child without running the parent's destructors or atexit.
+            unsafe { libc::_exit(0) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            drop(w);
+            let mut out = String::new();
+            let _ = File::from(r).read_to_string(&mut out);
+            let _ = nix::sys::wait::waitpid(child, None);
+            match out.split_once(' ') {
+                Some(("ok", v)) => v.trim().parse().map_err(|_| format!("bad result {v:?}")),
+                Some(("err", e)) => Err(e.to_string()),
+                _ => Err(format!("helper process died without a result ({out:?})")),
+            }
+        }
+    }
+}

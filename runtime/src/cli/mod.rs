@@ -10,6 +10,7 @@ mod features;
 mod kill;
 mod list;
 mod pause;
+mod profile;
 mod ps;
 mod resume;
 mod run;
@@ -103,6 +104,8 @@ pub enum Command {
     Features,
     /// Write a hardened config.json template for a rootfs.
     Spec(spec::SpecArgs),
+    /// Tools for profile authors: show, lint, diff, explain, import, export.
+    Profile(profile::ProfileArgs),
     /// Check that this node can run Ward's sandbox.
     Check(checkcmd::CheckArgs),
 }
@@ -137,6 +140,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Features => features::run(),
         Command::Spec(a) => spec::run(g, a),
         Command::Check(a) => checkcmd::run(g, a),
+        Command::Profile(a) => profile::run(g, a),
     }
 }
 
