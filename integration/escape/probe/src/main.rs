@@ -13,6 +13,9 @@ use report::{Outcome, Verdict};
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
+/// The pipe a forked technique reports through (not an inherited fd).
+pub static REPORT_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
 /// Parameters the runner passes to every technique.
 #[derive(Clone, Debug)]
 pub struct Ctx {
@@ -160,6 +163,7 @@ fn isolated_outcome(t: &tech::Technique, ctx: &Ctx) -> Result<String, Outcome> {
     };
     if pid == 0 {
         sys::close(fds[0] as i64);
+        REPORT_FD.store(fds[1], std::sync::atomic::Ordering::SeqCst);
         let o = (t.run)(ctx);
         let line = o.to_json() + "\n";
         sys::write_all(fds[1], line.as_bytes());

@@ -32,11 +32,14 @@ fn mnt(src: &str, dst: &str, fstype: Option<&str>, flags: libc::c_ulong) {
 pub fn main(args: &[String]) -> ! {
     let mut rootfs = None;
     let mut binds = Vec::new();
+    let mut cwd_fd: Option<i32> = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--rootfs" => rootfs = args.get(i + 1).cloned(),
             "--bind" => binds.push(args.get(i + 1).cloned().unwrap_or_default()),
+            // Leave the cwd on this (host) directory fd, as a careless runtime would.
+            "--cwd-fd" => cwd_fd = args.get(i + 1).and_then(|v| v.parse().ok()),
             "--" => break,
             _ => die("usage: host-sandbox --rootfs DIR [--bind SRC:DST]... -- ARGS"),
         }
@@ -76,14 +79,27 @@ pub fn main(args: &[String]) -> ! {
         };
         mnt(s, &format!("{rootfs}{d}"), None, libc::MS_BIND);
     }
+    // pivot_root rather than chroot: the kernel refuses new user namespaces
+    // to a chrooted process, which would hide what an unconfined one can do.
     let r = cs(&rootfs);
-    // SAFETY: `r` is NUL-terminated.
-    if unsafe { libc::chroot(r.as_ptr()) } != 0 {
-        die("chroot");
+    let dot = cs(".");
+    // SAFETY: `r` and `dot` are NUL-terminated strings.
+    unsafe {
+        if libc::chdir(r.as_ptr()) != 0 {
+            die("chdir rootfs");
+        }
+        if libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) != 0 {
+            die("pivot_root");
+        }
+        if libc::umount2(dot.as_ptr(), libc::MNT_DETACH) != 0 {
+            die("umount old root");
+        }
+        let slash = cs("/");
+        libc::chdir(slash.as_ptr());
+        if let Some(fd) = cwd_fd {
+            libc::fchdir(fd);
+        }
     }
-    let slash = cs("/");
-    // SAFETY: `slash` is NUL-terminated.
-    unsafe { libc::chdir(slash.as_ptr()) };
     let c: Vec<_> = cmd.iter().map(|a| cs(a)).collect();
     let mut argv: Vec<*const libc::c_char> = c.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());

@@ -1,1 +1,189 @@
-fn main() {}
+//! ward-escape: runs every ward-probe technique inside containers of ward,
+//! runc and crun (and unconfined in a throwaway namespace as a sanity
+//! column), checks the host after each one, and writes a table, Markdown and
+//! JSON. Exits non-zero when anything escapes, or leaks, under ward.
+
+mod bundle;
+mod chaos;
+mod host;
+mod report;
+mod rt;
+mod suite;
+
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    Ward,
+    Runc,
+    Crun,
+    /// No runtime: the probe runs as full root in a throwaway mount
+    /// namespace chrooted into the rootfs, to show each technique can succeed.
+    Host,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Ward => "ward",
+            Kind::Runc => "runc",
+            Kind::Crun => "crun",
+            Kind::Host => "host",
+        }
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ward-escape",
+    about = "Escape-attempt chaos suite for OCI runtimes"
+)]
+pub struct Cli {
+    /// Runtimes to test (repeatable).
+    #[arg(long = "runtime", value_enum, required = true)]
+    pub runtimes: Vec<Kind>,
+    /// Binary path, as KIND=PATH (or just PATH for ward). Defaults: $WARD or
+    /// target/debug/ward, then `runc`, `crun` on PATH.
+    #[arg(long = "runtime-path")]
+    pub runtime_paths: Vec<String>,
+    /// Ward profile(s); each gets its own column (default: ward's default).
+    #[arg(long = "profile")]
+    pub profiles: Vec<String>,
+    /// Comma-separated technique ids (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub techniques: Vec<String>,
+    /// The static ward-probe binary.
+    #[arg(long, env = "WARD_PROBE")]
+    pub probe: Option<PathBuf>,
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Run techniques through `exec` into a running container instead of `run`.
+    #[arg(long)]
+    pub exec: bool,
+    /// Chaos mode: techniques concurrently with churn, neighbours and kills.
+    #[arg(long)]
+    pub chaos: bool,
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u64,
+    /// Bounds passed to the resource techniques.
+    #[arg(long, default_value_t = 2048)]
+    pub mem_mib: u64,
+    #[arg(long, default_value_t = 4096)]
+    pub forks: u32,
+    #[arg(long, default_value_t = 1024)]
+    pub fill_mib: u64,
+    /// Per-technique timeout in seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Keep the work directory for inspection.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+fn find_probe(cli: &Cli) -> Result<PathBuf, String> {
+    if let Some(p) = &cli.probe {
+        return Ok(p.clone());
+    }
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = me.parent().map(PathBuf::from).unwrap_or_default();
+    for c in [
+        dir.join("ward-probe"),
+        dir.join("../x86_64-unknown-linux-gnu/release/ward-probe"),
+        dir.join("../../x86_64-unknown-linux-gnu/release/ward-probe"),
+    ] {
+        if c.exists() {
+            return Ok(c);
+        }
+    }
+    Err("ward-probe not found: pass --probe or set WARD_PROBE".into())
+}
+
+fn runtime_path(cli: &Cli, k: Kind) -> PathBuf {
+    for p in &cli.runtime_paths {
+        if let Some((kind, path)) = p.split_once('=') {
+            if kind == k.name() {
+                return PathBuf::from(path);
+            }
+        } else if k == Kind::Ward || cli.runtimes.len() == 1 {
+            return PathBuf::from(p);
+        }
+    }
+    match k {
+        Kind::Ward => std::env::var_os("WARD")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                let local = PathBuf::from("target/debug/ward");
+                if local.exists() {
+                    local.canonicalize().unwrap_or(local)
+                } else {
+                    PathBuf::from("ward")
+                }
+            }),
+        other => PathBuf::from(other.name()),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match real_main(&cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("ward-escape: {e}");
+            std::process::exit(2)
+        }
+    }
+}
+
+fn real_main(cli: &Cli) -> Result<i32, String> {
+    let probe = find_probe(cli)?;
+    let mut columns = Vec::new();
+    for &k in &cli.runtimes {
+        let path = which(&runtime_path(cli, k));
+        let profiles: Vec<Option<String>> = if k == Kind::Ward && !cli.profiles.is_empty() {
+            cli.profiles.iter().cloned().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for p in profiles {
+            columns.push(rt::Runtime {
+                kind: k.name().into(),
+                path: path.clone(),
+                profile: p,
+                root: PathBuf::new(),
+            });
+        }
+    }
+    if cli.runtimes.contains(&Kind::Crun) {
+        rt::ensure_hugetlb_v1()?;
+    }
+    let mut s = suite::Suite::new(cli, &probe, &columns)?;
+    let code = if cli.chaos {
+        chaos::run(&mut s, cli)?
+    } else {
+        s.run_all()?
+    };
+    if !cli.keep {
+        s.cleanup();
+    } else {
+        eprintln!("ward-escape: kept {}", s.paths.work.display());
+    }
+    Ok(code)
+}
+
+/// Resolve a bare name on PATH so the host checks can hash the binary.
+fn which(p: &std::path::Path) -> PathBuf {
+    if p.components().count() > 1 {
+        return p.to_path_buf();
+    }
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    for d in path.split(':') {
+        let c = PathBuf::from(d).join(p);
+        if c.exists() {
+            return c;
+        }
+    }
+    p.to_path_buf()
+}

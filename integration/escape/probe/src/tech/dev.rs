@@ -55,8 +55,14 @@ fn mknod_try(c: &Ctx, id: &str, kind: u32, major: u32, minor: u32, what: &str) -
         ));
     }
     let e = o.results.last().and_then(|c| c.errno).unwrap_or(0);
-    o.blocked(format!(
-        "mknod succeeded (CAP_MKNOD) but open failed with {}: the device cgroup stops it",
+    if e == libc::EPERM || e == libc::EACCES {
+        return o.blocked(format!(
+            "mknod succeeded (CAP_MKNOD) but open failed with {}: the device cgroup stops it",
+            errno_name(e)
+        ));
+    }
+    o.escaped(format!(
+        "mknod succeeded and the device cgroup let the open through (it then failed with {}: no driver)",
         errno_name(e)
     ))
 }

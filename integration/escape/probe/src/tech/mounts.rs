@@ -317,7 +317,9 @@ pub fn cgroup_mount(c: &Ctx) -> Outcome {
         "mount -t cgroup -o memory (or rdma) and open release_agent O_WRONLY (no write)",
     );
     let dir = scratch_dir(c);
-    for ctrl in ["rdma", "memory", "pids"] {
+    // memory first: an existing hierarchy, so even the unconfined host column
+    // never creates a new one.
+    for ctrl in ["memory", "pids", "rdma"] {
         let r = mount("cgroup", &dir, Some("cgroup"), 0, ctrl);
         if o.rec(&format!("mount cgroup -o {ctrl}"), r).errno.is_none() {
             let fd = sys::open(&format!("{dir}/release_agent"), libc::O_WRONLY);

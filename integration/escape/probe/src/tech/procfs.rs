@@ -34,6 +34,9 @@ pub fn sysrq(_c: &Ctx) -> Outcome {
     if open_w(&mut o, "/proc/sysrq-trigger") {
         return o.escaped("sysrq-trigger writable (could crash or reboot the host)");
     }
+    if o.results[0].errno == Some(libc::ENOENT) {
+        return o.na("this kernel has no /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ off)");
+    }
     o.by_last("", Verdict::NotApplicable)
 }
 
@@ -54,6 +57,9 @@ pub fn kcore(_c: &Ctx) -> Outcome {
     let mut o = Outcome::new("kcore", "open+read(/proc/kcore, 64 bytes)");
     let fd = sys::open("/proc/kcore", libc::O_RDONLY);
     if o.rec("open /proc/kcore", fd).errno.is_some() {
+        if o.results[0].errno == Some(libc::ENOENT) && sys::stat("/proc/kcore").is_none() {
+            return o.na("this kernel has no /proc/kcore (CONFIG_PROC_KCORE off)");
+        }
         return o.by_last("", Verdict::Blocked);
     }
     let (n, _) = sys::read_some(fd as i32, 64);
@@ -271,7 +277,7 @@ pub fn leaked_fd(c: &Ctx) -> Outcome {
         })
         .unwrap_or_default();
     for fd in fds {
-        if fd <= 2 {
+        if fd <= 2 || fd == crate::REPORT_FD.load(std::sync::atomic::Ordering::SeqCst) {
             continue;
         }
         let Some(st) = sys::fstat(fd) else { continue };

@@ -223,6 +223,11 @@ pub fn cpu_spin(c: &Ctx) -> Outcome {
             ratio * 100.0,
             delta.map_or("?".into(), |d| d.to_string())
         ))
+    } else if lim.ends_with("=-1") || lim.ends_with("=max") || lim.contains("=max ") {
+        o.escaped(format!(
+            "no CPU quota: got {:.0}% of {n} CPUs ({lim})",
+            ratio * 100.0
+        ))
     } else if ratio < 0.9 {
         o.na(format!(
             "got {:.0}% of {n} CPUs but no throttling recorded: host contention ({lim})",

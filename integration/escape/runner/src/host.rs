@@ -1,0 +1,349 @@
+//! Host-side canaries and the checks made after every technique: the probe's
+//! word is only trusted when the host agrees.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+pub const HOST_CANARY: &str = "ward-host-canary";
+pub const VOL_CANARY: &str = "ward-volume-canary: must stay unchanged\n";
+
+/// Everything planted on the host for one suite run.
+pub struct Canaries {
+    pub host_dir: PathBuf,
+    pub vol: PathBuf,
+    pub sleeper: Child,
+    pub abstract_name: String,
+    pub abstract_hits: Arc<AtomicUsize>,
+    /// An fd to the host canary dir, deliberately left without CLOEXEC so
+    /// every runtime we spawn inherits it (CVE-2024-21626 class).
+    pub leaked_fd: i32,
+    /// A fake host control socket (docker.sock) in a host directory; only
+    /// the unconfined column mounts it, to show `host-sockets` can succeed.
+    pub sock_dir: PathBuf,
+    pub sock_hits: Arc<AtomicUsize>,
+    pub runtime_bins: Vec<PathBuf>,
+}
+
+fn set_mtime(p: &Path) {
+    let c = std::ffi::CString::new(p.as_os_str().to_string_lossy().as_bytes()).expect("path");
+    let t = [
+        libc::timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 0,
+        },
+        libc::timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 0,
+        },
+    ];
+    // SAFETY: `c` is NUL-terminated, `t` holds two valid timespecs.
+    unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), t.as_ptr(), 0) };
+}
+
+impl Canaries {
+    pub fn plant(
+        host_dir: &Path,
+        vol: &Path,
+        sock_dir: &Path,
+        runtime_bins: Vec<PathBuf>,
+    ) -> Result<Self, String> {
+        std::fs::create_dir_all(sock_dir)
+            .map_err(|e| format!("mkdir {}: {e}", sock_dir.display()))?;
+        let sock_hits = Arc::new(AtomicUsize::new(0));
+        let l = UnixListener::bind(sock_dir.join("docker.sock"))
+            .map_err(|e| format!("bind docker.sock: {e}"))?;
+        let h = sock_hits.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                if s.is_ok() {
+                    h.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        std::fs::create_dir_all(host_dir)
+            .map_err(|e| format!("mkdir {}: {e}", host_dir.display()))?;
+        std::fs::create_dir_all(vol).map_err(|e| format!("mkdir {}: {e}", vol.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(vol, std::fs::Permissions::from_mode(0o777));
+        let _ = std::fs::set_permissions(host_dir, std::fs::Permissions::from_mode(0o755));
+        let sleeper = Command::new("sleep")
+            .arg("100000")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawn sleep: {e}"))?;
+        let abstract_name = format!("ward-escape-{}-{}", std::process::id(), nonce());
+        let hits = Arc::new(AtomicUsize::new(0));
+        {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes())
+                .map_err(|e| format!("abstract addr: {e}"))?;
+            let l = UnixListener::bind_addr(&addr).map_err(|e| format!("bind abstract: {e}"))?;
+            let h = hits.clone();
+            std::thread::spawn(move || {
+                for s in l.incoming() {
+                    if s.is_ok() {
+                        h.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+        let c = std::ffi::CString::new(host_dir.as_os_str().to_string_lossy().as_bytes())
+            .expect("path");
+        // SAFETY: `c` is NUL-terminated; no O_CLOEXEC on purpose (see field doc).
+        let leaked_fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
+        let me = Canaries {
+            host_dir: host_dir.to_path_buf(),
+            vol: vol.to_path_buf(),
+            sleeper,
+            abstract_name,
+            abstract_hits: hits,
+            leaked_fd,
+            sock_dir: sock_dir.to_path_buf(),
+            sock_hits,
+            runtime_bins,
+        };
+        me.reset();
+        Ok(me)
+    }
+
+    /// Put canaries back to their known state and remove anything else.
+    pub fn reset(&self) {
+        for dir in [&self.host_dir, &self.vol] {
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    let p = e.path();
+                    // symlink_metadata: never follow what the container planted.
+                    match std::fs::symlink_metadata(&p) {
+                        Ok(m) if m.is_dir() => {
+                            let _ = std::fs::remove_dir_all(&p);
+                        }
+                        _ => {
+                            let _ = std::fs::remove_file(&p);
+                        }
+                    }
+                }
+            }
+        }
+        let hc = self.host_dir.join("canary.txt");
+        let _ = std::fs::write(&hc, format!("{HOST_CANARY}\n"));
+        set_mtime(&hc);
+        let vc = self.vol.join("canary");
+        let _ = std::fs::write(&vc, VOL_CANARY);
+        // Owned by host uid 0, mode 0644.
+        let _ = std::os::unix::fs::chown(&vc, Some(0), Some(0));
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&vc, std::fs::Permissions::from_mode(0o644));
+        set_mtime(&vc);
+        set_mtime(&self.host_dir);
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.sleeper.id() as i32
+    }
+}
+
+pub fn nonce() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ ((std::process::id() as u64) << 32)
+}
+
+fn file_sig(p: &Path) -> String {
+    match (std::fs::symlink_metadata(p), std::fs::read(p)) {
+        (Ok(m), Ok(b)) => {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            b.hash(&mut h);
+            format!(
+                "uid={} mode={:o} size={} mtime={} hash={:x}",
+                m.uid(),
+                m.mode(),
+                m.len(),
+                m.mtime(),
+                h.finish()
+            )
+        }
+        (Ok(m), Err(_)) => format!("uid={} mode={:o} unreadable", m.uid(), m.mode()),
+        (Err(e), _) => format!("missing: {e}"),
+    }
+}
+
+fn listing(d: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(d)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Mount points of the host mount namespace that matter: everything except
+/// scratch areas other tools on a shared machine mount into.
+fn host_mounts(ours: &Path) -> BTreeSet<String> {
+    let ours = ours.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let mp = (*f.get(4)?).to_string();
+            let scratch = ["/tmp/", "/run/", "/var/", "/work/"]
+                .iter()
+                .any(|p| mp.starts_with(p));
+            (mp.starts_with(&ours) || !scratch).then(|| format!("{mp} {}", f.get(3).unwrap_or(&"")))
+        })
+        .collect()
+}
+
+/// A snapshot of the host taken before a technique runs.
+pub struct Snapshot {
+    files: BTreeMap<String, String>,
+    host_listing: BTreeSet<String>,
+    root_listing: BTreeSet<String>,
+    mounts: BTreeSet<String>,
+    hits: usize,
+    sock_hits: usize,
+}
+
+impl Snapshot {
+    pub fn take(c: &Canaries, work: &Path) -> Self {
+        let mut files = BTreeMap::new();
+        for p in [
+            c.host_dir.join("canary.txt"),
+            c.vol.join("canary"),
+            c.host_dir.clone(),
+        ] {
+            files.insert(p.to_string_lossy().into_owned(), file_sig(&p));
+        }
+        for b in &c.runtime_bins {
+            files.insert(b.to_string_lossy().into_owned(), file_sig(b));
+        }
+        Snapshot {
+            files,
+            host_listing: listing(&c.host_dir),
+            root_listing: listing(Path::new("/")),
+            mounts: host_mounts(work),
+            hits: c.abstract_hits.load(Ordering::SeqCst),
+            sock_hits: c.sock_hits.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Every way the host differs from the snapshot.
+    pub fn verify(&self, c: &Canaries, work: &Path) -> Vec<String> {
+        let mut v = Vec::new();
+        for (p, sig) in &self.files {
+            let now = file_sig(Path::new(p));
+            // The host dir's own mtime may change when the runner resets it;
+            // its listing is compared below instead.
+            if &now != sig && Path::new(p) != c.host_dir {
+                v.push(format!("{p} changed ({sig} -> {now})"));
+            }
+        }
+        let hl = listing(&c.host_dir);
+        for n in hl.difference(&self.host_listing) {
+            v.push(format!("new file in host canary dir: {n}"));
+        }
+        let rl = listing(Path::new("/"));
+        for n in rl.difference(&self.root_listing) {
+            v.push(format!("new entry in host /: {n}"));
+        }
+        for m in host_mounts(work).difference(&self.mounts) {
+            v.push(format!("new host mount: {m}"));
+        }
+        let pid = c.pid();
+        match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            Err(_) => v.push(format!("host canary process {pid} is gone")),
+            Ok(s) => {
+                let tracer = s
+                    .lines()
+                    .find_map(|l| l.strip_prefix("TracerPid:"))
+                    .map(str::trim);
+                if tracer != Some("0") {
+                    v.push(format!(
+                        "host canary process {pid} is traced (TracerPid {tracer:?})"
+                    ));
+                }
+                if s.lines().any(|l| {
+                    l.starts_with("State:")
+                        && (l.contains("(stopped)") || l.contains("(tracing stop)"))
+                }) {
+                    v.push(format!("host canary process {pid} is stopped"));
+                }
+            }
+        }
+        let hits = c.abstract_hits.load(Ordering::SeqCst);
+        if hits != self.hits {
+            v.push(format!(
+                "host abstract socket @{} got {} connection(s)",
+                c.abstract_name,
+                hits - self.hits
+            ));
+        }
+        let sh = c.sock_hits.load(Ordering::SeqCst);
+        if sh != self.sock_hits {
+            v.push(format!(
+                "fake host docker.sock got {} connection(s)",
+                sh - self.sock_hits
+            ));
+        }
+        v
+    }
+}
+
+/// Processes whose root directory is our rootfs: container processes that
+/// outlived their container.
+pub fn leaked_processes(rootfs: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return v;
+    };
+    for e in rd.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if !n.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(r) = std::fs::read_link(format!("/proc/{n}/root")) {
+            if r.starts_with(rootfs) {
+                let comm = std::fs::read_to_string(format!("/proc/{n}/comm")).unwrap_or_default();
+                v.push(format!(
+                    "pid {n} ({}) still runs in the rootfs",
+                    comm.trim()
+                ));
+            }
+        }
+    }
+    v
+}
+
+/// cgroup directories (v1 controllers and the unified tree) named after `needle`.
+pub fn leaked_cgroups(needle: &str) -> Vec<String> {
+    fn walk(d: &Path, needle: &str, depth: u32, out: &mut Vec<String>) {
+        if depth == 0 {
+            return;
+        }
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let p = e.path();
+            if e.file_name().to_string_lossy().contains(needle) {
+                out.push(p.to_string_lossy().into_owned());
+            } else {
+                walk(&p, needle, depth - 1, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(Path::new("/sys/fs/cgroup"), needle, 5, &mut out);
+    out
+}

@@ -1,0 +1,248 @@
+//! Combining the probe's verdict with the host checks, and the three
+//! outputs: a text table, Markdown and JSON.
+
+use crate::rt::Output;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug)]
+pub struct Cell {
+    pub technique: String,
+    pub column: String,
+    /// blocked | escaped | n.a. | error
+    pub verdict: String,
+    pub probe_verdict: Option<String>,
+    pub reason: String,
+    pub host_findings: Vec<String>,
+    pub leaks: Vec<String>,
+    pub probe: Option<Value>,
+}
+
+impl Cell {
+    pub fn error(t: &str, col: &str, why: &str) -> Cell {
+        Cell {
+            technique: t.into(),
+            column: col.into(),
+            verdict: "error".into(),
+            probe_verdict: None,
+            reason: why.into(),
+            host_findings: vec![],
+            leaks: vec![],
+            probe: None,
+        }
+    }
+}
+
+/// A technique is blocked only if the probe says so *and* the host agrees.
+pub fn combine(
+    t: &str,
+    col: &str,
+    probe: Option<Value>,
+    out: &Output,
+    findings: Vec<String>,
+    leaks: Vec<String>,
+) -> Cell {
+    let pv = probe
+        .as_ref()
+        .and_then(|p| p["verdict"].as_str())
+        .map(String::from);
+    let preason = probe
+        .as_ref()
+        .and_then(|p| p["reason"].as_str())
+        .unwrap_or("")
+        .to_string();
+    let (verdict, reason) = if !findings.is_empty() {
+        (
+            "escaped",
+            format!(
+                "host check failed: {}; probe: {}",
+                findings.join("; "),
+                preason
+            ),
+        )
+    } else {
+        match pv.as_deref() {
+            Some("escaped") => ("escaped", preason),
+            Some("blocked") => ("blocked", preason),
+            Some("not-applicable") => ("n.a.", preason),
+            _ => {
+                let err = out
+                    .stderr
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                if t == "symlink-mount-target" && !out.timed_out {
+                    ("blocked", format!("the runtime refused the config: {err}"))
+                } else if out.timed_out {
+                    ("error", "timed out".to_string())
+                } else {
+                    (
+                        "error",
+                        format!("no probe output (exit {:?}): {err}", out.status),
+                    )
+                }
+            }
+        }
+    };
+    Cell {
+        technique: t.into(),
+        column: col.into(),
+        verdict: verdict.into(),
+        probe_verdict: pv,
+        reason,
+        host_findings: findings,
+        leaks,
+        probe,
+    }
+}
+
+fn grid<'a>(cells: &'a [Cell]) -> BTreeMap<(&'a str, &'a str), &'a Cell> {
+    cells
+        .iter()
+        .map(|c| ((c.technique.as_str(), c.column.as_str()), c))
+        .collect()
+}
+
+fn mark(c: Option<&&Cell>) -> String {
+    match c {
+        None => "-".into(),
+        Some(c) if c.leaks.is_empty() => c.verdict.clone(),
+        Some(c) => format!("{}+leak", c.verdict),
+    }
+}
+
+pub fn table(techs: &[String], cols: &[String], cells: &[Cell]) -> String {
+    let g = grid(cells);
+    let w0 = techs.iter().map(|t| t.len()).max().unwrap_or(9).max(9);
+    let ws: Vec<usize> = cols.iter().map(|c| c.len().max(12)).collect();
+    let mut s = format!("{:<w0$}", "technique");
+    for (c, w) in cols.iter().zip(&ws) {
+        s += &format!(" | {c:<w$}");
+    }
+    s.push('\n');
+    s += &"-".repeat(s.len());
+    s.push('\n');
+    for t in techs {
+        s += &format!("{t:<w0$}");
+        for (c, w) in cols.iter().zip(&ws) {
+            s += &format!(" | {:<w$}", mark(g.get(&(t.as_str(), c.as_str()))));
+        }
+        s.push('\n');
+    }
+    s += &summary(cols, cells).join("\n");
+    s
+}
+
+fn summary(cols: &[String], cells: &[Cell]) -> Vec<String> {
+    cols.iter()
+        .map(|c| {
+            let n = |v: &str| {
+                cells
+                    .iter()
+                    .filter(|x| &x.column == c && x.verdict == v)
+                    .count()
+            };
+            let leaks = cells
+                .iter()
+                .filter(|x| &x.column == c && !x.leaks.is_empty())
+                .count();
+            format!(
+                "{c}: {} blocked, {} escaped, {} n.a., {} error, {} with leaks",
+                n("blocked"),
+                n("escaped"),
+                n("n.a."),
+                n("error"),
+                leaks
+            )
+        })
+        .collect()
+}
+
+pub fn markdown(
+    techs: &[String],
+    cols: &[String],
+    cells: &[Cell],
+    exec: bool,
+    chaos: Option<&[String]>,
+) -> String {
+    let g = grid(cells);
+    let mut s = String::from("# Escape-attempt suite results\n\n");
+    s += &format!(
+        "Generated by `ward-escape` ({} mode) on {}. Each cell combines the probe's verdict inside the \
+         container with the host-side checks: `blocked` needs both to agree. `host` is the unconfined \
+         sanity column (full root in a throwaway mount namespace) showing each technique can succeed.\n\n",
+        if exec { "exec" } else { "run" },
+        kernel()
+    );
+    s += "| technique |";
+    for c in cols {
+        s += &format!(" {c} |");
+    }
+    s += "\n|---|";
+    for _ in cols {
+        s += "---|";
+    }
+    s.push('\n');
+    for t in techs {
+        s += &format!("| `{t}` |");
+        for c in cols {
+            let m = mark(g.get(&(t.as_str(), c.as_str())));
+            let m = match m.as_str() {
+                "escaped" => "**escaped**".to_string(),
+                _ => m,
+            };
+            s += &format!(" {m} |");
+        }
+        s.push('\n');
+    }
+    s += "\n";
+    for l in summary(cols, cells) {
+        s += &format!("- {l}\n");
+    }
+    s += "\n## Why (escaped, error and leak cells)\n\n";
+    for c in cells {
+        if c.verdict == "escaped" || c.verdict == "error" || !c.leaks.is_empty() {
+            let mut r = c.reason.replace('|', "\\|");
+            if !c.leaks.is_empty() {
+                r += &format!(" — leaks: {}", c.leaks.join("; "));
+            }
+            s += &format!(
+                "- `{}` under {}: {}\n",
+                c.technique,
+                c.column,
+                crate::suite::truncate(&r, 300)
+            );
+        }
+    }
+    if let Some(notes) = chaos {
+        s += "\n## Chaos run\n\n";
+        for n in notes {
+            s += &format!("- {n}\n");
+        }
+    }
+    s
+}
+
+pub fn json(cells: &[Cell], chaos: Option<&[String]>) -> String {
+    let v: Vec<Value> = cells
+        .iter()
+        .map(|c| {
+            json!({
+                "technique": c.technique, "column": c.column, "verdict": c.verdict,
+                "probe_verdict": c.probe_verdict, "reason": c.reason,
+                "host_findings": c.host_findings, "leaks": c.leaks, "probe": c.probe,
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&json!({"kernel": kernel(), "results": v, "chaos": chaos}))
+        .unwrap_or_default()
+}
+
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| format!("Linux {}", s.trim()))
+        .unwrap_or_default()
+}

@@ -1,0 +1,290 @@
+//! One suite run: the work directory, the canaries, and running one
+//! technique under one runtime column with host-side verification.
+
+use crate::bundle::{self, Paths, Spec};
+use crate::host::{self, Canaries, Snapshot};
+use crate::report::{self, Cell};
+use crate::rt::{self, Runtime};
+use crate::Cli;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+pub struct Suite {
+    pub paths: Paths,
+    pub canaries: Canaries,
+    pub columns: Vec<Runtime>,
+    pub techniques: Vec<String>,
+    pub run_id: String,
+    pub cells: Vec<Cell>,
+    pub opts: Opts,
+}
+
+#[derive(Clone)]
+pub struct Opts {
+    pub exec: bool,
+    pub mem_mib: u64,
+    pub forks: u32,
+    pub fill_mib: u64,
+    pub timeout: u64,
+    pub json: Option<PathBuf>,
+    pub markdown: Option<PathBuf>,
+}
+
+impl Suite {
+    pub fn new(cli: &Cli, probe: &Path, columns: &[Runtime]) -> Result<Self, String> {
+        let run_id = format!("{:06x}", host::nonce() & 0xffffff);
+        let work = PathBuf::from(format!("/tmp/ward-escape-{run_id}"));
+        let paths = Paths {
+            rootfs: work.join("rootfs"),
+            host: work.join("host"),
+            vol: work.join("vol"),
+            work,
+        };
+        std::fs::create_dir_all(&paths.work).map_err(|e| format!("mkdir work: {e}"))?;
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&paths.work, std::fs::Permissions::from_mode(0o755));
+        let mut columns = columns.to_vec();
+        for c in &mut columns {
+            c.root = paths.work.join("state").join(c.label().replace(':', "-"));
+            std::fs::create_dir_all(&c.root).map_err(|e| format!("mkdir state: {e}"))?;
+        }
+        let bins: Vec<PathBuf> = columns
+            .iter()
+            .filter(|c| c.kind != "host")
+            .map(|c| c.path.clone())
+            .collect();
+        let canaries = Canaries::plant(&paths.host, &paths.vol, &paths.work.join("sock"), bins)?;
+        bundle::build_rootfs(&paths, probe)?;
+        let all = list_techniques(&paths.rootfs.join("bin/ward-probe"))?;
+        let techniques = if cli.techniques.is_empty() {
+            all
+        } else {
+            for t in &cli.techniques {
+                if !all.contains(t) {
+                    return Err(format!("unknown technique {t} (see `ward-probe list`)"));
+                }
+            }
+            cli.techniques.clone()
+        };
+        Ok(Suite {
+            paths,
+            canaries,
+            columns,
+            techniques,
+            run_id,
+            cells: Vec::new(),
+            opts: Opts {
+                exec: cli.exec,
+                mem_mib: cli.mem_mib,
+                forks: cli.forks,
+                fill_mib: cli.fill_mib,
+                timeout: cli.timeout,
+                json: cli.json.clone(),
+                markdown: cli.markdown.clone(),
+            },
+        })
+    }
+
+    pub fn probe_args(&self, tech: &str, host_mode: bool) -> Vec<String> {
+        let mut a = vec![
+            "/bin/ward-probe".to_string(),
+            tech.to_string(),
+            "--host-pid".into(),
+            self.canaries.pid().to_string(),
+            "--volume".into(),
+            bundle::VOL_IN.into(),
+            "--host-dir".into(),
+            self.paths.host.to_string_lossy().into_owned(),
+            "--abstract".into(),
+            self.canaries.abstract_name.clone(),
+            "--timeout-secs".into(),
+            self.opts.timeout.saturating_sub(10).max(10).to_string(),
+            "--mem-mib".into(),
+            self.opts.mem_mib.to_string(),
+            "--forks".into(),
+            self.opts.forks.to_string(),
+            "--fill-mib".into(),
+            self.opts.fill_mib.to_string(),
+        ];
+        if host_mode {
+            a.push("--host-mode".into());
+        }
+        a
+    }
+
+    pub fn container_id(&self, col: usize, tech: &str) -> String {
+        format!("wesc-{}-{col}-{tech}", self.run_id)
+    }
+
+    /// Run one technique under one column and verify the host afterwards.
+    pub fn run_one(&self, col: usize, tech: &str, cid: &str) -> Cell {
+        let r = &self.columns[col];
+        let snap = Snapshot::take(&self.canaries, &self.paths.work);
+        let timeout = Duration::from_secs(self.opts.timeout);
+        let out = if r.kind == "host" {
+            let mut c = Command::new(self.paths.rootfs.join("bin/ward-probe"));
+            c.arg("host-sandbox")
+                .arg("--rootfs")
+                .arg(&self.paths.rootfs)
+                .arg("--bind")
+                .arg(format!("{}:{}", self.paths.vol.display(), bundle::VOL_IN))
+                .arg("--bind")
+                .arg(format!("{}:/var/run", self.canaries.sock_dir.display()))
+                .arg("--cwd-fd")
+                .arg(self.canaries.leaked_fd.to_string())
+                .arg("--")
+                .args(self.probe_args(tech, true));
+            rt::run_cmd(c, timeout)
+        } else {
+            let bdir = self.paths.work.join("bundles").join(cid);
+            let args = if self.opts.exec {
+                vec!["/bin/sleep".to_string(), "3600".to_string()]
+            } else {
+                self.probe_args(tech, false)
+            };
+            let spec = Spec {
+                args,
+                cgroup_path: format!("/ward-escape-{}/{cid}", self.run_id),
+                symlink_mount: tech == "symlink-mount-target",
+                limits: None,
+                user: (tech == "setuid-exec").then_some(65534),
+                paths: &self.paths,
+            };
+            if let Err(e) = bundle::write_config(&bdir, &spec) {
+                return Cell::error(tech, &r.label(), &e);
+            }
+            let out = if self.opts.exec {
+                let d = r.run_detached(&bdir, cid);
+                if d.status != Some(0) {
+                    d
+                } else {
+                    r.exec(cid, &self.probe_args(tech, false), timeout)
+                }
+            } else {
+                r.run(&bdir, cid, timeout)
+            };
+            let _ = r.delete(cid);
+            let _ = std::fs::remove_dir_all(&bdir);
+            out
+        };
+        let findings = snap.verify(&self.canaries, &self.paths.work);
+        let mut leaks = Vec::new();
+        if r.kind != "host" {
+            leaks.extend(
+                r.list()
+                    .into_iter()
+                    .filter(|i| i == cid)
+                    .map(|i| format!("`{} list` still shows {i}", r.kind)),
+            );
+            leaks.extend(
+                host::leaked_cgroups(cid)
+                    .into_iter()
+                    .map(|p| format!("cgroup left: {p}")),
+            );
+        }
+        leaks.extend(host::leaked_processes(&self.paths.rootfs));
+        let probe: Option<Value> = out
+            .stdout
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('{'))
+            .and_then(|l| serde_json::from_str(l).ok());
+        self.canaries.reset();
+        report::combine(tech, &r.label(), probe, &out, findings, leaks)
+    }
+
+    pub fn run_all(&mut self) -> Result<i32, String> {
+        for col in 0..self.columns.len() {
+            let label = self.columns[col].label();
+            eprintln!(
+                "== {label} ({} techniques{})",
+                self.techniques.len(),
+                if self.opts.exec { ", exec" } else { "" }
+            );
+            for tech in self.techniques.clone() {
+                let cid = self.container_id(col, &tech);
+                let cell = self.run_one(col, &tech, &cid);
+                eprintln!(
+                    "  {:<26} {:<8} {}",
+                    tech,
+                    cell.verdict,
+                    truncate(&cell.reason, 110)
+                );
+                self.cells.push(cell);
+            }
+        }
+        self.finish(None)
+    }
+
+    pub fn finish(&self, chaos_notes: Option<&[String]>) -> Result<i32, String> {
+        let labels: Vec<String> = self.columns.iter().map(|c| c.label()).collect();
+        println!("{}", report::table(&self.techniques, &labels, &self.cells));
+        if let Some(p) = &self.opts.markdown {
+            let md = report::markdown(
+                &self.techniques,
+                &labels,
+                &self.cells,
+                self.opts.exec,
+                chaos_notes,
+            );
+            std::fs::write(p, md).map_err(|e| format!("write {}: {e}", p.display()))?;
+        }
+        if let Some(p) = &self.opts.json {
+            let j = report::json(&self.cells, chaos_notes);
+            std::fs::write(p, j).map_err(|e| format!("write {}: {e}", p.display()))?;
+        }
+        let bad: Vec<&Cell> = self
+            .cells
+            .iter()
+            .filter(|c| {
+                c.column.starts_with("ward") && (c.verdict == "escaped" || !c.leaks.is_empty())
+            })
+            .collect();
+        for c in &bad {
+            eprintln!(
+                "ward-escape: FAIL {} under {}: {} {:?}",
+                c.technique, c.column, c.reason, c.leaks
+            );
+        }
+        let chaos_bad = chaos_notes.is_some_and(|n| n.iter().any(|l| l.starts_with("FAIL")));
+        Ok(if bad.is_empty() && !chaos_bad { 0 } else { 1 })
+    }
+
+    pub fn cleanup(&mut self) {
+        let _ = self.canaries.sleeper.kill();
+        let _ = self.canaries.sleeper.wait();
+        // Only our own work dir, and never across a mount point left behind.
+        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let w = self.paths.work.to_string_lossy().into_owned();
+        if mi
+            .lines()
+            .any(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&w)))
+        {
+            eprintln!("ward-escape: mounts remain under {w}; not removing it");
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.paths.work);
+    }
+}
+
+fn list_techniques(probe: &Path) -> Result<Vec<String>, String> {
+    let o = Command::new(probe)
+        .arg("list")
+        .output()
+        .map_err(|e| format!("{}: {e}", probe.display()))?;
+    Ok(String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split('\t').next())
+        .map(String::from)
+        .collect())
+}
+
+pub fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n).collect::<String>() + "…"
+    }
+}
