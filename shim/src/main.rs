@@ -1,1 +1,74 @@
-fn main() {}
+//! containerd-shim-ward-v2: containerd's task API v2 over Ward's runtime library.
+//!
+//! Process layout (see README): `main` forks the single-threaded launcher
+//! first, while this process still has one thread, then hands over to the
+//! containerd-shim crate (ttrpc server, threads). The launcher does every
+//! runtime-library call; this process never forks.
+
+mod console;
+mod error;
+mod events;
+mod io;
+mod launcher;
+mod logging;
+mod metrics;
+mod oom;
+mod options;
+mod process;
+mod service;
+mod shim;
+mod task;
+
+use std::path::PathBuf;
+
+use launcher::backend::Backend;
+
+/// Runtime state of containers this shim runs, per containerd namespace
+/// (as containerd-shim-runc-v2 uses /run/containerd/runc/<namespace>).
+fn state_root(namespace: &str) -> PathBuf {
+    PathBuf::from("/run/containerd/ward").join(namespace)
+}
+
+fn make_backend(namespace: &str) -> error::Result<Box<dyn Backend>> {
+    #[cfg(feature = "testing")]
+    if std::env::var("WARD_SHIM_TEST_BACKEND").as_deref() == Ok("host") {
+        tracing::warn!("TEST BACKEND: processes run on the host without any sandbox");
+        return Ok(Box::new(launcher::host::HostBackend::default()));
+    }
+    Ok(Box::new(launcher::ward::WardBackend::new(state_root(namespace))?))
+}
+
+fn main() {
+    let args: Vec<_> = std::env::args_os().collect();
+    let flags = match containerd_shim::parse(&args[1..]) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("containerd-shim-ward-v2: {e}");
+            std::process::exit(1);
+        }
+    };
+    if flags.version {
+        println!("containerd-shim-ward-v2 {}", env!("CARGO_PKG_VERSION"));
+        println!("  runtime: {}", shim::RUNTIME_ID);
+        println!("  task API: v2 (containerd-shim 0.10)");
+        return;
+    }
+    let serving = flags.action.is_empty();
+    logging::init(serving, flags.debug);
+    if serving || flags.action == "delete" {
+        let namespace = flags.namespace.clone();
+        match launcher::spawn(move || make_backend(&namespace)) {
+            Ok(l) => shim::set_launcher(l),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the launcher");
+                eprintln!("containerd-shim-ward-v2: cannot start the launcher: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    let config = containerd_shim::Config {
+        no_setup_logger: true,
+        ..Default::default()
+    };
+    containerd_shim::run::<shim::WardShim>(shim::RUNTIME_ID, Some(config));
+}

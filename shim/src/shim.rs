@@ -1,0 +1,185 @@
+//! containerd's shim lifecycle (`start`, serve, `delete`) on the
+//! containerd-shim 0.10 crate, sync flavour: the ttrpc server is thread-based
+//! and the crate calls `Shim::new` from a still single-threaded `main`, but
+//! the launcher is forked even earlier, in our own `main` (see launcher/mod.rs).
+
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::mpsc::channel;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
+
+use containerd_shim::api::DeleteResponse;
+use containerd_shim::publisher::RemotePublisher;
+use containerd_shim::util::write_address;
+use containerd_shim::{socket_address, spawn, Config, ExitSignal, Flags, StartOpts};
+
+use crate::events::{timestamp, EventSink};
+use crate::launcher::client::Launcher;
+use crate::launcher::protocol::Request;
+use crate::launcher::LauncherProcess;
+use crate::process::ExitTable;
+use crate::service::Service;
+use crate::task::TaskService;
+
+pub const RUNTIME_ID: &str = "io.containerd.ward.v2";
+
+/// The annotation CRI puts on every container of a pod.
+const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
+
+/// The launcher forked by `main` before the crate's code runs.
+static LAUNCHER: OnceLock<Mutex<Option<LauncherProcess>>> = OnceLock::new();
+
+pub fn set_launcher(launcher: LauncherProcess) {
+    let slot = LAUNCHER.get_or_init(|| Mutex::new(None));
+    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(launcher);
+}
+
+fn take_launcher() -> Option<LauncherProcess> {
+    LAUNCHER
+        .get()
+        .and_then(|m| m.lock().unwrap_or_else(|e| e.into_inner()).take())
+}
+
+pub struct WardShim {
+    id: String,
+    namespace: String,
+    bundle: PathBuf,
+    exit: Arc<ExitSignal>,
+}
+
+/// The shim groups containers of one pod: the sandbox id if the bundle's
+/// config.json carries CRI's annotation, else the container's own id.
+pub fn grouping_id(config_json: &str, id: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(config_json)
+        .ok()
+        .and_then(|spec| {
+            spec["annotations"][SANDBOX_ID_ANNOTATION]
+                .as_str()
+                .map(String::from)
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| id.to_string())
+}
+
+/// True when a shim already serves `address` (e.g. the pod's sandbox shim).
+fn is_serving(address: &str) -> bool {
+    let path = address.strip_prefix("unix://").unwrap_or(address);
+    UnixStream::connect(path).is_ok()
+}
+
+impl containerd_shim::Shim for WardShim {
+    type T = TaskService;
+
+    fn new(_runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
+        let bundle = if args.bundle.is_empty() {
+            std::env::current_dir().unwrap_or_default()
+        } else {
+            PathBuf::from(&args.bundle)
+        };
+        WardShim {
+            id: args.id.clone(),
+            namespace: args.namespace.clone(),
+            bundle,
+            exit: Arc::new(ExitSignal::default()),
+        }
+    }
+
+    fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
+        let config = std::fs::read_to_string(self.bundle.join("config.json")).unwrap_or_default();
+        let grouping = grouping_id(&config, &opts.id);
+        let address = socket_address(&opts.address, &opts.namespace, &grouping);
+        if grouping != opts.id && is_serving(&address) {
+            tracing::info!(id = %opts.id, pod = %grouping, "joining the pod's shim");
+        } else {
+            let (_pid, spawned) = spawn(opts, &grouping, Vec::new())?;
+            if spawned != address {
+                return Err(containerd_shim::Error::Other(format!(
+                    "shim address {spawned} differs from {address}"
+                )));
+            }
+        }
+        // containerd reads ./address to find (and later clean up) the socket.
+        write_address(&address)?;
+        Ok(address)
+    }
+
+    fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {
+        // The crate has started a thread by now; the launcher forked in main
+        // does the deleting (the runtime library may fork).
+        let launcher = take_launcher()
+            .ok_or_else(|| containerd_shim::Error::Other("no launcher for delete".into()))?;
+        let client = Launcher::new(launcher.sock, |_, _| {})
+            .map_err(|e| containerd_shim::Error::Other(e.to_string()))?;
+        let request = Request::Delete {
+            id: self.id.clone(),
+            bundle: self.bundle.clone(),
+        };
+        client
+            .call(request, Vec::new())
+            .map_err(|e| containerd_shim::Error::Other(e.to_string()))?;
+        tracing::info!(id = %self.id, "delete action done");
+        Ok(DeleteResponse {
+            pid: 0,
+            exit_status: 128 + libc::SIGKILL as u32,
+            exited_at: timestamp(SystemTime::now()),
+            ..Default::default()
+        })
+    }
+
+    fn wait(&mut self) {
+        self.exit.wait();
+    }
+
+    fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
+        let events = EventSink::publisher(publisher, self.namespace.clone());
+        let (exit_tx, exit_rx) = channel::<(i32, i32)>();
+        let exits = Arc::new(ExitTable::new(exit_tx.clone()));
+        {
+            let (exits, events) = (exits.clone(), events.clone());
+            let spawned = std::thread::Builder::new()
+                .name("exits".into())
+                .spawn(move || {
+                    for (pid, code) in exit_rx {
+                        exits.dispatch(pid, code, &events);
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start the exit thread");
+                std::process::exit(1);
+            }
+        }
+        let Some(process) = take_launcher() else {
+            tracing::error!("no launcher: main did not fork one");
+            std::process::exit(1);
+        };
+        let exit = self.exit.clone();
+        let launcher = Launcher::new(process.sock, move |pid, code| {
+            if exit_tx.send((pid, code)).is_err() {
+                tracing::error!(pid, "exit thread is gone");
+            }
+        });
+        let launcher = match launcher {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot talk to the launcher");
+                std::process::exit(1);
+            }
+        };
+        let service = Service::new(launcher, events, exits, exit);
+        TaskService::new(Arc::new(service))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_containers_group_by_sandbox_id() {
+        let cfg = r#"{"annotations":{"io.kubernetes.cri.sandbox-id":"pod1","io.kubernetes.cri.container-type":"container"}}"#;
+        assert_eq!(grouping_id(cfg, "c1"), "pod1");
+        assert_eq!(grouping_id(r#"{"annotations":{}}"#, "c1"), "c1");
+        assert_eq!(grouping_id("not json", "c1"), "c1");
+    }
+}
