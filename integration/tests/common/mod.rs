@@ -3,6 +3,7 @@
 
 use std::process::Output;
 
+#[allow(unused_imports)]
 pub use ward_integration::containerd::{
     runtimes_under_test, skip_or_fail_ward, ward_shim_status, Containerd, K8S_NS, RUNC_RUNTIME,
     WARD_RUNTIME,
