@@ -264,7 +264,9 @@ oom_score = 0
   stream_server_port = "0"
   enable_selinux = false
   disable_apparmor = true
-  restrict_oom_score_adj = false
+  # This host (and some CI sandboxes) lack CAP_SYS_RESOURCE: lowering
+  # oom_score_adj (CRI gives sandboxes -998) would fail in runc init.
+  restrict_oom_score_adj = true
   max_concurrent_downloads = 1
 
 [{cri}.containerd]

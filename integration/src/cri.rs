@@ -196,6 +196,23 @@ impl CriClient {
         Ok(r.stats.unwrap_or_default())
     }
 
+    /// `UpdateContainerResources`: set the memory limit (bytes).
+    pub fn update_memory(&mut self, id: &str, bytes: i64) -> Result<(), CriError> {
+        call!(
+            self,
+            update_container_resources,
+            cri::UpdateContainerResourcesRequest {
+                container_id: id.into(),
+                linux: Some(cri::LinuxContainerResources {
+                    memory_limit_in_bytes: bytes,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        )
+        .map(drop)
+    }
+
     /// `ContainerStatus`: state and exit code.
     pub fn container_status(&mut self, id: &str) -> Result<cri::ContainerStatus, CriError> {
         let r = call!(

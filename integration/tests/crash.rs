@@ -1,0 +1,125 @@
+//! Crash and restart: a shim killed with SIGKILL, and containerd restarted
+//! under a running container.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{cid, errtext, Containerd, WARD_RUNTIME};
+use ward_integration::image::BUSYBOX;
+use ward_integration::procfs;
+
+fn run_detached(c: &Containerd, rt: &str, id: &str) {
+    let mut cmd = c.ctr_cmd(Some("default"));
+    cmd.args(["run", "-d", "--runtime", rt]);
+    if rt == WARD_RUNTIME {
+        cmd.arg("--runtime-config-path").arg(&c.ward_config);
+    }
+    let out = cmd.args([BUSYBOX, id, "sleep", "600"]).output().unwrap();
+    assert!(out.status.success(), "{rt}: run {id}: {}", errtext(&out));
+}
+
+fn task(c: &Containerd, id: &str) -> Option<(u32, String)> {
+    let ls = c.ctr_ok("default", &["tasks", "ls"]).ok()?;
+    ls.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.first() == Some(&id)).then(|| (f[1].parse().unwrap_or(0), f[2].to_string()))
+    })
+}
+
+fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// The shim serving `init_pid`: its parent, which must be a containerd shim
+/// (this test created the container, so the pid is ours to signal).
+fn shim_of(init_pid: u32) -> u32 {
+    let shim = procfs::ppid(init_pid).expect("ppid of container init");
+    let comm = procfs::comm(shim).unwrap_or_default();
+    assert!(
+        comm.starts_with("containerd-shim"),
+        "parent {shim} of {init_pid} is {comm:?}, not a shim"
+    );
+    shim
+}
+
+#[test]
+fn shim_killed_task_reported_exited_and_cleaned() {
+    let Some(c) = common::containerd_or_skip("shim_killed_task_reported_exited_and_cleaned") else {
+        return;
+    };
+    for rt in common::runtimes_under_test() {
+        let id = cid(rt, "shimkill");
+        run_detached(&c, rt, &id);
+        let (pid, state) = task(&c, &id).expect("task listed");
+        assert_eq!(state, "RUNNING");
+        let shim = shim_of(pid);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(shim as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        // containerd notices the shim is gone, marks the task stopped or
+        // removes it, and its cleanup (`shim delete`) kills the container.
+        let gone = wait_for(Duration::from_secs(20), || {
+            task(&c, &id).is_none_or(|(_, s)| s == "STOPPED")
+        });
+        assert!(gone, "{rt}: task still {:?} after shim SIGKILL", task(&c, &id));
+        let reaped = wait_for(Duration::from_secs(20), || {
+            procfs::comm(pid).is_none() || procfs::ppid(pid) != Some(shim)
+        });
+        assert!(reaped, "{rt}: container init {pid} still alive");
+        assert!(
+            wait_for(Duration::from_secs(10), || !std::path::Path::new(&format!(
+                "/proc/{pid}"
+            ))
+            .exists()),
+            "{rt}: container init {pid} outlived its shim's cleanup"
+        );
+        let _ = c.ctr(Some("default"), &["tasks", "delete", "-f", &id]);
+        let out = c.ctr(Some("default"), &["containers", "delete", &id]).unwrap();
+        assert!(out.status.success(), "{rt}: {}", errtext(&out));
+    }
+}
+
+#[test]
+fn containerd_restart_reconnects_to_running_shim() {
+    let Some(mut c) = common::containerd_or_skip("containerd_restart_reconnects_to_running_shim")
+    else {
+        return;
+    };
+    for rt in common::runtimes_under_test() {
+        let id = cid(rt, "restart");
+        run_detached(&c, rt, &id);
+        let (pid, _) = task(&c, &id).expect("task listed");
+        let shim = shim_of(pid);
+        c.restart().expect("restart containerd");
+        let back = wait_for(Duration::from_secs(20), || {
+            task(&c, &id).is_some_and(|(p, s)| p == pid && s == "RUNNING")
+        });
+        assert!(back, "{rt}: after restart: {:?}\n{}", task(&c, &id), c.log_text());
+        assert_eq!(procfs::ppid(pid), Some(shim), "{rt}: same shim keeps the container");
+        let out = c
+            .ctr(
+                Some("default"),
+                &["tasks", "exec", "--exec-id", "after", &id, "sh", "-c", "exit 4"],
+            )
+            .unwrap();
+        assert_eq!(out.status.code(), Some(4), "{rt}: exec after restart: {}", errtext(&out));
+        c.ctr_ok("default", &["tasks", "kill", "-s", "SIGKILL", &id]).unwrap();
+        assert!(
+            wait_for(Duration::from_secs(10), || task(&c, &id)
+                .is_some_and(|(_, s)| s == "STOPPED")),
+            "{rt}: no exit seen after restart"
+        );
+        c.ctr_ok("default", &["tasks", "delete", &id]).unwrap();
+        c.ctr_ok("default", &["containers", "delete", &id]).unwrap();
+    }
+}
