@@ -1,1 +1,799 @@
 //! `ward check`: node readiness table.
+//!
+//! Each row says what was looked at, what was found, whether Ward needs it,
+//! and whether it is fine. Probes that change process state (user namespace,
+//! mount namespace, idmapped mount) run in a forked child so the caller is
+//! left untouched. The parsing parts are pure and unit-tested.
+
+use std::ffi::CString;
+use std::fmt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Oldest kernel with everything Ward's default sandbox uses
+/// (idmapped mounts 5.12, Landlock 5.13).
+pub const MIN_KERNEL: (u32, u32) = (5, 13);
+/// Runtime type containerd uses for Ward's shim.
+pub const WARD_RUNTIME_TYPE: &str = "io.containerd.ward.v2";
+
+/// What `ward check` looks at.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// A directory on the snapshotter's filesystem (idmapped mount probe).
+    pub snapshotter_root: PathBuf,
+    /// containerd's main config (its `imports` and conf.d drop-ins are read too).
+    pub containerd_config: PathBuf,
+    /// Where the cgroup hierarchy is mounted.
+    pub cgroup_root: PathBuf,
+    /// containerd binary to ask for `--version`.
+    pub containerd_bin: PathBuf,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        Self {
+            snapshotter_root: PathBuf::from("/var/lib/containerd"),
+            containerd_config: PathBuf::from("/etc/containerd/config.toml"),
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            containerd_bin: PathBuf::from("containerd"),
+        }
+    }
+}
+
+/// One line of the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub name: &'static str,
+    pub value: String,
+    pub required: bool,
+    pub ok: bool,
+}
+
+/// The readiness table.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub rows: Vec<Row>,
+}
+
+impl Report {
+    /// True when every required row is ok.
+    pub fn ok(&self) -> bool {
+        self.rows.iter().all(|r| r.ok || !r.required)
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let w = self
+            .rows
+            .iter()
+            .map(|r| r.name.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        let v = self
+            .rows
+            .iter()
+            .map(|r| r.value.len())
+            .max()
+            .unwrap_or(5)
+            .clamp(5, 70);
+        writeln!(f, "{:<w$}  {:<v$}  {:<8}  OK", "CHECK", "VALUE", "REQUIRED")?;
+        for r in &self.rows {
+            let ok = match (r.ok, r.required) {
+                (true, _) => "yes",
+                (false, true) => "NO",
+                (false, false) => "no (optional)",
+            };
+            let req = if r.required { "yes" } else { "no" };
+            writeln!(f, "{:<w$}  {:<v$}  {:<8}  {ok}", r.name, r.value, req)?;
+        }
+        write!(
+            f,
+            "node {}",
+            if self.ok() {
+                "READY for Ward"
+            } else {
+                "NOT READY for Ward"
+            }
+        )
+    }
+}
+
+/// Run every check.
+pub fn run(opts: &CheckOptions) -> Report {
+    let mut rows = vec![
+        kernel_row(),
+        userns_row(),
+        idmap_row(&opts.snapshotter_root),
+        landlock_row(),
+    ];
+    rows.extend(seccomp_rows(Path::new(
+        "/proc/sys/kernel/seccomp/actions_avail",
+    )));
+    rows.push(cgroup_row(&opts.cgroup_root));
+    rows.push(containerd_version_row(&opts.containerd_bin));
+    rows.push(ward_configured_row(&opts.containerd_config));
+    Report { rows }
+}
+
+// ---------------------------------------------------------------- kernel
+
+/// `(major, minor)` from a release string like `6.18.44-fc-v669`.
+pub fn parse_kernel_release(release: &str) -> Option<(u32, u32)> {
+    let mut it = release.split(|c: char| !c.is_ascii_digit());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+fn kernel_row() -> Row {
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_else(|e| format!("uname: {e}"));
+    let ok = parse_kernel_release(&release).is_some_and(|v| v >= MIN_KERNEL);
+    Row {
+        name: "kernel",
+        value: format!("{release} (need >= {}.{})", MIN_KERNEL.0, MIN_KERNEL.1),
+        required: true,
+        ok,
+    }
+}
+
+// ---------------------------------------------------------------- user namespaces
+
+fn userns_row() -> Row {
+    let max = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let probe = in_child(|| {
+        // SAFETY: unshare with a constant flag; affects only this forked child.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWUSER) };
+        if rc == 0 {
+            0
+        } else {
+            errno()
+        }
+    });
+    let (ok, value) = match (max, probe) {
+        (Some(0), _) => (false, "max_user_namespaces = 0".to_string()),
+        (None, _) => (
+            false,
+            "/proc/sys/user/max_user_namespaces unreadable".into(),
+        ),
+        (Some(m), Ok(0)) => (true, format!("max_user_namespaces = {m}, unshare ok")),
+        (Some(m), Ok(e)) => (false, format!("max {m}, unshare: {}", errno_name(e))),
+        (Some(_), Err(e)) => (false, e),
+    };
+    Row {
+        name: "user namespaces",
+        value,
+        required: true,
+        ok,
+    }
+}
+
+// ---------------------------------------------------------------- idmapped mounts
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// `struct mount_attr` (include/uapi/linux/mount.h).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Nearest existing directory at or above `p`.
+fn existing_ancestor(p: &Path) -> PathBuf {
+    let mut cur = p.to_path_buf();
+    while !cur.is_dir() {
+        if !cur.pop() {
+            return PathBuf::from("/");
+        }
+    }
+    cur
+}
+
+fn fs_type(p: &Path) -> String {
+    match nix::sys::statfs::statfs(p) {
+        Ok(s) => {
+            let t = s.filesystem_type().0 as u64;
+            match t {
+                0xEF53 => "ext4".into(),
+                0x5846_5342 => "xfs".into(),
+                0x9123_683E => "btrfs".into(),
+                0x0102_1994 => "tmpfs".into(),
+                0x794C_7630 => "overlay".into(),
+                other => format!("fs magic {other:#x}"),
+            }
+        }
+        Err(e) => format!("statfs: {e}"),
+    }
+}
+
+fn idmap_row(root: &Path) -> Row {
+    let base = existing_ancestor(root);
+    let fs = fs_type(&base);
+    let dir = base.join(format!(".ward-check-idmap-{}", std::process::id()));
+    let value = match std::fs::create_dir(&dir) {
+        Err(e) => Err(format!("create {}: {e}", dir.display())),
+        Ok(()) => {
+            let r = idmap_probe(&dir);
+            let _ = std::fs::remove_dir(&dir);
+            r
+        }
+    };
+    let (ok, value) = match value {
+        Ok(()) => (true, format!("{} ({fs}): ok", base.display())),
+        Err(e) => (false, format!("{} ({fs}): {e}", base.display())),
+    };
+    Row {
+        name: "idmapped mounts",
+        value,
+        required: true,
+        ok,
+    }
+}
+
+/// Try `open_tree(OPEN_TREE_CLONE)` + `mount_setattr(MOUNT_ATTR_IDMAP)` on
+/// `dir` from a forked child in a private mount namespace. The target user
+/// namespace belongs to a grandchild that unshares and waits.
+fn idmap_probe(dir: &Path) -> Result<(), String> {
+    let cdir = CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| "path holds a NUL byte".to_string())?;
+    let empty = CString::default();
+    let code = in_child(move || {
+        // Everything below runs in a single-threaded forked child: only raw
+        // syscalls, no allocation.
+        let mut ready = [0 as libc::c_int; 2];
+        let mut go = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 writes two fds into the arrays it is given.
+        if unsafe { libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC) } != 0
+            // SAFETY: as above.
+            || unsafe { libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) } != 0
+        {
+            return errno();
+        }
+        // SAFETY: fork in a single-threaded child; the grandchild only makes
+        // raw syscalls and exits with _exit.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return errno();
+        }
+        if pid == 0 {
+            // Grandchild: own a user namespace, say so, wait to be released.
+            // SAFETY: unshare/write/read/_exit on fds this process owns.
+            unsafe {
+                let ok: u8 = if libc::unshare(libc::CLONE_NEWUSER) == 0 {
+                    1
+                } else {
+                    0
+                };
+                libc::write(ready[1], (&ok as *const u8).cast(), 1);
+                let mut b = 0u8;
+                libc::read(go[0], (&mut b as *mut u8).cast(), 1);
+                libc::_exit(0);
+            }
+        }
+        let mut ok = 0u8;
+        // SAFETY: reading one byte into a local from our pipe end.
+        unsafe { libc::read(ready[0], (&mut ok as *mut u8).cast(), 1) };
+        let result = if ok == 1 {
+            idmap_in_child(pid, &cdir, &empty)
+        } else {
+            libc::EPERM
+        };
+        // SAFETY: release and reap the grandchild we forked.
+        unsafe {
+            libc::write(go[1], [1u8].as_ptr().cast(), 1);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        result
+    })?;
+    match code {
+        0 => Ok(()),
+        e => Err(format!("idmap: {}", errno_name(e))),
+    }
+}
+
+/// Child side of [`idmap_probe`]: map the grandchild's user namespace, then
+/// clone `dir` into a detached mount and idmap it. Returns 0 or an errno.
+fn idmap_in_child(userns_pid: libc::pid_t, dir: &CString, empty: &CString) -> i32 {
+    // Write "0 100000 65536" into uid_map and gid_map, with fixed buffers.
+    let mut path = [0u8; 64];
+    for (file, deny) in [
+        (&b"uid_map"[..], false),
+        (&b"setgroups"[..], true),
+        (&b"gid_map"[..], false),
+    ] {
+        let n = format_proc_path(&mut path, userns_pid, file);
+        let content: &[u8] = if deny { b"deny" } else { b"0 100000 65536" };
+        // SAFETY: path is NUL-terminated by format_proc_path; fd is closed below.
+        let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_WRONLY | libc::O_CLOEXEC) };
+        if n == 0 {
+            return libc::ENAMETOOLONG;
+        }
+        if fd < 0 {
+            return errno();
+        }
+        // SAFETY: writing a static buffer to the fd we opened, then closing it.
+        let w = unsafe { libc::write(fd, content.as_ptr().cast(), content.len()) };
+        // SAFETY: fd is ours.
+        unsafe { libc::close(fd) };
+        if w < 0 {
+            return errno();
+        }
+    }
+    let mut ns = [0u8; 64];
+    let m = format_proc_path(&mut ns, userns_pid, b"ns/user");
+    // SAFETY: NUL-terminated path; the fd is owned below.
+    let userns = unsafe { libc::open(ns.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if m == 0 {
+        return libc::ENAMETOOLONG;
+    }
+    if userns < 0 {
+        return errno();
+    }
+    // SAFETY: userns is a fresh fd we own.
+    let userns = unsafe { OwnedFd::from_raw_fd(userns) };
+    // A private mount namespace: nothing done here is visible outside.
+    // SAFETY: unshare with a constant flag in this forked child.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return errno();
+    }
+    // SAFETY: mount(2) with NUL-terminated static strings; makes / rprivate
+    // in our own new mount namespace.
+    let rc = unsafe {
+        libc::mount(
+            c"none".as_ptr(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return errno();
+    }
+    // SAFETY: open_tree(dirfd, path, flags) with a NUL-terminated path.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            dir.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if tree < 0 {
+        return errno();
+    }
+    // SAFETY: open_tree returned a new fd we own.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof attr) with a
+    // live struct of the kernel's layout.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc != 0 {
+        return errno();
+    }
+    0
+}
+
+/// Write `/proc/<pid>/<file>\0` into `buf` without allocating; 0 if too long.
+fn format_proc_path(buf: &mut [u8; 64], pid: libc::pid_t, file: &[u8]) -> usize {
+    let mut digits = [0u8; 12];
+    let mut n = pid.unsigned_abs();
+    let mut d = 0;
+    loop {
+        digits[d] = b'0' + (n % 10) as u8;
+        n /= 10;
+        d += 1;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut i = 0;
+    let mut put = |b: u8, i: &mut usize| {
+        if *i < buf.len() {
+            buf[*i] = b;
+        }
+        *i += 1;
+    };
+    for &b in b"/proc/" {
+        put(b, &mut i);
+    }
+    for k in (0..d).rev() {
+        put(digits[k], &mut i);
+    }
+    put(b'/', &mut i);
+    for &b in file {
+        put(b, &mut i);
+    }
+    put(0, &mut i);
+    if i > buf.len() {
+        0
+    } else {
+        i
+    }
+}
+
+// ---------------------------------------------------------------- landlock
+
+const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+
+fn landlock_row() -> Row {
+    // SAFETY: landlock_create_ruleset(NULL, 0, VERSION) only returns the ABI
+    // version; it creates no fd and touches no memory.
+    let abi = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    let (ok, value) = if abi >= 1 {
+        (true, format!("ABI {abi}"))
+    } else {
+        (false, format!("unavailable: {}", errno_name(errno())))
+    };
+    Row {
+        name: "landlock",
+        value,
+        required: true,
+        ok,
+    }
+}
+
+// ---------------------------------------------------------------- seccomp
+
+/// Whether an `actions_avail` line lists `action`.
+pub fn has_seccomp_action(actions_avail: &str, action: &str) -> bool {
+    actions_avail.split_whitespace().any(|a| a == action)
+}
+
+fn seccomp_rows(actions_path: &Path) -> [Row; 2] {
+    let actions = std::fs::read_to_string(actions_path).ok();
+    let filter_ok = actions
+        .as_deref()
+        .is_some_and(|a| has_seccomp_action(a, "errno") && has_seccomp_action(a, "kill_process"));
+    let notif = actions
+        .as_deref()
+        .is_some_and(|a| has_seccomp_action(a, "user_notif"));
+    [
+        Row {
+            name: "seccomp filter",
+            value: actions
+                .as_deref()
+                .map(|a| a.trim().to_string())
+                .unwrap_or_else(|| format!("{} unreadable", actions_path.display())),
+            required: true,
+            ok: filter_ok,
+        },
+        Row {
+            name: "seccomp user notification",
+            value: if notif {
+                "user_notif available (denial reports, learn mode)".into()
+            } else {
+                "user_notif missing: no denial reports / learn mode".into()
+            },
+            required: false,
+            ok: notif,
+        },
+    ]
+}
+
+// ---------------------------------------------------------------- cgroups
+
+/// How cgroups are mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupLayout {
+    /// cgroup2 at the root.
+    Unified,
+    /// v1 controllers plus a cgroup2 at `unified/`.
+    Hybrid,
+    /// v1 controllers only.
+    Legacy,
+    Unknown,
+}
+
+impl fmt::Display for CgroupLayout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Unified => "v2 (unified)",
+            Self::Hybrid => "hybrid (v1 controllers + v2 at unified/)",
+            Self::Legacy => "v1 (legacy)",
+            Self::Unknown => "unknown",
+        })
+    }
+}
+
+/// Detect the layout from the files under `root` (normally /sys/fs/cgroup).
+pub fn detect_cgroup_layout(root: &Path) -> CgroupLayout {
+    if root.join("cgroup.controllers").exists() {
+        return CgroupLayout::Unified;
+    }
+    let v1 = ["memory", "cpu", "pids", "cpu,cpuacct", "devices"]
+        .iter()
+        .any(|c| root.join(c).join("tasks").exists() || root.join(c).join("cgroup.procs").exists());
+    let v2_side = root.join("unified").join("cgroup.controllers").exists();
+    match (v1, v2_side) {
+        (true, true) => CgroupLayout::Hybrid,
+        (true, false) => CgroupLayout::Legacy,
+        _ => CgroupLayout::Unknown,
+    }
+}
+
+fn cgroup_row(root: &Path) -> Row {
+    let layout = detect_cgroup_layout(root);
+    Row {
+        name: "cgroup layout",
+        value: layout.to_string(),
+        required: true,
+        ok: layout != CgroupLayout::Unknown,
+    }
+}
+
+// ---------------------------------------------------------------- containerd
+
+/// The version token of `containerd --version` output
+/// (`containerd github.com/containerd/containerd 1.6.20~ds1 <rev>` or `v1.7.2`).
+pub fn parse_containerd_version(out: &str) -> Option<String> {
+    out.split_whitespace()
+        .skip(1)
+        .map(|t| t.strip_prefix('v').unwrap_or(t))
+        .find(|t| t.starts_with(|c: char| c.is_ascii_digit()) && t.contains('.'))
+        .map(str::to_string)
+}
+
+fn containerd_version_row(bin: &Path) -> Row {
+    let value = match Command::new(bin).arg("--version").output() {
+        Ok(o) => parse_containerd_version(&String::from_utf8_lossy(&o.stdout)),
+        Err(_) => None,
+    };
+    let major_minor = value.as_deref().and_then(parse_kernel_release);
+    let ok = major_minor.is_some_and(|v| v >= (1, 6));
+    Row {
+        name: "containerd",
+        value: match &value {
+            Some(v) => format!("{v} (need >= 1.6)"),
+            None => format!("{} not found", bin.display()),
+        },
+        required: false,
+        ok,
+    }
+}
+
+/// Whether a containerd config text names Ward's runtime type.
+pub fn config_mentions_ward(text: &str) -> bool {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .any(|l| l.contains(WARD_RUNTIME_TYPE))
+}
+
+/// `imports = [...]` entries of a containerd config (version 2 drop-ins).
+pub fn config_imports(text: &str) -> Vec<String> {
+    let Some(start) = text.find("imports") else {
+        return vec![];
+    };
+    let rest = &text[start..];
+    let (Some(open), Some(close)) = (rest.find('['), rest.find(']')) else {
+        return vec![];
+    };
+    if close < open {
+        return vec![];
+    }
+    rest[open + 1..close]
+        .split(',')
+        .map(|s| s.trim().trim_matches('"').trim_matches('\'').to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn ward_configured_row(config: &Path) -> Row {
+    let mut files = vec![config.to_path_buf()];
+    let text = std::fs::read_to_string(config).unwrap_or_default();
+    for imp in config_imports(&text) {
+        if let Some(pattern_dir) = imp.strip_suffix("*.toml") {
+            if let Ok(rd) = std::fs::read_dir(pattern_dir) {
+                files.extend(
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|x| x == "toml")),
+                );
+            }
+        } else {
+            files.push(PathBuf::from(imp));
+        }
+    }
+    let found = files.iter().find(|f| {
+        std::fs::read_to_string(f)
+            .map(|t| config_mentions_ward(&t))
+            .unwrap_or(false)
+    });
+    Row {
+        name: "ward runtime in containerd",
+        value: match found {
+            Some(f) => format!("{WARD_RUNTIME_TYPE} in {}", f.display()),
+            None => format!("{WARD_RUNTIME_TYPE} not in {}", config.display()),
+        },
+        required: false,
+        ok: found.is_some(),
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn errno_name(e: i32) -> String {
+    std::io::Error::from_raw_os_error(e).to_string()
+}
+
+/// Run `f` in a forked child and return its exit code (`f`'s return value).
+/// `f` must only make raw syscalls: the parent may be multi-threaded.
+fn in_child(f: impl FnOnce() -> i32) -> Result<i32, String> {
+    // SAFETY: the child runs `f`, which is restricted to async-signal-safe
+    // raw syscalls, and leaves with _exit without running destructors.
+    match unsafe { libc::fork() } {
+        -1 => Err(format!("fork: {}", errno_name(errno()))),
+        0 => {
+            let code = f();
+            // SAFETY: terminate the child without unwinding or atexit handlers.
+            unsafe { libc::_exit(code & 0xff) }
+        }
+        pid => {
+            let mut status = 0;
+            // SAFETY: waiting for the child we just forked.
+            let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+            if rc != pid {
+                return Err(format!("waitpid: {}", errno_name(errno())));
+            }
+            if libc::WIFEXITED(status) {
+                Ok(libc::WEXITSTATUS(status))
+            } else {
+                Err(format!("probe child died (status {status:#x})"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_release_parses() {
+        assert_eq!(parse_kernel_release("6.18.44-fc-v669"), Some((6, 18)));
+        assert_eq!(parse_kernel_release("5.10.0-28-amd64"), Some((5, 10)));
+        assert_eq!(parse_kernel_release("garbage"), None);
+    }
+
+    #[test]
+    fn containerd_version_parses() {
+        let debian =
+            "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3\n";
+        assert_eq!(
+            parse_containerd_version(debian).as_deref(),
+            Some("1.6.20~ds1")
+        );
+        let upstream = "containerd containerd.io v1.7.2 0cae528dd6cb557f7201036e9f43420650207b58";
+        assert_eq!(parse_containerd_version(upstream).as_deref(), Some("1.7.2"));
+        let two = "containerd github.com/containerd/containerd/v2 v2.0.0 207ad711";
+        assert_eq!(parse_containerd_version(two).as_deref(), Some("2.0.0"));
+        assert_eq!(parse_containerd_version(""), None);
+    }
+
+    #[test]
+    fn config_grep_ignores_comments() {
+        let on = "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.ward]\n  runtime_type = \"io.containerd.ward.v2\"\n";
+        assert!(config_mentions_ward(on));
+        assert!(!config_mentions_ward(
+            "# runtime_type = \"io.containerd.ward.v2\"\n"
+        ));
+        assert!(!config_mentions_ward("version = 2\n"));
+    }
+
+    #[test]
+    fn config_imports_listed() {
+        let t = "version = 2\nimports = [\"/etc/containerd/conf.d/*.toml\", '/x.toml']\n";
+        assert_eq!(
+            config_imports(t),
+            vec![
+                "/etc/containerd/conf.d/*.toml".to_string(),
+                "/x.toml".into()
+            ]
+        );
+        assert!(config_imports("version = 2\n").is_empty());
+    }
+
+    #[test]
+    fn cgroup_layouts_from_fake_dirs() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        assert_eq!(detect_cgroup_layout(root), CgroupLayout::Unknown);
+        std::fs::create_dir_all(root.join("memory")).unwrap();
+        std::fs::write(root.join("memory/tasks"), "").unwrap();
+        assert_eq!(detect_cgroup_layout(root), CgroupLayout::Legacy);
+        std::fs::create_dir_all(root.join("unified")).unwrap();
+        std::fs::write(root.join("unified/cgroup.controllers"), "").unwrap();
+        assert_eq!(detect_cgroup_layout(root), CgroupLayout::Hybrid);
+        std::fs::write(root.join("cgroup.controllers"), "cpu memory").unwrap();
+        assert_eq!(detect_cgroup_layout(root), CgroupLayout::Unified);
+    }
+
+    #[test]
+    fn seccomp_actions() {
+        let a = "kill_process kill_thread trap errno user_notif trace log allow\n";
+        assert!(has_seccomp_action(a, "user_notif"));
+        assert!(!has_seccomp_action(
+            "kill_process errno allow",
+            "user_notif"
+        ));
+    }
+
+    #[test]
+    fn proc_paths_without_allocation() {
+        let mut b = [0u8; 64];
+        let n = format_proc_path(&mut b, 1234, b"uid_map");
+        assert_eq!(&b[..n], b"/proc/1234/uid_map\0");
+    }
+
+    #[test]
+    fn report_ok_ignores_optional_rows() {
+        let r = Report {
+            rows: vec![
+                Row {
+                    name: "a",
+                    value: "x".into(),
+                    required: true,
+                    ok: true,
+                },
+                Row {
+                    name: "b",
+                    value: "y".into(),
+                    required: false,
+                    ok: false,
+                },
+            ],
+        };
+        assert!(r.ok());
+        let text = r.to_string();
+        assert!(
+            text.contains("no (optional)") && text.contains("READY"),
+            "{text}"
+        );
+    }
+
+    /// The real probes on this machine: every row is filled in, none panics.
+    #[test]
+    fn run_fills_every_row() {
+        let r = run(&CheckOptions {
+            snapshotter_root: std::env::temp_dir(),
+            ..CheckOptions::default()
+        });
+        eprintln!("{r}");
+        assert_eq!(r.rows.len(), 9);
+    }
+}

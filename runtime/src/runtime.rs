@@ -234,6 +234,23 @@ impl Runtime {
             .create(&self.ward_dir)
             .map_err(io("mkdir", &self.ward_dir))?;
         use std::os::unix::fs::PermissionsExt;
+        // The container's root is an unprivileged host uid: it must be able to walk down to its
+        // rootfs mount under --root. Refuse (clearly) rather than fail later with EACCES.
+        let abs = std::fs::canonicalize(&self.root).map_err(io("resolve", &self.root))?;
+        for anc in abs.ancestors().skip(1) {
+            let mode = std::fs::metadata(anc)
+                .map_err(io("stat", anc))?
+                .permissions()
+                .mode();
+            if mode & 0o001 == 0 {
+                return Err(Error::Unsupported(format!(
+                    "--root {}: parent directory {} (mode {:o}) is not searchable by others; the container's unprivileged user could not reach its rootfs (chmod o+x it or choose another --root)",
+                    self.root.display(),
+                    anc.display(),
+                    mode & 0o7777
+                )));
+            }
+        }
         for d in [&self.root, &self.ward_dir] {
             let mode = std::fs::metadata(d)
                 .map_err(io("stat", d))?
