@@ -527,15 +527,18 @@ fn write(path: &Path, text: &str) -> Result<(), HarnessError> {
     fs::write(path, text).map_err(io_err("write", path))
 }
 
-/// A minimal Ward node config for the test runtimes (format owned by
-/// runtime/src/policy; see deploy/ward.toml for the documented example).
+/// A Ward node config for the test runtimes, in the format of
+/// runtime/src/config.rs (`NodeConfig`, unknown keys refused). Profiles come
+/// from the repository's built-in set.
 pub fn ward_toml(profile: &str, strict: bool) -> String {
     let allowed = if strict {
         r#"["strict"]"#
     } else {
-        r#"["default", "strict"]"#
+        r#"["default", "restricted", "strict"]"#
     };
+    let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/builtin");
     format!(
-        "default_profile = \"{profile}\"\nallowed_profiles = {allowed}\n\n[defaults]\npids = 1024\n"
+        "default_profile = \"{profile}\"\nallowed_profiles = {allowed}\nprofile_dirs = [\"{}\", \"/etc/ward/profiles\"]\n",
+        profiles.display()
     )
 }

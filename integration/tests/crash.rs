@@ -71,7 +71,11 @@ fn shim_killed_task_reported_exited_and_cleaned() {
         let gone = wait_for(Duration::from_secs(20), || {
             task(&c, &id).is_none_or(|(_, s)| s == "STOPPED")
         });
-        assert!(gone, "{rt}: task still {:?} after shim SIGKILL", task(&c, &id));
+        assert!(
+            gone,
+            "{rt}: task still {:?} after shim SIGKILL",
+            task(&c, &id)
+        );
         let reaped = wait_for(Duration::from_secs(20), || {
             procfs::comm(pid).is_none() || procfs::ppid(pid) != Some(shim)
         });
@@ -84,7 +88,9 @@ fn shim_killed_task_reported_exited_and_cleaned() {
             "{rt}: container init {pid} outlived its shim's cleanup"
         );
         let _ = c.ctr(Some("default"), &["tasks", "delete", "-f", &id]);
-        let out = c.ctr(Some("default"), &["containers", "delete", &id]).unwrap();
+        let out = c
+            .ctr(Some("default"), &["containers", "delete", &id])
+            .unwrap();
         assert!(out.status.success(), "{rt}: {}", errtext(&out));
     }
 }
@@ -104,16 +110,40 @@ fn containerd_restart_reconnects_to_running_shim() {
         let back = wait_for(Duration::from_secs(20), || {
             task(&c, &id).is_some_and(|(p, s)| p == pid && s == "RUNNING")
         });
-        assert!(back, "{rt}: after restart: {:?}\n{}", task(&c, &id), c.log_text());
-        assert_eq!(procfs::ppid(pid), Some(shim), "{rt}: same shim keeps the container");
+        assert!(
+            back,
+            "{rt}: after restart: {:?}\n{}",
+            task(&c, &id),
+            c.log_text()
+        );
+        assert_eq!(
+            procfs::ppid(pid),
+            Some(shim),
+            "{rt}: same shim keeps the container"
+        );
         let out = c
             .ctr(
                 Some("default"),
-                &["tasks", "exec", "--exec-id", "after", &id, "sh", "-c", "exit 4"],
+                &[
+                    "tasks",
+                    "exec",
+                    "--exec-id",
+                    "after",
+                    &id,
+                    "sh",
+                    "-c",
+                    "exit 4",
+                ],
             )
             .unwrap();
-        assert_eq!(out.status.code(), Some(4), "{rt}: exec after restart: {}", errtext(&out));
-        c.ctr_ok("default", &["tasks", "kill", "-s", "SIGKILL", &id]).unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(4),
+            "{rt}: exec after restart: {}",
+            errtext(&out)
+        );
+        c.ctr_ok("default", &["tasks", "kill", "-s", "SIGKILL", &id])
+            .unwrap();
         assert!(
             wait_for(Duration::from_secs(10), || task(&c, &id)
                 .is_some_and(|(_, s)| s == "STOPPED")),

@@ -60,7 +60,11 @@ fn pod_lifecycle(c: &Containerd, cri: &mut CriClient, handler: &str) {
     assert_eq!(status.runtime_handler, handler);
     let ip = status.network.map(|n| n.ip).unwrap_or_default();
     let prefix = c.subnet.trim_end_matches("0/24");
-    assert!(ip.starts_with(prefix), "{handler}: pod ip {ip} not in {}", c.subnet);
+    assert!(
+        ip.starts_with(prefix),
+        "{handler}: pod ip {ip} not in {}",
+        c.subnet
+    );
 
     // The main container: answers on :8080 (unless sockets are denied) and sleeps.
     let cfg = container_config(
@@ -109,7 +113,11 @@ fn pod_lifecycle(c: &Containerd, cri: &mut CriClient, handler: &str) {
         assert!(!denied, "{handler}: socket(AF_INET) denied: {probe:?}");
         // Pod networking through the CNI bridge: host → pod.
         let got = host_reads(&ip, 8080);
-        assert_eq!(got.as_deref(), Some("pong\n"), "{handler}: host → {ip}:8080");
+        assert_eq!(
+            got.as_deref(),
+            Some("pong\n"),
+            "{handler}: host → {ip}:8080"
+        );
     }
 
     // ContainerStats, then UpdateContainerResources shows in the cgroup.
@@ -133,12 +141,19 @@ fn pod_lifecycle(c: &Containerd, cri: &mut CriClient, handler: &str) {
     );
     eprintln!("{handler}: memory limit after update: {lim:?}");
     if lim.exit_code == 0 {
-        assert_eq!(lim.stdout.trim(), "104857600", "{handler}: limit after update");
+        assert_eq!(
+            lim.stdout.trim(),
+            "104857600",
+            "{handler}: limit after update"
+        );
     }
 
     cri.stop_container(&id, 2).unwrap();
     let cs = cri.container_status(&id).unwrap();
-    assert_eq!(cs.state, k8s_cri::v1::ContainerState::ContainerExited as i32);
+    assert_eq!(
+        cs.state,
+        k8s_cri::v1::ContainerState::ContainerExited as i32
+    );
     cri.remove_container(&id).unwrap();
     cri.stop_pod(&pod).unwrap();
     cri.remove_pod(&pod).unwrap();
