@@ -207,6 +207,9 @@ pub fn writable_paths(spec: &Spec) -> Vec<(String, bool)> {
             let dest = m.destination().to_string_lossy().into_owned();
             let ro = m.options().iter().flatten().any(|o| o == "ro");
             match m.typ().as_deref() {
+                // /dev is the runtime's own tmpfs of device nodes: Landlock grants only the
+                // standard nodes in it, never the directory.
+                Some("tmpfs") if dest == "/dev" => None,
                 Some("tmpfs") | Some("shm") => Some((dest, !ro)),
                 _ if is_bind(m) => Some((dest, !ro)),
                 _ => None,

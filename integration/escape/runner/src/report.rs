@@ -99,7 +99,7 @@ pub fn combine(
     }
 }
 
-fn grid<'a>(cells: &'a [Cell]) -> BTreeMap<(&'a str, &'a str), &'a Cell> {
+fn grid(cells: &[Cell]) -> BTreeMap<(&str, &str), &Cell> {
     cells
         .iter()
         .map(|c| ((c.technique.as_str(), c.column.as_str()), c))

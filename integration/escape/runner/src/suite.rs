@@ -46,6 +46,16 @@ impl Suite {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&paths.work, std::fs::Permissions::from_mode(0o755));
         let mut columns = columns.to_vec();
+        // Ward is rebuilt by others in this checkout while the suite runs:
+        // test a private copy, so the binary-unchanged check stays meaningful.
+        std::fs::create_dir_all(paths.work.join("bin")).map_err(|e| format!("mkdir bin: {e}"))?;
+        for c in columns.iter_mut().filter(|c| c.kind == "ward") {
+            let copy = paths.work.join("bin/ward");
+            if !copy.exists() {
+                std::fs::copy(&c.path, &copy).map_err(|e| format!("copy {}: {e}", c.path.display()))?;
+            }
+            c.path = copy;
+        }
         for c in &mut columns {
             c.root = paths.work.join("state").join(c.label().replace(':', "-"));
             std::fs::create_dir_all(&c.root).map_err(|e| format!("mkdir state: {e}"))?;

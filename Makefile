@@ -1,0 +1,65 @@
+# Ward: `make demo` shows the sandbox, `make test` is what CI runs, `make bench` compares.
+SHELL := /bin/bash
+CARGO ?= cargo
+DEBUG_BIN := $(CURDIR)/target/debug
+RELEASE_BIN := $(CURDIR)/target/release
+PREFIX ?= /usr/local
+DEBIAN_PACKAGES := containerd runc crun busybox-static containernetworking-plugins podman \
+	hyperfine jq iproute2 util-linux protobuf-compiler pkg-config python3
+
+.PHONY: all build release deps demo test test-unit test-cli test-integration escape escape-ci \
+	bench lint install uninstall clean
+
+all: build
+
+deps:
+	@if ! command -v containerd >/dev/null || ! command -v busybox >/dev/null || ! command -v protoc >/dev/null; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEBIAN_PACKAGES); fi
+
+build:
+	$(CARGO) build --workspace --bins
+
+release:
+	$(CARGO) build --release -p ward-runtime -p ward-shim
+
+# Build, make a busybox bundle, run one container under the default sandbox and print what it
+# sees of itself.
+demo: deps release
+	@bash integration/bench/demo.sh $(RELEASE_BIN)/ward
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Unit tests of every crate, then real containers (root): the ward CLI, containerd + CRI with
+# the shim, and the escape-attempt suite against ward (fails on any escape).
+test: build test-unit test-cli test-integration escape-ci
+
+test-unit:
+	$(CARGO) test --workspace --lib --bins
+
+test-cli:
+	WARD_BIN=$(DEBUG_BIN)/ward $(CARGO) test -p ward-tests -- --test-threads=2
+
+test-integration:
+	WARD_BIN=$(DEBUG_BIN)/ward WARD_SHIM_DIR=$(DEBUG_BIN) $(CARGO) test -p ward-integration -- --test-threads=1
+
+escape:
+	bash integration/escape/run.sh
+
+escape-ci:
+	bash integration/escape/run.sh --ci
+
+bench: release
+	@echo "## ward CLI vs runc vs crun: create+start+wait+delete of /bin/true (make bench)"
+	@bash integration/bench/cli.sh
+	@$(CARGO) run --release -q -p ward-integration --bin ward-bench
+
+install: release
+	PREFIX=$(PREFIX) bash deploy/install.sh
+
+uninstall:
+	PREFIX=$(PREFIX) bash deploy/uninstall.sh
+
+clean:
+	$(CARGO) clean
