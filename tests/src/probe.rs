@@ -102,7 +102,7 @@ impl Probes {
 
 /// `/proc/<pid>/status` capability and security lines, parsed: (name → value text).
 pub fn status_fields(text: &str) -> BTreeMap<String, String> {
-    text.split(|c| c == '\n' || c == ' ')
+    text.split(['\n', ' '])
         .filter_map(|kv| {
             let (k, v) = kv.split_once(':')?;
             Some((k.trim().to_string(), v.trim().to_string()))
