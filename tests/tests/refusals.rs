@@ -659,3 +659,28 @@ fn namespace_path_of_callers_network_ns() {
         ..expect(&["linux.namespaces", "network"])
     });
 }
+
+/// The error line goes to engines (podman shows it verbatim as "OCI runtime error: ..."), so
+/// on a non-terminal stderr it carries no ANSI colour codes, even without NO_COLOR.
+#[test]
+fn error_line_has_no_colour_codes_when_not_a_terminal() {
+    require_root!();
+    let b = Bundle::new(&["true"]);
+    b.write_raw("{");
+    let ward = Ward::new();
+    let mut c = ward.cmd(&[
+        "create".as_ref(),
+        "--bundle".as_ref(),
+        b.path().as_os_str(),
+        unique_id("ansi").as_ref() as &std::ffi::OsStr,
+    ]);
+    c.env_remove("NO_COLOR");
+    let o = c.output().unwrap();
+    assert!(!o.status.success());
+    let raw = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !raw.contains('\u{1b}'),
+        "ANSI escape codes in stderr (not a terminal): {raw:?}"
+    );
+    assert_root_clean(&ward);
+}
