@@ -211,6 +211,7 @@ impl Containerd {
             _tmp: None,
         };
         me.write_configs()?;
+        ensure_run_containerd_searchable()?;
         me.spawn()?;
         for ns in ["default", K8S_NS] {
             for img in [me.images.busybox.clone(), me.images.pause.clone()] {
@@ -521,6 +522,25 @@ impl Drop for Containerd {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Ward's shim keeps its state under /run/containerd/ward/<ns> and needs
+/// /run/containerd searchable (0711), the mode containerd gives its default
+/// state dir. When `ctr` created it first (fifo dir) it is 0700: widen it to
+/// containerd's own 0711, nothing more.
+fn ensure_run_containerd_searchable() -> Result<(), HarnessError> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Path::new("/run/containerd");
+    if !dir.exists() {
+        fs::create_dir_all(dir).map_err(io_err("create dir", dir))?;
+    }
+    let meta = fs::metadata(dir).map_err(io_err("stat", dir))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o001 == 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode | 0o011))
+            .map_err(io_err("chmod", dir))?;
+    }
+    Ok(())
 }
 
 fn write(path: &Path, text: &str) -> Result<(), HarnessError> {
