@@ -38,16 +38,19 @@ fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
-/// The shim serving `init_pid`: its parent, which must be a containerd shim
-/// (this test created the container, so the pid is ours to signal).
+/// The shim serving `init_pid`: the nearest ancestor that is a containerd
+/// shim (runc's shim is the init's parent; Ward's shim forks a single-threaded
+/// `ward-launcher` that is). This test created the container, so the pid is
+/// ours to signal.
 fn shim_of(init_pid: u32) -> u32 {
-    let shim = procfs::ppid(init_pid).expect("ppid of container init");
-    let comm = procfs::comm(shim).unwrap_or_default();
-    assert!(
-        comm.starts_with("containerd-shim"),
-        "parent {shim} of {init_pid} is {comm:?}, not a shim"
-    );
-    shim
+    let mut pid = init_pid;
+    for _ in 0..3 {
+        pid = procfs::ppid(pid).expect("ppid");
+        if procfs::comm(pid).is_some_and(|c| c.starts_with("containerd-shim")) {
+            return pid;
+        }
+    }
+    panic!("no containerd shim among the 3 nearest ancestors of {init_pid}");
 }
 
 #[test]
@@ -76,10 +79,6 @@ fn shim_killed_task_reported_exited_and_cleaned() {
             "{rt}: task still {:?} after shim SIGKILL",
             task(&c, &id)
         );
-        let reaped = wait_for(Duration::from_secs(20), || {
-            procfs::comm(pid).is_none() || procfs::ppid(pid) != Some(shim)
-        });
-        assert!(reaped, "{rt}: container init {pid} still alive");
         assert!(
             wait_for(Duration::from_secs(10), || !std::path::Path::new(&format!(
                 "/proc/{pid}"
@@ -116,11 +115,7 @@ fn containerd_restart_reconnects_to_running_shim() {
             task(&c, &id),
             c.log_text()
         );
-        assert_eq!(
-            procfs::ppid(pid),
-            Some(shim),
-            "{rt}: same shim keeps the container"
-        );
+        assert_eq!(shim_of(pid), shim, "{rt}: same shim keeps the container");
         let out = c
             .ctr(
                 Some("default"),
