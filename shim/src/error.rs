@@ -47,6 +47,9 @@ pub enum Error {
     Protocol(String),
     #[error("launcher is gone")]
     LauncherGone,
+    /// Ward's runtime library (in the launcher).
+    #[error(transparent)]
+    Runtime(#[from] ward_runtime::Error),
     /// An error raised inside the launcher (mostly the runtime library's), carried over the socket.
     #[error("{message}")]
     Remote { kind: Kind, message: String },
@@ -72,6 +75,7 @@ impl Error {
             Error::FailedPrecondition(_) => Kind::FailedPrecondition,
             Error::Unimplemented(_) => Kind::Unimplemented,
             Error::Remote { kind, .. } => *kind,
+            Error::Runtime(e) => runtime_kind(e),
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 Kind::NotFound
             }
@@ -79,6 +83,19 @@ impl Error {
                 Kind::Internal
             }
         }
+    }
+}
+
+fn runtime_kind(e: &ward_runtime::Error) -> Kind {
+    use ward_runtime::Error as R;
+    match e {
+        R::NotFound(_) => Kind::NotFound,
+        R::Exists(_) => Kind::AlreadyExists,
+        R::InvalidId(_) | R::Spec { .. } => Kind::InvalidArgument,
+        // A policy refusal: the request is well-formed, the node does not allow it.
+        R::Policy(_) | R::ProfileNotAllowed { .. } | R::State { .. } => Kind::FailedPrecondition,
+        R::Unsupported(_) => Kind::Unimplemented,
+        _ => Kind::Internal,
     }
 }
 

@@ -1,6 +1,6 @@
 //! Task events, published to containerd in order from one thread.
 
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Sender};
 use std::time::SystemTime;
 
 use containerd_shim::publisher::RemotePublisher;
@@ -35,7 +35,7 @@ pub fn timestamp(t: SystemTime) -> MessageField<Timestamp> {
 impl EventSink {
     /// A sink whose events are read by the caller (tests).
     #[cfg(test)]
-    pub fn channel() -> (Self, Receiver<Event>) {
+    pub fn channel() -> (Self, std::sync::mpsc::Receiver<Event>) {
         let (tx, rx) = channel();
         (Self(tx), rx)
     }

@@ -2,9 +2,8 @@
 //!
 //! - stdout/stderr FIFOs are opened here and handed to the process directly
 //!   (no copy, so no output can be lost between exit and TaskExit).
-//! - stdin goes through a pipe: the FIFO is opened read-write (so it never
-//!   reports EOF before containerd's writer shows up) and copied into the pipe;
-//!   `CloseIO` closes the pipe, which is the process's EOF.
+//! - stdin goes through a pipe: the FIFO is copied into the pipe; containerd
+//!   closing its writer, or `CloseIO`, closes the pipe: the process's EOF.
 //! - with a terminal, the pty master (received on the console socket) is copied
 //!   to/from the FIFOs; TaskExit waits (bounded) for the output copy to drain.
 
@@ -85,24 +84,30 @@ fn cancel_fd() -> Result<Arc<EventFd>> {
         .map_err(Error::sys("eventfd"))
 }
 
-fn open_fifo_rdwr(path: &Path) -> Result<File> {
+/// Opens the stdin FIFO without waiting for containerd's writer. Linux
+/// reports POLLHUP on a FIFO only after a writer has come and gone, so the
+/// copy (which polls before reading) waits for the writer instead of reading
+/// an early EOF; the writer closing is the process's EOF.
+fn open_fifo_reader(path: &Path) -> Result<File> {
     OpenOptions::new()
         .read(true)
-        .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
         .map_err(Error::io("open stdin fifo", path))
 }
 
-/// Opens an output FIFO for writing; containerd holds its read side already.
+/// Opens an output FIFO for the process to write. Read-write, because
+/// containerd may open its read side only later (exec output is opened
+/// asynchronously by `ctr`): O_WRONLY would fail with ENXIO or block. What is
+/// written before the reader appears waits in the FIFO; containerd still sees
+/// EOF once every process holding it has exited.
 fn open_fifo_writer(path: &Path) -> Result<File> {
-    let file = OpenOptions::new()
+    OpenOptions::new()
+        .read(true)
         .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .custom_flags(libc::O_CLOEXEC)
         .open(path)
-        .map_err(Error::io("open output fifo", path))?;
-    set_nonblocking(file.as_fd(), false)?;
-    Ok(file)
+        .map_err(Error::io("open output fifo", path))
 }
 
 fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> Result<()> {
@@ -138,7 +143,7 @@ impl ProcessIo {
         let mut fds = Vec::new();
         let mut slots = StdioSlots::default();
         if let Some(path) = &paths.stdin {
-            let fifo = open_fifo_rdwr(path)?;
+            let fifo = open_fifo_reader(path)?;
             let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(Error::sys("pipe2"))?;
             spawn_copier(
                 "stdin",
@@ -171,7 +176,7 @@ impl ProcessIo {
     pub fn attach_console(&self, master: OwnedFd) -> Result<()> {
         set_nonblocking(master.as_fd(), true)?;
         if let Some(path) = &self.paths.stdin {
-            let fifo = open_fifo_rdwr(path)?;
+            let fifo = open_fifo_reader(path)?;
             let to_master = master.try_clone().map_err(Error::io("dup", "pty master"))?;
             spawn_copier(
                 "pty-in",
@@ -352,21 +357,38 @@ mod tests {
     }
 
     #[test]
-    fn stdin_is_copied_until_close_io() {
+    fn stdin_is_copied_until_the_writer_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let stdin = mkfifo(dir.path(), "stdin");
+        let paths = StdioPaths::new(stdin.to_str().unwrap(), "", "", false);
+        let (handoff, _io) = ProcessIo::prepare(&paths).unwrap();
+        assert_eq!(handoff.slots.count(), 1);
+        let mut process_stdin = File::from(handoff.fds.into_iter().next().unwrap());
+        // Nothing written yet: the process must not see EOF.
+        std::thread::sleep(Duration::from_millis(50));
+        let mut writer = OpenOptions::new().write(true).open(&stdin).unwrap();
+        writer.write_all(b"hello\n").unwrap();
+        drop(writer);
+        // The writer closing is EOF (no CloseIO needed).
+        let mut got = String::new();
+        process_stdin.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "hello\n");
+    }
+
+    #[test]
+    fn close_io_ends_stdin_while_the_writer_stays() {
         let dir = tempfile::tempdir().unwrap();
         let stdin = mkfifo(dir.path(), "stdin");
         let paths = StdioPaths::new(stdin.to_str().unwrap(), "", "", false);
         let (handoff, io) = ProcessIo::prepare(&paths).unwrap();
-        assert_eq!(handoff.slots.count(), 1);
         let mut process_stdin = File::from(handoff.fds.into_iter().next().unwrap());
         let mut writer = OpenOptions::new().write(true).open(&stdin).unwrap();
-        writer.write_all(b"hello\n").unwrap();
-        drop(writer);
-        std::thread::sleep(Duration::from_millis(100));
+        writer.write_all(b"x").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
         io.close_stdin().unwrap();
         let mut got = String::new();
         process_stdin.read_to_string(&mut got).unwrap();
-        assert_eq!(got, "hello\n");
+        assert_eq!(got, "x");
     }
 
     #[test]

@@ -58,7 +58,10 @@ fn main() {
     if serving || flags.action == "delete" {
         let namespace = flags.namespace.clone();
         match launcher::spawn(move || make_backend(&namespace)) {
-            Ok(l) => shim::set_launcher(l),
+            Ok(l) => {
+                tracing::debug!(pid = l.pid.as_raw(), "launcher forked");
+                shim::set_launcher(l)
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot start the launcher");
                 eprintln!("containerd-shim-ward-v2: cannot start the launcher: {e}");

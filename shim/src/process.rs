@@ -125,6 +125,18 @@ impl Process {
         }
     }
 
+    /// The process will never run or be reported (its start failed, or it
+    /// was deleted): releases anyone blocked in `wait`, without a TaskExit.
+    pub fn abandon(&self, code: u32) {
+        let mut st = self.lock();
+        if st.status != Status::Stopped {
+            st.status = Status::Stopped;
+            st.exit_status = code;
+            st.exited_at = Some(SystemTime::now());
+        }
+        self.cond.notify_all();
+    }
+
     /// The launcher reaped this process.
     pub fn exited(&self, code: i32, events: &EventSink) {
         if let Some(io) = self.io() {
@@ -276,6 +288,20 @@ mod tests {
         // and the table holds nothing for 9 any more
         table.dispatch(9, 0, &events);
         assert!(table.lock().unclaimed.contains_key(&9));
+    }
+
+    #[test]
+    fn abandon_releases_waiters_without_an_event() {
+        let (_events, rx) = EventSink::channel();
+        let p = Arc::new(Process::new("c1", Some("e1"), StdioPaths::default(), None, 0));
+        let waiter = {
+            let p = p.clone();
+            std::thread::spawn(move || p.wait())
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        p.abandon(255);
+        assert_eq!(waiter.join().unwrap().0, 255);
+        assert!(rx.try_recv().is_err());
     }
 
     #[test]

@@ -176,6 +176,10 @@ impl Service {
             Ok(pid) => Ok(pid),
             Err(e) => {
                 process.end_start(None, &self.events, |_| {});
+                if exec_id.is_some() {
+                    // An exec that failed to start never runs: release Wait.
+                    process.abandon(255);
+                }
                 Err(e)
             }
         }
@@ -256,6 +260,7 @@ impl Service {
             }
             self.exits.forget(st.pid);
             process.close_io();
+            process.abandon(st.exit_status);
             return Ok((st.pid, st.exit_status, st.exited_at));
         }
         let bundle = self
@@ -274,6 +279,7 @@ impl Service {
             for p in c.execs.values() {
                 self.exits.forget(p.snapshot().pid);
                 p.close_io();
+                p.abandon(128 + libc::SIGKILL as u32);
             }
         }
         self.exits.forget(st.pid);
@@ -285,6 +291,7 @@ impl Service {
         } else {
             (128 + libc::SIGKILL as u32, Some(SystemTime::now()))
         };
+        process.abandon(status);
         self.events.delete(id, st.pid, status, at);
         tracing::info!(id, "container deleted");
         Ok((st.pid, status, at))

@@ -1,59 +1,268 @@
 //! The production backend: Ward's runtime library, called in-process (in the
-//! launcher). Same policy, profiles and sandbox as the `ward` CLI.
+//! launcher). Same policy, profiles and sandbox as the `ward` CLI: one code
+//! path. The `ward.dev/profile` annotation is read by the library from the
+//! bundle's config.json; the node config comes from containerd's runtime
+//! options (`ConfigPath`).
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ward_runtime::libcgroups;
+use ward_runtime::libcgroups::common::CgroupSetup;
+use ward_runtime::oci_spec::runtime::{LinuxResources, Process};
+use ward_runtime::{ContainerId, CreateOptions, ExecOptions, Runtime, RuntimeOptions, Signal};
 
 use super::backend::{Backend, CreateArgs, ExecArgs};
-use super::protocol::{CgroupPaths, CgroupStats};
+use super::protocol::{self, BlkioEntry, CgroupPaths, CgroupStats, HugetlbEntry};
 use crate::error::{Error, Result};
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 pub struct WardBackend {
     root: PathBuf,
+    /// One runtime per node config path (`None`: the node default).
+    runtimes: HashMap<Option<PathBuf>, Runtime>,
+    /// Which node config each container was created with.
+    configs: HashMap<String, Option<PathBuf>>,
 }
 
 impl WardBackend {
     /// `root` is the runtime's state directory for this containerd namespace.
     pub fn new(root: PathBuf) -> Result<Self> {
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            runtimes: HashMap::new(),
+            configs: HashMap::new(),
+        })
     }
 
-    fn unavailable(&self) -> Error {
-        Error::FailedPrecondition(format!(
-            "Ward's runtime library (state root {}) does not provide Runtime yet",
-            self.root.display()
-        ))
+    fn runtime_for(&mut self, config_path: Option<PathBuf>) -> Result<&Runtime> {
+        if !self.runtimes.contains_key(&config_path) {
+            let rt = Runtime::new(RuntimeOptions {
+                root: self.root.clone(),
+                config_path: config_path.clone(),
+                ..Default::default()
+            })?;
+            self.runtimes.insert(config_path.clone(), rt);
+        }
+        Ok(&self.runtimes[&config_path])
+    }
+
+    /// The runtime a container was created with (the default one for a
+    /// container this launcher did not create, e.g. in the `delete` action).
+    fn runtime(&mut self, id: &str) -> Result<&Runtime> {
+        let config = self.configs.get(id).cloned().flatten();
+        self.runtime_for(config)
+    }
+}
+
+fn cid(id: &str) -> Result<ContainerId> {
+    ContainerId::new(id).map_err(|e| Error::Runtime(e.into()))
+}
+
+fn signal(sig: i32) -> Result<Signal> {
+    nix::sys::signal::Signal::try_from(sig)
+        .map(Signal::from)
+        .map_err(|_| Error::InvalidArgument(format!("signal {sig}")))
+}
+
+fn unified() -> bool {
+    matches!(libcgroups::common::get_cgroup_setup(), Ok(CgroupSetup::Unified))
+}
+
+/// Where the memory controller of `cgroup` (a path relative to each cgroup mount) lives.
+fn cgroup_paths(cgroup: &Path) -> CgroupPaths {
+    let rel = cgroup.strip_prefix("/").unwrap_or(cgroup);
+    if unified() {
+        CgroupPaths {
+            memory_v1: None,
+            unified: Some(Path::new(CGROUP_ROOT).join(rel)),
+        }
+    } else {
+        CgroupPaths {
+            memory_v1: Some(Path::new(CGROUP_ROOT).join("memory").join(rel)),
+            unified: None,
+        }
+    }
+}
+
+fn memory_entry(d: &libcgroups::stats::MemoryData) -> protocol::MemoryEntry {
+    protocol::MemoryEntry {
+        usage: d.usage,
+        max: d.max_usage,
+        failcnt: d.fail_count,
+        limit: d.limit,
+    }
+}
+
+pub fn convert_stats(s: &libcgroups::stats::Stats, unified: bool) -> CgroupStats {
+    let mut blkio = Vec::new();
+    for (kind, list) in [
+        ("service_bytes", &s.blkio.service_bytes),
+        ("serviced", &s.blkio.serviced),
+        ("time", &s.blkio.time),
+        ("sectors", &s.blkio.sectors),
+        ("service_time", &s.blkio.service_time),
+        ("wait_time", &s.blkio.wait_time),
+        ("queued", &s.blkio.queued),
+        ("merged", &s.blkio.merged),
+    ] {
+        blkio.extend(list.iter().map(|d| BlkioEntry {
+            kind: kind.to_string(),
+            op: d.op_type.clone().unwrap_or_default(),
+            major: d.major,
+            minor: d.minor,
+            value: d.value,
+        }));
+    }
+    CgroupStats {
+        unified,
+        cpu_total: s.cpu.usage.usage_total,
+        cpu_user: s.cpu.usage.usage_user,
+        cpu_kernel: s.cpu.usage.usage_kernel,
+        cpu_per_core: s.cpu.usage.per_core_usage_total.clone(),
+        cpu_periods: s.cpu.throttling.periods,
+        cpu_throttled_periods: s.cpu.throttling.throttled_periods,
+        cpu_throttled_time: s.cpu.throttling.throttled_time,
+        pids_current: s.pids.current,
+        pids_limit: s.pids.limit,
+        memory: memory_entry(&s.memory.memory),
+        swap: memory_entry(&s.memory.memswap),
+        kernel: memory_entry(&s.memory.kernel),
+        kernel_tcp: memory_entry(&s.memory.kernel_tcp),
+        memory_cache: s.memory.cache,
+        memory_stat: s.memory.stats.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        hugetlb: s
+            .hugetlb
+            .iter()
+            .map(|(k, h)| {
+                (
+                    k.clone(),
+                    HugetlbEntry {
+                        usage: h.usage,
+                        max: h.max_usage,
+                        failcnt: h.fail_count,
+                    },
+                )
+            })
+            .collect(),
+        blkio,
     }
 }
 
 impl Backend for WardBackend {
-    fn create(&mut self, _args: CreateArgs) -> Result<(i32, CgroupPaths)> {
-        Err(self.unavailable())
+    fn create(&mut self, args: CreateArgs) -> Result<(i32, CgroupPaths)> {
+        let id = cid(&args.id)?;
+        let rt = self.runtime_for(args.config_path.clone())?;
+        let pid = rt.create(
+            &id,
+            CreateOptions {
+                bundle: args.bundle,
+                console_socket: args.console_socket,
+                stdin: args.stdio.stdin,
+                stdout: args.stdio.stdout,
+                stderr: args.stdio.stderr,
+                ..Default::default()
+            },
+        )?;
+        let cgroup = match rt.cgroup_path(&id) {
+            Ok(p) => cgroup_paths(&p),
+            Err(e) => {
+                tracing::warn!(id = %id, error = %e, "no cgroup path: no OOM events");
+                CgroupPaths::default()
+            }
+        };
+        self.configs.insert(args.id, args.config_path);
+        Ok((pid, cgroup))
     }
-    fn start(&mut self, _id: &str) -> Result<()> {
-        Err(self.unavailable())
+
+    fn start(&mut self, id: &str) -> Result<()> {
+        let cid = cid(id)?;
+        Ok(self.runtime(id)?.start(&cid)?)
     }
-    fn exec(&mut self, _args: ExecArgs) -> Result<i32> {
-        Err(self.unavailable())
+
+    fn exec(&mut self, args: ExecArgs) -> Result<i32> {
+        let id = cid(&args.id)?;
+        let process: Process = serde_json::from_value(args.process)
+            .map_err(|e| Error::InvalidArgument(format!("exec process: {e}")))?;
+        let opts = ExecOptions {
+            process,
+            console_socket: args.console_socket,
+            stdin: args.stdio.stdin,
+            stdout: args.stdio.stdout,
+            stderr: args.stdio.stderr,
+            ..Default::default()
+        };
+        Ok(self.runtime(&args.id)?.exec(&id, opts, true)?)
     }
-    fn kill(&mut self, _id: &str, _signal: i32, _all: bool) -> Result<()> {
-        Err(self.unavailable())
+
+    fn kill(&mut self, id: &str, sig: i32, all: bool) -> Result<()> {
+        let cid = cid(id)?;
+        let sig = signal(sig)?;
+        Ok(self.runtime(id)?.kill(&cid, sig, all)?)
     }
-    fn delete(&mut self, _id: &str) -> Result<()> {
+
+    fn delete(&mut self, id: &str) -> Result<()> {
+        let cid = cid(id)?;
+        self.runtime(id)?.delete(&cid, true)?;
+        self.configs.remove(id);
         Ok(())
     }
-    fn pause(&mut self, _id: &str) -> Result<()> {
-        Err(self.unavailable())
+
+    fn pause(&mut self, id: &str) -> Result<()> {
+        let cid = cid(id)?;
+        Ok(self.runtime(id)?.pause(&cid)?)
     }
-    fn resume(&mut self, _id: &str) -> Result<()> {
-        Err(self.unavailable())
+
+    fn resume(&mut self, id: &str) -> Result<()> {
+        let cid = cid(id)?;
+        Ok(self.runtime(id)?.resume(&cid)?)
     }
-    fn update(&mut self, _id: &str, _resources: &serde_json::Value) -> Result<()> {
-        Err(self.unavailable())
+
+    fn update(&mut self, id: &str, resources: &serde_json::Value) -> Result<()> {
+        let cid = cid(id)?;
+        let resources: LinuxResources = serde_json::from_value(resources.clone())
+            .map_err(|e| Error::InvalidArgument(format!("resources: {e}")))?;
+        Ok(self.runtime(id)?.update(&cid, &resources)?)
     }
-    fn pids(&mut self, _id: &str) -> Result<Vec<i32>> {
-        Err(self.unavailable())
+
+    fn pids(&mut self, id: &str) -> Result<Vec<i32>> {
+        let cid = cid(id)?;
+        Ok(self.runtime(id)?.pids(&cid)?)
     }
-    fn stats(&mut self, _id: &str) -> Result<CgroupStats> {
-        Err(self.unavailable())
+
+    fn stats(&mut self, id: &str) -> Result<CgroupStats> {
+        let cid = cid(id)?;
+        let stats = self.runtime(id)?.stats(&cid)?;
+        Ok(convert_stats(&stats, unified()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_convert_field_by_field() {
+        let mut s = libcgroups::stats::Stats::default();
+        s.cpu.usage.usage_total = 10;
+        s.pids.current = 2;
+        s.memory.memory.usage = 100;
+        s.memory.stats.insert("rss".into(), 5);
+        let c = convert_stats(&s, false);
+        assert_eq!(c.cpu_total, 10);
+        assert_eq!(c.pids_current, 2);
+        assert_eq!(c.memory.usage, 100);
+        assert_eq!(c.memory_stat["rss"], 5);
+        assert!(!c.unified);
+    }
+
+    #[test]
+    fn v1_memory_cgroup_path() {
+        if unified() {
+            return;
+        }
+        let p = cgroup_paths(Path::new("/ward/c1"));
+        assert_eq!(p.memory_v1.unwrap(), PathBuf::from("/sys/fs/cgroup/memory/ward/c1"));
     }
 }
