@@ -40,6 +40,8 @@ pub struct Outcome {
     pub results: Vec<Call>,
     pub verdict: Verdict,
     pub reason: String,
+    /// A JSON line already produced by a forked helper, passed through as is.
+    pub raw: Option<String>,
 }
 
 impl Outcome {
@@ -50,6 +52,7 @@ impl Outcome {
             results: Vec::new(),
             verdict: Verdict::NotApplicable,
             reason: String::new(),
+            raw: None,
         }
     }
 
@@ -117,6 +120,9 @@ impl Outcome {
     }
 
     pub fn to_json(&self) -> String {
+        if let Some(r) = &self.raw {
+            return r.clone();
+        }
         let mut s = String::new();
         let _ = write!(
             s,

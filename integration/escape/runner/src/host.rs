@@ -72,12 +72,21 @@ impl Canaries {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(vol, std::fs::Permissions::from_mode(0o777));
         let _ = std::fs::set_permissions(host_dir, std::fs::Permissions::from_mode(0o755));
-        let sleeper = Command::new("sleep")
-            .arg("100000")
+        let mut cmd = Command::new("sleep");
+        cmd.arg("100000")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("spawn sleep: {e}"))?;
+            .stderr(Stdio::null());
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
+        // The canary process dies with the runner, however the runner ends.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            })
+        };
+        let sleeper = cmd.spawn().map_err(|e| format!("spawn sleep: {e}"))?;
         let abstract_name = format!("ward-escape-{}-{}", std::process::id(), nonce());
         let hits = Arc::new(AtomicUsize::new(0));
         {
@@ -157,6 +166,23 @@ pub fn nonce() -> u64 {
     t ^ ((std::process::id() as u64) << 32)
 }
 
+/// Identity of a large binary without reading it: any write changes ctime.
+fn bin_sig(p: &Path) -> String {
+    match std::fs::metadata(p) {
+        Ok(m) => format!(
+            "ino={} mode={:o} size={} mtime={}.{} ctime={}.{}",
+            m.ino(),
+            m.mode(),
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec()
+        ),
+        Err(e) => format!("missing: {e}"),
+    }
+}
+
 fn file_sig(p: &Path) -> String {
     match (std::fs::symlink_metadata(p), std::fs::read(p)) {
         (Ok(m), Ok(b)) => {
@@ -207,6 +233,7 @@ fn host_mounts(ours: &Path) -> BTreeSet<String> {
 /// A snapshot of the host taken before a technique runs.
 pub struct Snapshot {
     files: BTreeMap<String, String>,
+    bins: BTreeMap<String, String>,
     host_listing: BTreeSet<String>,
     root_listing: BTreeSet<String>,
     mounts: BTreeSet<String>,
@@ -224,11 +251,13 @@ impl Snapshot {
         ] {
             files.insert(p.to_string_lossy().into_owned(), file_sig(&p));
         }
+        let mut bins = BTreeMap::new();
         for b in &c.runtime_bins {
-            files.insert(b.to_string_lossy().into_owned(), file_sig(b));
+            bins.insert(b.to_string_lossy().into_owned(), bin_sig(b));
         }
         Snapshot {
             files,
+            bins,
             host_listing: listing(&c.host_dir),
             root_listing: listing(Path::new("/")),
             mounts: host_mounts(work),
@@ -246,6 +275,12 @@ impl Snapshot {
             // its listing is compared below instead.
             if &now != sig && Path::new(p) != c.host_dir {
                 v.push(format!("{p} changed ({sig} -> {now})"));
+            }
+        }
+        for (p, sig) in &self.bins {
+            let now = bin_sig(Path::new(p));
+            if &now != sig {
+                v.push(format!("runtime binary {p} changed ({sig} -> {now})"));
             }
         }
         let hl = listing(&c.host_dir);

@@ -165,6 +165,8 @@ fn real_main(cli: &Cli) -> Result<i32, String> {
     } else {
         s.run_all()?
     };
+    let _ = s.canaries.sleeper.kill();
+    let _ = s.canaries.sleeper.wait();
     if !cli.keep {
         s.cleanup();
     } else {

@@ -19,6 +19,9 @@ pub struct Suite {
     pub run_id: String,
     pub cells: Vec<Cell>,
     pub opts: Opts,
+    /// Set in chaos mode: neighbours share the rootfs, so the per-technique
+    /// leaked-process scan is deferred to the end of the run.
+    pub concurrent: bool,
 }
 
 #[derive(Clone)]
@@ -52,7 +55,8 @@ impl Suite {
         for c in columns.iter_mut().filter(|c| c.kind == "ward") {
             let copy = paths.work.join("bin/ward");
             if !copy.exists() {
-                std::fs::copy(&c.path, &copy).map_err(|e| format!("copy {}: {e}", c.path.display()))?;
+                std::fs::copy(&c.path, &copy)
+                    .map_err(|e| format!("copy {}: {e}", c.path.display()))?;
             }
             c.path = copy;
         }
@@ -94,6 +98,7 @@ impl Suite {
                 json: cli.json.clone(),
                 markdown: cli.markdown.clone(),
             },
+            concurrent: false,
         })
     }
 
@@ -194,7 +199,9 @@ impl Suite {
                     .map(|p| format!("cgroup left: {p}")),
             );
         }
-        leaks.extend(host::leaked_processes(&self.paths.rootfs));
+        if !self.concurrent {
+            leaks.extend(host::leaked_processes(&self.paths.rootfs));
+        }
         let probe: Option<Value> = out
             .stdout
             .lines()
@@ -206,6 +213,11 @@ impl Suite {
     }
 
     pub fn run_all(&mut self) -> Result<i32, String> {
+        self.run_sequential();
+        self.finish(None)
+    }
+
+    pub fn run_sequential(&mut self) {
         for col in 0..self.columns.len() {
             let label = self.columns[col].label();
             eprintln!(
@@ -225,7 +237,6 @@ impl Suite {
                 self.cells.push(cell);
             }
         }
-        self.finish(None)
     }
 
     pub fn finish(&self, chaos_notes: Option<&[String]>) -> Result<i32, String> {
@@ -263,8 +274,6 @@ impl Suite {
     }
 
     pub fn cleanup(&mut self) {
-        let _ = self.canaries.sleeper.kill();
-        let _ = self.canaries.sleeper.wait();
         // Only our own work dir, and never across a mount point left behind.
         let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let w = self.paths.work.to_string_lossy().into_owned();

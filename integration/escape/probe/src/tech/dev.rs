@@ -146,7 +146,7 @@ pub fn raw_socket(_c: &Ctx) -> Outcome {
     ) {
         return o.escaped("raw IP socket opened (CAP_NET_RAW)");
     }
-    o.by_last("", Verdict::NotApplicable)
+    family_refused(o)
 }
 
 pub fn packet_socket(_c: &Ctx) -> Outcome {
@@ -161,7 +161,18 @@ pub fn packet_socket(_c: &Ctx) -> Outcome {
     ) {
         return o.escaped("packet socket opened (CVE-2020-14386 surface)");
     }
-    o.by_last("", Verdict::NotApplicable)
+    family_refused(o)
+}
+
+/// A seccomp filter that restricts socket families answers EAFNOSUPPORT,
+/// as the kernel does for a family it lacks; the host column tells them apart.
+fn family_refused(o: Outcome) -> Outcome {
+    match o.results.last().and_then(|c| c.errno) {
+        Some(libc::EAFNOSUPPORT) => o.blocked(
+            "socket family refused (EAFNOSUPPORT: seccomp family filter or no kernel support)",
+        ),
+        _ => o.by_last("", Verdict::NotApplicable),
+    }
 }
 
 fn connect_unix(o: &mut Outcome, label: &str, addr: &[u8]) -> bool {

@@ -123,6 +123,9 @@ pub fn userns_packet(_c: &Ctx) -> Outcome {
     } as i64;
     o.rec("socket(AF_PACKET)", s);
     sys::close(s);
+    if o.results.last().and_then(|c| c.errno) == Some(libc::EAFNOSUPPORT) {
+        return o.blocked("user+net namespace created, but AF_PACKET refused (EAFNOSUPPORT)");
+    }
     o.by_last(
         "packet socket in a nested user+net namespace",
         crate::report::Verdict::NotApplicable,

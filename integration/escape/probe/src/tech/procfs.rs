@@ -50,7 +50,7 @@ pub fn proc_sys_vm(_c: &Ctx) -> Outcome {
     if a || b {
         return o.escaped("host VM sysctls writable");
     }
-    o.by_last("", Verdict::NotApplicable)
+    any_defence(o)
 }
 
 pub fn kcore(_c: &Ctx) -> Outcome {
@@ -152,7 +152,30 @@ pub fn sys_kernel_write(_c: &Ctx) -> Outcome {
     if a || b {
         return o.escaped("/sys/kernel writable (uevent_helper runs a host-root command)");
     }
-    o.by_last("", Verdict::NotApplicable)
+    let entries = std::fs::read_dir("/sys/kernel")
+        .map(|r| r.count())
+        .unwrap_or(0);
+    if entries == 0 {
+        return o.blocked("/sys/kernel is empty or absent (masked)");
+    }
+    any_defence(o)
+}
+
+/// Blocked if any attempt failed with a defence errno, else not applicable.
+fn any_defence(o: Outcome) -> Outcome {
+    let errs: Vec<String> = o
+        .results
+        .iter()
+        .filter_map(|c| c.errno.map(|e| format!("{} {}", c.call, errno_name(e))))
+        .collect();
+    if o.results
+        .iter()
+        .any(|c| c.errno.is_some_and(crate::report::is_defence))
+    {
+        o.blocked(errs.join("; "))
+    } else {
+        o.na(errs.join("; "))
+    }
 }
 
 /// Is this fd's file reachable by path from our root? Compares (dev, ino).

@@ -123,7 +123,55 @@ pub fn memory_hog(c: &Ctx) -> Outcome {
     o.na(format!("hog ended with status {st:#x}"))
 }
 
+/// The fill runs in a child: tmpfs pages are charged to the memory cgroup, so
+/// a memory limit may OOM-kill the writer before the tmpfs size limit is hit.
 pub fn tmpfs_fill(c: &Ctx) -> Outcome {
+    let mut p = [0i32; 2];
+    // SAFETY: `p` is a valid 2-element array.
+    unsafe { libc::pipe(p.as_mut_ptr()) };
+    let Some(pid) = sys::fork() else {
+        return Outcome::new("tmpfs-fill", "fork").na("fork failed");
+    };
+    if pid == 0 {
+        sys::close(p[0] as i64);
+        let line = tmpfs_fill_inner(c).to_json() + "\n";
+        sys::write_all(p[1], line.as_bytes());
+        sys::exit(0);
+    }
+    sys::close(p[1] as i64);
+    let mut buf = Vec::new();
+    loop {
+        let (n, chunk) = sys::read_some(p[0], 65536);
+        if n <= 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    sys::close(p[0] as i64);
+    let st = sys::wait(pid);
+    let _ = std::fs::remove_file("/tmp/ward-probe-fill");
+    let mut o = Outcome::new(
+        "tmpfs-fill",
+        "write 1 MiB chunks to /tmp until ENOSPC, bounded by --fill-mib",
+    );
+    if !buf.is_empty() {
+        o.raw = Some(String::from_utf8_lossy(&buf).trim().to_string());
+        return o;
+    }
+    o.rec("writer child", -1);
+    let lim = cgroup_value(&[
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        "/sys/fs/cgroup/memory.max",
+    ]);
+    if libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL {
+        return o.blocked(format!(
+            "the writer was OOM-killed: tmpfs pages count against the memory limit ({lim})"
+        ));
+    }
+    o.na(format!("writer ended with status {st:#x}"))
+}
+
+fn tmpfs_fill_inner(c: &Ctx) -> Outcome {
     let mut o = Outcome::new(
         "tmpfs-fill",
         "write 1 MiB chunks to /tmp until ENOSPC, bounded by --fill-mib",

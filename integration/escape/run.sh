@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Escape-attempt suite: build the static probe and the runner, then run the
+# techniques against ward (all built-in profiles), runc, crun and the
+# unconfined host column, print the table and write RESULTS.md.
+#
+#   integration/escape/run.sh            # full comparison (needs runc, crun)
+#   integration/escape/run.sh --ci       # ward only; non-zero on any escape or leak
+#   integration/escape/run.sh --chaos 60 # add chaos mode for 60 s
+#   integration/escape/run.sh --exec     # techniques through `exec` instead of `run`
+#
+# Environment: WARD (ward binary, default target/debug/ward, built if absent),
+# CARGO_TARGET_DIR (default target-escape), ESCAPE_OUT (default integration/escape).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target-escape}
+OUT=${ESCAPE_OUT:-$ROOT/integration/escape}
+MODE=full
+EXTRA=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --ci) MODE=ci ;;
+    --chaos) EXTRA+=(--chaos --seconds "${2:-60}"); shift ;;
+    --exec) EXTRA+=(--exec) ;;
+    *) EXTRA+=("$1") ;;
+  esac
+  shift
+done
+
+if [ "$(id -u)" != 0 ]; then
+  echo "escape suite: needs root (creates containers, namespaces, cgroups)" >&2
+  exit 77
+fi
+
+TARGET=x86_64-unknown-linux-gnu
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p ward-probe --target "$TARGET"
+PROBE=$CARGO_TARGET_DIR/$TARGET/release/ward-probe
+if ldd "$PROBE" >/dev/null 2>&1; then
+  echo "escape suite: $PROBE is not static" >&2
+  exit 1
+fi
+cargo build --release -p ward-escape
+RUNNER=$CARGO_TARGET_DIR/release/ward-escape
+
+WARD=${WARD:-}
+if [ -z "$WARD" ]; then
+  if [ ! -x "$ROOT/target/debug/ward" ]; then
+    (unset CARGO_TARGET_DIR; cargo build -p ward-runtime)
+  fi
+  WARD=$ROOT/target/debug/ward
+fi
+
+PROFILES=(--profile default --profile restricted --profile strict)
+if [ "$MODE" = ci ]; then
+  exec "$RUNNER" --runtime ward "${PROFILES[@]}" --runtime-path "ward=$WARD" --probe "$PROBE" \
+    --json "$OUT/results-ci.json" "${EXTRA[@]}"
+fi
+
+RTS=(--runtime ward)
+command -v runc >/dev/null && RTS+=(--runtime runc) || echo "escape suite: runc not installed, column skipped" >&2
+command -v crun >/dev/null && RTS+=(--runtime crun) || echo "escape suite: crun not installed, column skipped" >&2
+RTS+=(--runtime host)
+exec "$RUNNER" "${RTS[@]}" "${PROFILES[@]}" --runtime-path "ward=$WARD" --probe "$PROBE" \
+  --markdown "$OUT/RESULTS.md" --json "$OUT/results.json" "${EXTRA[@]}"
