@@ -143,23 +143,23 @@ fn emit(line: &str) {
 /// pipe. A child killed by SIGSYS was stopped by seccomp (blocked); any other
 /// death is reported as such.
 fn run_isolated(t: &tech::Technique, ctx: &Ctx) -> String {
-    isolated_outcome(t, ctx).unwrap_or_else(|o| o.to_json())
+    isolated_outcome(t, ctx).to_json()
 }
 
-/// `Ok(line)` is the child's own JSON line; `Err(outcome)` is what the parent
+/// The child's own JSON line (passed through as `raw`), or what the parent
 /// observed when the child did not report.
-fn isolated_outcome(t: &tech::Technique, ctx: &Ctx) -> Result<String, Outcome> {
+fn isolated_outcome(t: &tech::Technique, ctx: &Ctx) -> Outcome {
     if ctx.host_mode && t.unsafe_on_host {
-        return Err(Outcome::new(t.id, t.tried)
-            .na("unsafe-on-host: skipped in the unconfined sanity mode (would change the host)"));
+        return Outcome::new(t.id, t.tried)
+            .na("unsafe-on-host: skipped in the unconfined sanity mode (would change the host)");
     }
     let mut fds = [0i32; 2];
     // SAFETY: `fds` is a valid 2-element array for pipe2 to fill.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err((t.run)(ctx));
+        return (t.run)(ctx);
     }
     let Some(pid) = sys::fork() else {
-        return Err(Outcome::new(t.id, t.tried).na("fork failed before the technique ran"));
+        return Outcome::new(t.id, t.tried).na("fork failed before the technique ran");
     };
     if pid == 0 {
         sys::close(fds[0] as i64);
@@ -199,7 +199,9 @@ fn isolated_outcome(t: &tech::Technique, ctx: &Ctx) -> Result<String, Outcome> {
     let text = String::from_utf8_lossy(&buf);
     if let Some(line) = text.lines().rev().find(|l| l.starts_with('{')) {
         // The child already classified; pass its line through untouched.
-        return Ok(line.to_string());
+        let mut o = Outcome::new(t.id, t.tried);
+        o.raw = Some(line.to_string());
+        return o;
     }
     let mut o = Outcome::new(t.id, t.tried);
     if libc::WIFSIGNALED(status) {
@@ -223,5 +225,5 @@ fn isolated_outcome(t: &tech::Technique, ctx: &Ctx) -> Result<String, Outcome> {
             format!("technique process exited (status {status:#x}) without reporting"),
         );
     }
-    Err(o)
+    o
 }

@@ -181,7 +181,7 @@ fn column(s: &Suite, col: usize, seconds: u64) -> Vec<String> {
                         churn_fail.fetch_add(1, Ordering::SeqCst);
                     }
                 }
-                if !victims.is_empty() && rng.next() % 2 == 0 {
+                if !victims.is_empty() && rng.next().is_multiple_of(2) {
                     let v = victims.swap_remove((rng.next() as usize) % victims.len());
                     // SIGKILL the victim's init: a process of a container we started.
                     if let Some(pid) = r
