@@ -34,8 +34,13 @@ impl ConsoleSocket {
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .map_err(Error::io("chmod console dir", &dir))?;
         let path = dir.join("console.sock");
-        let listener = UnixListener::bind(&path).map_err(Error::io("bind console socket", &path))?;
-        Ok(Self { dir, path, listener })
+        let listener =
+            UnixListener::bind(&path).map_err(Error::io("bind console socket", &path))?;
+        Ok(Self {
+            dir,
+            path,
+            listener,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -46,7 +51,8 @@ impl ConsoleSocket {
     pub fn receive_master(&self, timeout: Duration) -> Result<OwnedFd> {
         let mut fds = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
         let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-        let ready = poll(&mut fds, PollTimeout::from(ms)).map_err(Error::sys("poll console socket"))?;
+        let ready =
+            poll(&mut fds, PollTimeout::from(ms)).map_err(Error::sys("poll console socket"))?;
         if ready == 0 {
             return Err(Error::FailedPrecondition(format!(
                 "no pty master on {} within {timeout:?}",

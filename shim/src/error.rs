@@ -134,6 +134,8 @@ mod tests {
             message: "x".into(),
         }
         .into();
-        assert!(matches!(e, ttrpc::Error::RpcStatus(s) if s.code() == ttrpc::Code::FAILED_PRECONDITION));
+        assert!(
+            matches!(e, ttrpc::Error::RpcStatus(s) if s.code() == ttrpc::Code::FAILED_PRECONDITION)
+        );
     }
 }

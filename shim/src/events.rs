@@ -48,7 +48,9 @@ impl EventSink {
             .spawn(move || {
                 for ev in rx {
                     tracing::debug!(topic = ev.topic, "publish event");
-                    if let Err(e) = publisher.publish(Context::default(), ev.topic, &namespace, ev.message) {
+                    if let Err(e) =
+                        publisher.publish(Context::default(), ev.topic, &namespace, ev.message)
+                    {
                         tracing::error!(error = %e, "publishing event");
                     }
                 }

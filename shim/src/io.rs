@@ -37,7 +37,9 @@ fn non_empty(s: &str) -> Option<PathBuf> {
 }
 
 fn display(p: &Option<PathBuf>) -> String {
-    p.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+    p.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
 }
 
 impl StdioPaths {
@@ -188,7 +190,12 @@ impl ProcessIo {
         if let Some(path) = &self.paths.stdout {
             let out = open_fifo_writer(path)?;
             let from_master = master.try_clone().map_err(Error::io("dup", "pty master"))?;
-            let done = spawn_copier("pty-out", from_master, out.into(), vec![self.all_cancel.clone()])?;
+            let done = spawn_copier(
+                "pty-out",
+                from_master,
+                out.into(),
+                vec![self.all_cancel.clone()],
+            )?;
             *self.output_done.lock().unwrap_or_else(|e| e.into_inner()) = Some(done);
         }
         *self.console.lock().unwrap_or_else(|e| e.into_inner()) = Some(master);
@@ -220,7 +227,9 @@ impl ProcessIo {
 
     /// CloseIO: the process sees EOF on stdin once pending input is copied.
     pub fn close_stdin(&self) -> Result<()> {
-        self.stdin_cancel.write(1).map_err(Error::sys("eventfd write"))?;
+        self.stdin_cancel
+            .write(1)
+            .map_err(Error::sys("eventfd write"))?;
         Ok(())
     }
 
@@ -233,7 +242,9 @@ impl ProcessIo {
             .take();
         if let Some(rx) = rx {
             if rx.recv_timeout(timeout).is_err() {
-                tracing::warn!("terminal output still open {timeout:?} after exit; not waiting longer");
+                tracing::warn!(
+                    "terminal output still open {timeout:?} after exit; not waiting longer"
+                );
             }
         }
     }
@@ -280,7 +291,11 @@ fn copy_loop(src: &OwnedFd, dst: &OwnedFd, cancels: &[Arc<EventFd>]) {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         let mut fds = vec![PollFd::new(src.as_fd(), PollFlags::POLLIN)];
-        fds.extend(cancels.iter().map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN)));
+        fds.extend(
+            cancels
+                .iter()
+                .map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN)),
+        );
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => {}
             Err(nix::Error::EINTR) => continue,
@@ -330,7 +345,12 @@ fn write_all(dst: BorrowedFd<'_>, mut data: &[u8]) -> Result<()> {
                 let mut fds = [PollFd::new(dst, PollFlags::POLLOUT)];
                 let _ = poll(&mut fds, PollTimeout::from(100u16));
             }
-            Err(e) => return Err(Error::Sys { op: "write", source: e }),
+            Err(e) => {
+                return Err(Error::Sys {
+                    op: "write",
+                    source: e,
+                })
+            }
         }
     }
     Ok(())

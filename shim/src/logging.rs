@@ -1,8 +1,9 @@
 //! `tracing` to containerd's shim log: the `log` FIFO in the bundle directory
 //! (the serving shim's cwd), as text, or JSON with `WARD_SHIM_LOG_FORMAT=json`.
 //! Level: `WARD_SHIM_LOG` (an env-filter), else debug with containerd's
-//! `-debug`, else info. The `start` and `delete` actions log to stderr, which
-//! containerd records in its own log.
+//! `-debug`, else info. The `delete` action logs to stderr, which containerd
+//! records in its own log; the `start` action does not log at all (containerd
+//! takes its combined output as the socket address).
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -43,7 +44,9 @@ pub fn init(serving: bool, debug: bool) {
     } else {
         None
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
     let result = match (fifo, format) {
         (Some(f), Format::Json) => builder.json().with_writer(Mutex::new(f)).try_init(),
         (Some(f), Format::Text) => builder.with_writer(Mutex::new(f)).try_init(),

@@ -35,7 +35,9 @@ fn make_backend(namespace: &str) -> error::Result<Box<dyn Backend>> {
         tracing::warn!("TEST BACKEND: processes run on the host without any sandbox");
         return Ok(Box::new(launcher::host::HostBackend::default()));
     }
-    Ok(Box::new(launcher::ward::WardBackend::new(state_root(namespace))?))
+    Ok(Box::new(launcher::ward::WardBackend::new(state_root(
+        namespace,
+    ))?))
 }
 
 fn main() {
@@ -54,7 +56,11 @@ fn main() {
         return;
     }
     let serving = flags.action.is_empty();
-    logging::init(serving, flags.debug);
+    // containerd 1.6 reads the `start` action's combined stdout+stderr as the
+    // socket address: that action must print nothing else, so it does not log.
+    if flags.action != "start" {
+        logging::init(serving, flags.debug);
+    }
     if serving || flags.action == "delete" {
         let namespace = flags.namespace.clone();
         match launcher::spawn(move || make_backend(&namespace)) {

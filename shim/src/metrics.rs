@@ -90,7 +90,11 @@ pub fn v1(s: &CgroupStats) -> Metrics {
             ..Default::default()
         }),
         memory: MessageField::some(MemoryStat {
-            cache: if s.memory_cache > 0 { s.memory_cache } else { stat("cache") },
+            cache: if s.memory_cache > 0 {
+                s.memory_cache
+            } else {
+                stat("cache")
+            },
             rss: stat("rss"),
             rss_huge: stat("rss_huge"),
             mapped_file: stat("mapped_file"),
@@ -150,7 +154,8 @@ fn message(fields: &[(u32, u64)]) -> Result<Vec<u8>> {
         let mut os = CodedOutputStream::vec(&mut out);
         for (n, v) in fields {
             if *v != 0 {
-                os.write_uint64(*n, *v).map_err(|e| Error::Protocol(e.to_string()))?;
+                os.write_uint64(*n, *v)
+                    .map_err(|e| Error::Protocol(e.to_string()))?;
             }
         }
         os.flush().map_err(|e| Error::Protocol(e.to_string()))?;

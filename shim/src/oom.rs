@@ -157,6 +157,9 @@ mod tests {
         let _w = watch("c1", &paths, sink).unwrap().unwrap();
         std::fs::write(&events, "oom 1\noom_kill 1\n").unwrap();
         let ev = rx.recv_timeout(std::time::Duration::from_secs(3)).unwrap();
-        assert_eq!(ev.topic, containerd_shim_protos::topics::TASK_OOM_EVENT_TOPIC);
+        assert_eq!(
+            ev.topic,
+            containerd_shim_protos::topics::TASK_OOM_EVENT_TOPIC
+        );
     }
 }

@@ -88,13 +88,19 @@ mod tests {
 
     #[test]
     fn missing_or_foreign_options_are_defaults() {
-        assert_eq!(RuntimeOptions::from_any(None).unwrap(), RuntimeOptions::default());
+        assert_eq!(
+            RuntimeOptions::from_any(None).unwrap(),
+            RuntimeOptions::default()
+        );
         let any = Any {
             type_url: "containerd.runc.v1.Options".into(),
             value: vec![8, 1],
             ..Default::default()
         };
-        assert_eq!(RuntimeOptions::from_any(Some(&any)).unwrap(), RuntimeOptions::default());
+        assert_eq!(
+            RuntimeOptions::from_any(Some(&any)).unwrap(),
+            RuntimeOptions::default()
+        );
     }
 
     #[test]

@@ -110,7 +110,12 @@ impl Process {
 
     /// Ends a Start: on success sets Running and runs `publish_started`
     /// before any exit that raced with the start is published.
-    pub fn end_start(&self, pid: Option<i32>, events: &EventSink, publish_started: impl FnOnce(i32)) {
+    pub fn end_start(
+        &self,
+        pid: Option<i32>,
+        events: &EventSink,
+        publish_started: impl FnOnce(i32),
+    ) {
         let mut st = self.lock();
         st.starting = false;
         if let Some(pid) = pid {
@@ -158,7 +163,13 @@ impl Process {
         st.status = Status::Stopped;
         st.exit_status = code as u32;
         st.exited_at = Some(at);
-        events.exit(&self.container_id, self.event_id(), st.pid, st.exit_status, at);
+        events.exit(
+            &self.container_id,
+            self.event_id(),
+            st.pid,
+            st.exit_status,
+            at,
+        );
         self.cond.notify_all();
     }
 
@@ -293,7 +304,13 @@ mod tests {
     #[test]
     fn abandon_releases_waiters_without_an_event() {
         let (_events, rx) = EventSink::channel();
-        let p = Arc::new(Process::new("c1", Some("e1"), StdioPaths::default(), None, 0));
+        let p = Arc::new(Process::new(
+            "c1",
+            Some("e1"),
+            StdioPaths::default(),
+            None,
+            0,
+        ));
         let waiter = {
             let p = p.clone();
             std::thread::spawn(move || p.wait())

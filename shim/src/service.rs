@@ -19,7 +19,7 @@ use crate::launcher::client::Launcher;
 use crate::launcher::protocol::{Reply, Request, RootfsMount};
 use crate::oom::{self, OomWatch};
 use crate::options::RuntimeOptions;
-use crate::process::{ExitTable, Process, ProcState, Status};
+use crate::process::{ExitTable, ProcState, Process, Status};
 
 /// How long the runtime has to send a pty master after create/exec.
 const CONSOLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,10 +74,14 @@ impl Service {
             .ok_or_else(|| Error::ContainerNotFound(id.to_string()))?;
         match exec_id {
             None => Ok(c.init.clone()),
-            Some(e) => c.execs.get(e).cloned().ok_or_else(|| Error::ProcessNotFound {
-                id: id.to_string(),
-                exec_id: e.to_string(),
-            }),
+            Some(e) => c
+                .execs
+                .get(e)
+                .cloned()
+                .ok_or_else(|| Error::ProcessNotFound {
+                    id: id.to_string(),
+                    exec_id: e.to_string(),
+                }),
         }
     }
 
@@ -107,7 +111,9 @@ impl Service {
             handoff.fds,
         )?;
         let Reply::Created { pid, cgroup } = reply else {
-            return Err(Error::Protocol(format!("unexpected reply to create: {reply:?}")));
+            return Err(Error::Protocol(format!(
+                "unexpected reply to create: {reply:?}"
+            )));
         };
         if let Some(console) = &handoff.console {
             let attached = console
@@ -165,9 +171,9 @@ impl Service {
 
     pub fn start(&self, id: &str, exec_id: Option<&str>) -> Result<i32> {
         let process = self.process(id, exec_id)?;
-        process
-            .begin_start()
-            .map_err(|s| Error::FailedPrecondition(format!("cannot start a process that is {s:?}")))?;
+        process.begin_start().map_err(|s| {
+            Error::FailedPrecondition(format!("cannot start a process that is {s:?}"))
+        })?;
         let result = match exec_id {
             None => self.start_init(id, &process),
             Some(exec_id) => self.start_exec(id, exec_id, &process),
@@ -186,7 +192,8 @@ impl Service {
     }
 
     fn start_init(&self, id: &str, init: &Arc<Process>) -> Result<i32> {
-        self.launcher.call(Request::Start { id: id.to_string() }, Vec::new())?;
+        self.launcher
+            .call(Request::Start { id: id.to_string() }, Vec::new())?;
         let pid = init.snapshot().pid;
         init.end_start(Some(pid), &self.events, |pid| self.events.start(id, pid));
         tracing::info!(id, pid, "container started");
@@ -205,7 +212,9 @@ impl Service {
             handoff.fds,
         )?;
         let Reply::Pid(pid) = reply else {
-            return Err(Error::Protocol(format!("unexpected reply to exec: {reply:?}")));
+            return Err(Error::Protocol(format!(
+                "unexpected reply to exec: {reply:?}"
+            )));
         };
         if let Some(console) = &handoff.console {
             // The process runs already: on failure it is killed, and reported.
@@ -225,13 +234,21 @@ impl Service {
         Ok(pid)
     }
 
-    pub fn exec(&self, id: &str, exec_id: &str, stdio: StdioPaths, spec: serde_json::Value) -> Result<()> {
+    pub fn exec(
+        &self,
+        id: &str,
+        exec_id: &str,
+        stdio: StdioPaths,
+        spec: serde_json::Value,
+    ) -> Result<()> {
         let mut containers = self.lock();
         let c = containers
             .get_mut(id)
             .ok_or_else(|| Error::ContainerNotFound(id.to_string()))?;
         if c.init.snapshot().status == Status::Stopped {
-            return Err(Error::FailedPrecondition(format!("container {id} is stopped")));
+            return Err(Error::FailedPrecondition(format!(
+                "container {id} is stopped"
+            )));
         }
         if c.execs.contains_key(exec_id) {
             return Err(Error::AlreadyExists(format!("exec {exec_id} in {id}")));
@@ -244,7 +261,11 @@ impl Service {
     }
 
     /// Deletes a process: returns its (pid, exit status, exit time).
-    pub fn delete(&self, id: &str, exec_id: Option<&str>) -> Result<(i32, u32, Option<SystemTime>)> {
+    pub fn delete(
+        &self,
+        id: &str,
+        exec_id: Option<&str>,
+    ) -> Result<(i32, u32, Option<SystemTime>)> {
         let process = self.process(id, exec_id)?;
         let st = process.snapshot();
         if matches!(st.status, Status::Running | Status::Paused) {
@@ -306,7 +327,8 @@ impl Service {
                 process.event_id()
             )));
         }
-        let signal = i32::try_from(signal).map_err(|_| Error::InvalidArgument(format!("signal {signal}")))?;
+        let signal = i32::try_from(signal)
+            .map_err(|_| Error::InvalidArgument(format!("signal {signal}")))?;
         let request = match exec_id {
             None => Request::Kill {
                 id: id.to_string(),
@@ -314,14 +336,26 @@ impl Service {
                 all,
             },
             Some(_) if st.pid == 0 => {
-                return Err(Error::FailedPrecondition(format!("{} is not started", process.event_id())))
+                return Err(Error::FailedPrecondition(format!(
+                    "{} is not started",
+                    process.event_id()
+                )))
             }
-            Some(_) => Request::KillPid { pid: st.pid, signal },
+            Some(_) => Request::KillPid {
+                pid: st.pid,
+                signal,
+            },
         };
         self.launcher.call(request, Vec::new()).map(|_| ())
     }
 
-    pub fn resize_pty(&self, id: &str, exec_id: Option<&str>, width: u32, height: u32) -> Result<()> {
+    pub fn resize_pty(
+        &self,
+        id: &str,
+        exec_id: Option<&str>,
+        width: u32,
+        height: u32,
+    ) -> Result<()> {
         let process = self.process(id, exec_id)?;
         let io = process
             .io()
@@ -339,15 +373,21 @@ impl Service {
 
     pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
         self.process(id, None)?;
-        match self.launcher.call(Request::Pids { id: id.to_string() }, Vec::new())? {
+        match self
+            .launcher
+            .call(Request::Pids { id: id.to_string() }, Vec::new())?
+        {
             Reply::Pids(p) => Ok(p),
-            other => Err(Error::Protocol(format!("unexpected reply to pids: {other:?}"))),
+            other => Err(Error::Protocol(format!(
+                "unexpected reply to pids: {other:?}"
+            ))),
         }
     }
 
     pub fn pause(&self, id: &str) -> Result<()> {
         let init = self.process(id, None)?;
-        self.launcher.call(Request::Pause { id: id.to_string() }, Vec::new())?;
+        self.launcher
+            .call(Request::Pause { id: id.to_string() }, Vec::new())?;
         init.set_status(Status::Paused);
         self.events.paused(id);
         Ok(())
@@ -355,7 +395,8 @@ impl Service {
 
     pub fn resume(&self, id: &str) -> Result<()> {
         let init = self.process(id, None)?;
-        self.launcher.call(Request::Resume { id: id.to_string() }, Vec::new())?;
+        self.launcher
+            .call(Request::Resume { id: id.to_string() }, Vec::new())?;
         if init.snapshot().status == Status::Paused {
             init.set_status(Status::Running);
         }
@@ -378,9 +419,14 @@ impl Service {
 
     pub fn stats(&self, id: &str) -> Result<Any> {
         self.process(id, None)?;
-        match self.launcher.call(Request::Stats { id: id.to_string() }, Vec::new())? {
+        match self
+            .launcher
+            .call(Request::Stats { id: id.to_string() }, Vec::new())?
+        {
             Reply::Stats(s) => crate::metrics::to_any(&s),
-            other => Err(Error::Protocol(format!("unexpected reply to stats: {other:?}"))),
+            other => Err(Error::Protocol(format!(
+                "unexpected reply to stats: {other:?}"
+            ))),
         }
     }
 
@@ -388,7 +434,11 @@ impl Service {
         Ok(self.process(id, exec_id)?.wait())
     }
 
-    pub fn state(&self, id: &str, exec_id: Option<&str>) -> Result<(Arc<Process>, ProcState, PathBuf)> {
+    pub fn state(
+        &self,
+        id: &str,
+        exec_id: Option<&str>,
+    ) -> Result<(Arc<Process>, ProcState, PathBuf)> {
         let process = self.process(id, exec_id)?;
         let bundle = self
             .lock()

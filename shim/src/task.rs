@@ -56,7 +56,11 @@ fn status_of(s: process::Status) -> Status {
 }
 
 impl Task for TaskService {
-    fn create(&self, _ctx: &TtrpcContext, req: CreateTaskRequest) -> TtrpcResult<CreateTaskResponse> {
+    fn create(
+        &self,
+        _ctx: &TtrpcContext,
+        req: CreateTaskRequest,
+    ) -> TtrpcResult<CreateTaskResponse> {
         if !req.checkpoint.is_empty() {
             return Err(Error::Unimplemented("restore from checkpoint").into());
         }

@@ -15,7 +15,10 @@ const MAX_FDS: usize = 3;
 
 pub fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
     if bytes.len() > MAX_MESSAGE {
-        return Err(Error::Protocol(format!("message of {} bytes too large", bytes.len())));
+        return Err(Error::Protocol(format!(
+            "message of {} bytes too large",
+            bytes.len()
+        )));
     }
     let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
     let iov = [IoSlice::new(bytes)];
@@ -26,7 +29,12 @@ pub fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Resul
             Ok(_) => return Ok(()),
             Err(nix::Error::EINTR) => continue,
             Err(nix::Error::EPIPE | nix::Error::ECONNRESET) => return Err(Error::LauncherGone),
-            Err(e) => return Err(Error::Sys { op: "sendmsg", source: e }),
+            Err(e) => {
+                return Err(Error::Sys {
+                    op: "sendmsg",
+                    source: e,
+                })
+            }
         }
     }
 }
@@ -46,7 +54,12 @@ pub fn recv(sock: BorrowedFd<'_>) -> Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
             Ok(msg) => msg,
             Err(nix::Error::EINTR) => continue,
             Err(nix::Error::ECONNRESET) => return Ok(None),
-            Err(e) => return Err(Error::Sys { op: "recvmsg", source: e }),
+            Err(e) => {
+                return Err(Error::Sys {
+                    op: "recvmsg",
+                    source: e,
+                })
+            }
         };
         let mut fds = Vec::new();
         for cmsg in msg.cmsgs().map_err(Error::sys("recvmsg cmsgs"))? {
@@ -58,7 +71,10 @@ pub fn recv(sock: BorrowedFd<'_>) -> Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
                 }
             }
         }
-        if msg.flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC) {
+        if msg
+            .flags
+            .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC)
+        {
             return Err(Error::Protocol("truncated message".into()));
         }
         let len = msg.bytes;

@@ -40,7 +40,11 @@ fn launch_of(process: &serde_json::Value) -> Result<Launch> {
     let strings = |key: &str| -> Vec<String> {
         process[key]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let args = strings("args");
@@ -102,8 +106,8 @@ impl HostBackend {
             }
             ForkResult::Child => {
                 drop(go_w);
-                // SAFETY (whole block): async-signal-safe libc calls between
-                // fork and execve, on fds this child owns.
+                // SAFETY: async-signal-safe libc calls between fork and
+                // execve, on fds and C strings this child owns.
                 unsafe {
                     libc::setsid();
                     if let Some(pty) = &pty {
@@ -125,14 +129,17 @@ impl HostBackend {
                     if wait_for_go {
                         libc::read(go_r.as_raw_fd(), (&mut b as *mut u8).cast(), 1);
                     }
-                    let root = CString::new(rootfs.as_os_str().as_encoded_bytes()).unwrap_or_default();
+                    let root =
+                        CString::new(rootfs.as_os_str().as_encoded_bytes()).unwrap_or_default();
                     let cwd = CString::new(launch.cwd.as_str()).unwrap_or_default();
                     if libc::chroot(root.as_ptr()) != 0 || libc::chdir(cwd.as_ptr()) != 0 {
                         libc::_exit(126);
                     }
-                    let mut av: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+                    let mut av: Vec<*const libc::c_char> =
+                        argv.iter().map(|a| a.as_ptr()).collect();
                     av.push(std::ptr::null());
-                    let mut ev: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+                    let mut ev: Vec<*const libc::c_char> =
+                        envp.iter().map(|a| a.as_ptr()).collect();
                     ev.push(std::ptr::null());
                     libc::execve(av[0], av.as_ptr(), ev.as_ptr());
                     // No PATH lookup in this test backend beyond common dirs.
@@ -163,13 +170,23 @@ fn signal(sig: i32) -> Result<Signal> {
 impl Backend for HostBackend {
     fn create(&mut self, args: CreateArgs) -> Result<(i32, CgroupPaths)> {
         let config_path = args.bundle.join("config.json");
-        let text = std::fs::read_to_string(&config_path).map_err(Error::io("read", &config_path))?;
+        let text =
+            std::fs::read_to_string(&config_path).map_err(Error::io("read", &config_path))?;
         let spec: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let launch = launch_of(&spec["process"])?;
-        let rootfs = args.bundle.join(spec["root"]["path"].as_str().unwrap_or("rootfs"));
-        let (pid, go) = self.spawn(&rootfs, &launch, args.console_socket.as_deref(), args.stdio, true)?;
-        self.containers.insert(args.id, Container { pid, rootfs, go });
+        let rootfs = args
+            .bundle
+            .join(spec["root"]["path"].as_str().unwrap_or("rootfs"));
+        let (pid, go) = self.spawn(
+            &rootfs,
+            &launch,
+            args.console_socket.as_deref(),
+            args.stdio,
+            true,
+        )?;
+        self.containers
+            .insert(args.id, Container { pid, rootfs, go });
         Ok((pid, CgroupPaths::default()))
     }
 
@@ -189,7 +206,13 @@ impl Backend for HostBackend {
     fn exec(&mut self, args: ExecArgs) -> Result<i32> {
         let rootfs = self.get(&args.id)?.rootfs.clone();
         let launch = launch_of(&args.process)?;
-        let (pid, _) = self.spawn(&rootfs, &launch, args.console_socket.as_deref(), args.stdio, false)?;
+        let (pid, _) = self.spawn(
+            &rootfs,
+            &launch,
+            args.console_socket.as_deref(),
+            args.stdio,
+            false,
+        )?;
         Ok(pid)
     }
 

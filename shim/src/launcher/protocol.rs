@@ -221,6 +221,9 @@ mod tests {
             }),
         };
         let bytes = serde_json::to_vec(&msg).unwrap();
-        assert_eq!(serde_json::from_slice::<LauncherMessage>(&bytes).unwrap(), msg);
+        assert_eq!(
+            serde_json::from_slice::<LauncherMessage>(&bytes).unwrap(),
+            msg
+        );
     }
 }

@@ -52,19 +52,43 @@ fn mount_one(m: &RootfsMount, target: &Path) -> Result<()> {
         }
         None => None,
     };
-    let fs_type = if m.fs_type.is_empty() { None } else { Some(m.fs_type.as_str()) };
-    let data_opt = if data.is_empty() { None } else { Some(data.as_str()) };
+    let fs_type = if m.fs_type.is_empty() {
+        None
+    } else {
+        Some(m.fs_type.as_str())
+    };
+    let data_opt = if data.is_empty() {
+        None
+    } else {
+        Some(data.as_str())
+    };
     // Propagation flags are applied in a second call, as mount(2) requires.
-    let propagation = MsFlags::MS_SHARED | MsFlags::MS_PRIVATE | MsFlags::MS_SLAVE | MsFlags::MS_UNBINDABLE;
-    let result = mount(Some(m.source.as_str()), target, fs_type, flags - propagation, data_opt)
-        .map_err(|source| Error::Sys { op: "mount rootfs", source });
+    let propagation =
+        MsFlags::MS_SHARED | MsFlags::MS_PRIVATE | MsFlags::MS_SLAVE | MsFlags::MS_UNBINDABLE;
+    let result = mount(
+        Some(m.source.as_str()),
+        target,
+        fs_type,
+        flags - propagation,
+        data_opt,
+    )
+    .map_err(|source| Error::Sys {
+        op: "mount rootfs",
+        source,
+    });
     if let Some(prev) = previous {
         std::env::set_current_dir(&prev).map_err(Error::io("chdir back", &prev))?;
     }
     result?;
     if flags.intersects(propagation) {
-        mount(None::<&str>, target, None::<&str>, flags & propagation, None::<&str>)
-            .map_err(Error::sys("set rootfs propagation"))?;
+        mount(
+            None::<&str>,
+            target,
+            None::<&str>,
+            flags & propagation,
+            None::<&str>,
+        )
+        .map_err(Error::sys("set rootfs propagation"))?;
     }
     if flags.contains(MsFlags::MS_BIND | MsFlags::MS_RDONLY) {
         mount(
@@ -87,7 +111,12 @@ pub fn unmount_rootfs(bundle: &Path) -> Result<()> {
             Ok(()) => continue,
             // EINVAL: not a mount point (any more); ENOENT: no rootfs dir.
             Err(nix::Error::EINVAL | nix::Error::ENOENT) => return Ok(()),
-            Err(source) => return Err(Error::Sys { op: "umount rootfs", source }),
+            Err(source) => {
+                return Err(Error::Sys {
+                    op: "umount rootfs",
+                    source,
+                })
+            }
         }
     }
 }
@@ -192,7 +221,10 @@ mod tests {
     fn compacts_long_lowerdirs() {
         let base = "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/";
         let lowers: Vec<String> = (1..=60).map(|i| format!("{base}{i}/fs")).collect();
-        let data = format!("index=off,lowerdir={},upperdir={base}61/fs", lowers.join(":"));
+        let data = format!(
+            "index=off,lowerdir={},upperdir={base}61/fs",
+            lowers.join(":")
+        );
         let (dir, compact) = compact_lowerdirs(&data);
         assert_eq!(dir.unwrap(), PathBuf::from(base));
         assert!(compact.starts_with("index=off,lowerdir=1/fs:2/fs:"));

@@ -49,8 +49,9 @@ impl<B: Backend> Server<B> {
 
     /// Runs until the shim closes its end of the socket.
     pub fn run(mut self) -> Result<()> {
-        let (sig_r, sig_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-            .map_err(Error::sys("pipe2"))?;
+        let (sig_r, sig_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .map_err(Error::sys("pipe2"))?;
         SIGCHLD_PIPE.store(sig_w.as_raw_fd(), Ordering::Relaxed);
         let action = SigAction::new(
             SigHandler::Handler(on_sigchld),
@@ -69,7 +70,12 @@ impl<B: Backend> Server<B> {
             match poll(&mut fds, PollTimeout::NONE) {
                 Ok(_) => {}
                 Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(Error::Sys { op: "poll", source: e }),
+                Err(e) => {
+                    return Err(Error::Sys {
+                        op: "poll",
+                        source: e,
+                    })
+                }
             }
             let sock_ready = fds[0].any().unwrap_or(false);
             let sig_ready = fds[1].any().unwrap_or(false);
@@ -194,7 +200,12 @@ impl<B: Backend> Server<B> {
                 Ok(WaitStatus::StillAlive) | Err(nix::Error::ECHILD) => return Ok(()),
                 Ok(_) => continue,
                 Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(Error::Sys { op: "waitpid", source: e }),
+                Err(e) => {
+                    return Err(Error::Sys {
+                        op: "waitpid",
+                        source: e,
+                    })
+                }
             };
             if self.tracked.remove(&pid) {
                 tracing::debug!(pid, status, "process exited");

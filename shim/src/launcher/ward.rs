@@ -67,7 +67,10 @@ fn signal(sig: i32) -> Result<Signal> {
 }
 
 fn unified() -> bool {
-    matches!(libcgroups::common::get_cgroup_setup(), Ok(CgroupSetup::Unified))
+    matches!(
+        libcgroups::common::get_cgroup_setup(),
+        Ok(CgroupSetup::Unified)
+    )
 }
 
 /// Where the memory controller of `cgroup` (a path relative to each cgroup mount) lives.
@@ -131,7 +134,12 @@ pub fn convert_stats(s: &libcgroups::stats::Stats, unified: bool) -> CgroupStats
         kernel: memory_entry(&s.memory.kernel),
         kernel_tcp: memory_entry(&s.memory.kernel_tcp),
         memory_cache: s.memory.cache,
-        memory_stat: s.memory.stats.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        memory_stat: s
+            .memory
+            .stats
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
         hugetlb: s
             .hugetlb
             .iter()
@@ -263,6 +271,9 @@ mod tests {
             return;
         }
         let p = cgroup_paths(Path::new("/ward/c1"));
-        assert_eq!(p.memory_v1.unwrap(), PathBuf::from("/sys/fs/cgroup/memory/ward/c1"));
+        assert_eq!(
+            p.memory_v1.unwrap(),
+            PathBuf::from("/sys/fs/cgroup/memory/ward/c1")
+        );
     }
 }
