@@ -91,7 +91,9 @@ fn runtime_kind(e: &ward_runtime::Error) -> Kind {
     match e {
         R::NotFound(_) => Kind::NotFound,
         R::Exists(_) => Kind::AlreadyExists,
-        R::InvalidId(_) | R::Spec { .. } => Kind::InvalidArgument,
+        R::InvalidId(_) | R::Spec { .. } | R::Config(_) | R::Profile { .. } => {
+            Kind::InvalidArgument
+        }
         // A policy refusal: the request is well-formed, the node does not allow it.
         R::Policy(_) | R::ProfileNotAllowed { .. } | R::State { .. } => Kind::FailedPrecondition,
         R::Unsupported(_) => Kind::Unimplemented,
