@@ -51,10 +51,11 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> HarnessE
     move |source| HarnessError::Io { what, path, source }
 }
 
-/// Directory holding `containerd-shim-ward-v2` and `ward`: `$WARD_BIN_DIR`, or
-/// the cargo profile dir this test binary was built into (`target/<profile>`).
+/// Directory holding `containerd-shim-ward-v2` and `ward`: `$WARD_SHIM_DIR`
+/// (as the Makefile sets it), or the cargo profile dir this binary was built
+/// into (`target/<profile>`).
 pub fn ward_bin_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("WARD_BIN_DIR") {
+    if let Some(d) = std::env::var_os("WARD_SHIM_DIR") {
         return PathBuf::from(d);
     }
     let exe = std::env::current_exe().unwrap_or_default();

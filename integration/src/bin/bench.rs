@@ -1,1 +1,194 @@
-fn main() {}
+//! `ward-bench` (`make bench`): Ward's shim against containerd-shim-runc-v2,
+//! side by side on one private containerd.
+//!
+//! 1. `ctr run --rm <busybox> /bin/true` end to end: median of N runs each.
+//!    Target: Ward ≤ 0.8 × runc.
+//! 2. Memory per pod: 10 sleeping containers per runtime; PSS and RSS from
+//!    /proc/PID/smaps_rollup of every runtime-side process between containerd
+//!    and each container's init (runc: the shim; Ward: the shim and its
+//!    launcher). Target: ≤ 3 MiB PSS per pod.
+//!
+//! Env: `WARD_BENCH_RUNS` (default 30), `WARD_BENCH_PODS` (default 10).
+
+use std::collections::BTreeSet;
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use ward_integration::containerd::{self, Containerd, RUNC_RUNTIME, WARD_RUNTIME};
+use ward_integration::image::BUSYBOX;
+use ward_integration::procfs;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn run_cmd(c: &Containerd, rt: &str) -> std::process::Command {
+    let mut cmd = c.ctr_cmd(Some("default"));
+    cmd.args(["run", "--runtime", rt]);
+    if rt == WARD_RUNTIME {
+        cmd.arg("--runtime-config-path").arg(&c.ward_config);
+    }
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd
+}
+
+/// Median wall time of `ctr run --rm ... /bin/true`, or the first failure.
+fn startup_median(c: &Containerd, rt: &str, runs: usize) -> Result<Duration, String> {
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..runs + 3 {
+        let id = format!("bench-{}-{i}", short(rt));
+        let t = Instant::now();
+        let out = run_cmd(c, rt)
+            .args(["--rm", BUSYBOX, &id, "/bin/true"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        let dt = t.elapsed();
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        if i >= 3 {
+            times.push(dt); // first 3 are warm-up
+        }
+    }
+    times.sort();
+    Ok(times[times.len() / 2])
+}
+
+fn short(rt: &str) -> &'static str {
+    if rt == WARD_RUNTIME {
+        "ward"
+    } else {
+        "runc"
+    }
+}
+
+/// `(pss KiB, rss KiB, processes)` of the runtime-side processes of `pods`
+/// sleeping containers.
+fn memory_per_pod(c: &Containerd, rt: &str, pods: usize) -> Result<(f64, f64, usize), String> {
+    let ids: Vec<String> = (0..pods)
+        .map(|i| format!("mem-{}-{i}", short(rt)))
+        .collect();
+    for id in &ids {
+        let out = run_cmd(c, rt)
+            .args(["-d", BUSYBOX, id, "sleep", "600"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+    }
+    std::thread::sleep(Duration::from_secs(2)); // let shims settle
+    let ls = c
+        .ctr_ok("default", &["tasks", "ls"])
+        .map_err(|e| e.to_string())?;
+    let mut procs = BTreeSet::new();
+    for line in ls.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 2 || !ids.iter().any(|i| i == f[0]) {
+            continue;
+        }
+        let Ok(init) = f[1].parse::<u32>() else {
+            continue;
+        };
+        // Every ancestor up to and including the shim is runtime overhead.
+        let mut pid = init;
+        for _ in 0..4 {
+            let Some(p) = procfs::ppid(pid) else { break };
+            pid = p;
+            procs.insert(pid);
+            if procfs::comm(pid).is_some_and(|c| c.starts_with("containerd-shim")) {
+                break;
+            }
+        }
+    }
+    let (mut pss, mut rss) = (0u64, 0u64);
+    for &p in &procs {
+        if let Some((ps, rs)) = procfs::pss_rss_kib(p) {
+            pss += ps;
+            rss += rs;
+        }
+    }
+    for id in &ids {
+        let _ = c.ctr(Some("default"), &["tasks", "kill", "-s", "SIGKILL", id]);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for id in &ids {
+        let _ = c.ctr(Some("default"), &["tasks", "delete", "-f", id]);
+        let _ = c.ctr(Some("default"), &["containers", "delete", id]);
+    }
+    Ok((
+        pss as f64 / pods as f64,
+        rss as f64 / pods as f64,
+        procs.len(),
+    ))
+}
+
+fn main() -> ExitCode {
+    if let Some(why) = containerd::skip_reason() {
+        println!("SKIP: ward-bench: {why}");
+        return ExitCode::SUCCESS;
+    }
+    let runs = env_usize("WARD_BENCH_RUNS", 30);
+    let pods = env_usize("WARD_BENCH_PODS", 10);
+    let mut runtimes = vec![RUNC_RUNTIME];
+    match containerd::ward_shim_status() {
+        Ok(()) => runtimes.push(WARD_RUNTIME),
+        Err(why) => println!("SKIP: ward column: {why}"),
+    }
+    let c = match Containerd::start_temp() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ward-bench: start containerd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("## containerd shims: ward vs runc ({runs} runs of `ctr run --rm /bin/true`, {pods} sleeping containers for memory)");
+    println!("binaries from {}", containerd::ward_bin_dir().display());
+    let mut start = Vec::new();
+    let mut mem = Vec::new();
+    for rt in &runtimes {
+        start.push(startup_median(&c, rt, runs));
+        mem.push(memory_per_pod(&c, rt, pods));
+    }
+    println!();
+    println!("| runtime | ctr run --rm median | per-pod PSS | per-pod RSS | processes/pod |");
+    println!("|---|---|---|---|---|");
+    for (i, rt) in runtimes.iter().enumerate() {
+        let s = match &start[i] {
+            Ok(d) => format!("{:.1} ms", d.as_secs_f64() * 1e3),
+            Err(e) => format!("FAILED: {e}"),
+        };
+        let (p, r, n) = match &mem[i] {
+            Ok((p, r, n)) => (
+                format!("{:.2} MiB", p / 1024.0),
+                format!("{:.2} MiB", r / 1024.0),
+                format!("{:.1}", *n as f64 / pods as f64),
+            ),
+            Err(e) => (format!("FAILED: {e}"), String::new(), String::new()),
+        };
+        println!("| {rt} | {s} | {p} | {r} | {n} |");
+    }
+    if let (Some(Ok(runc)), Some(Ok(ward))) = (start.first(), start.get(1)) {
+        let ratio = ward.as_secs_f64() / runc.as_secs_f64();
+        println!();
+        println!(
+            "startup ratio ward/runc: {ratio:.2}× (target ≤ 0.80×: {})",
+            if ratio <= 0.8 { "met" } else { "NOT met" }
+        );
+    }
+    if let Some(Ok((pss, _, _))) = mem.get(1) {
+        println!(
+            "ward shim PSS per pod: {:.2} MiB (target ≤ 3 MiB: {})",
+            pss / 1024.0,
+            if *pss <= 3.0 * 1024.0 {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
+    }
+    ExitCode::SUCCESS
+}
