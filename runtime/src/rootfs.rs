@@ -7,7 +7,7 @@
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use crate::harden::Volume;
+use crate::harden::{IdRange, Volume};
 use crate::sys::{self, SysError};
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +136,7 @@ fn idmapped_copy(src: &Path, userns: &OwnedFd, target: &Path) -> Result<(), SysE
 pub fn prepare(
     rootfs: &Path,
     state_dir: &Path,
+    range: &IdRange,
     userns: &OwnedFd,
     volumes: &[Volume],
     allow_unmapped: bool,
@@ -145,7 +146,15 @@ pub fn prepare(
         idmapped: true,
         ..Default::default()
     };
-    let r = prepare_inner(rootfs, state_dir, userns, volumes, allow_unmapped, &mut p);
+    let r = prepare_inner(
+        rootfs,
+        state_dir,
+        range,
+        userns,
+        volumes,
+        allow_unmapped,
+        &mut p,
+    );
     if r.is_err() {
         let _ = p.undo();
     }
@@ -155,6 +164,7 @@ pub fn prepare(
 fn prepare_inner(
     rootfs: &Path,
     state_dir: &Path,
+    range: &IdRange,
     userns: &OwnedFd,
     volumes: &[Volume],
     allow_unmapped: bool,
@@ -205,6 +215,34 @@ fn prepare_inner(
     let work = state_dir.join("work");
     for d in [&upper, &work, &p.rootfs] {
         mkdir(d)?;
+    }
+    // The overlay's root directory takes its owner and mode from the upper layer: make the
+    // (empty, Ward-owned) upper belong to the container's root with the image root's mode, so
+    // the container sees `/` as its own, as on the idmapped lowers. Nothing of the image is
+    // chowned.
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let top = std::fs::metadata(&layers[0]).map_err(|source| SysError::Io {
+            op: "stat",
+            path: layers[0].clone(),
+            source,
+        })?;
+        let (uid, gid) = if p.idmapped {
+            (range.host_start + top.uid(), range.host_start + top.gid())
+        } else {
+            (top.uid(), top.gid())
+        };
+        std::os::unix::fs::chown(&upper, Some(uid), Some(gid)).map_err(|source| SysError::Io {
+            op: "chown",
+            path: upper.clone(),
+            source,
+        })?;
+        std::fs::set_permissions(&upper, std::fs::Permissions::from_mode(top.mode() & 0o7777))
+            .map_err(|source| SysError::Io {
+                op: "chmod",
+                path: upper.clone(),
+                source,
+            })?;
     }
     sys::mount_overlay(&lowers, Some((&upper, &work)), &p.rootfs)?;
     p.mounts.push(p.rootfs.clone());

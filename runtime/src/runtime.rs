@@ -350,14 +350,31 @@ impl Runtime {
             Ok(libcgroups::common::CgroupSetup::Unified)
         );
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let mut cgroup_dirs: Vec<String> = vec!["/sys/fs/cgroup".into()];
+        for m in cgroup_mounts() {
+            if let Some(name) = m
+                .strip_prefix("/sys/fs/cgroup")
+                .ok()
+                .and_then(|r| r.to_str())
+            {
+                if !name.is_empty() {
+                    cgroup_dirs.push(format!("/sys/fs/cgroup/{}", name.trim_start_matches('/')));
+                }
+            }
+        }
         let mut ctx = HardenContext {
             id: id.to_string(),
+            cgroup_dirs,
             own_cgroup: harden::cgroups::own_cgroup_from(&own, pure_v2),
             ..Default::default()
         };
+        // The host's namespaces: those of pid 1, and Ward's own (Ward runs in the host's
+        // namespaces; /proc/1 may be unreadable). A path matching either is the host's.
         for kind in ["pid", "net", "ipc", "uts", "mnt", "cgroup", "user"] {
-            if let Ok(v) = ns_id(&PathBuf::from(format!("/proc/1/ns/{kind}"))) {
-                ctx.host_ns.insert(kind.to_string(), v);
+            for who in ["1", "self"] {
+                if let Ok(v) = ns_id(&PathBuf::from(format!("/proc/{who}/ns/{kind}"))) {
+                    ctx.host_ns.entry(kind.to_string()).or_default().push(v);
+                }
             }
         }
         for ns in spec
@@ -486,6 +503,7 @@ impl Runtime {
         let prepared = rootfs::prepare(
             &rootfs_src,
             &wdir,
+            &range,
             &userns,
             &volumes,
             self.node.mounts.allow_unmapped,
@@ -843,6 +861,12 @@ impl Runtime {
         let init = spec.process().clone().unwrap_or_default();
         process.set_capabilities(init.capabilities().clone());
         process.set_no_new_privileges(Some(true));
+        // libcontainer's exec path refuses supplementary groups inside a user namespace
+        // ("unprivileged user can't set supplementary groups"); containerd sends
+        // additionalGids [0] by default. The exec'd process keeps its primary uid/gid only.
+        let mut user = process.user().clone();
+        user.set_additional_gids(None);
+        process.set_user(user);
         process.set_apparmor_profile(None);
         process.set_selinux_label(None);
         let plan = self.sandbox_plan(&profile, &spec, None, opts.preserve_fds)?;

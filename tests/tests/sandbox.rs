@@ -427,8 +427,16 @@ fn cgroup_mounts_are_read_only_inside() {
     let id = unique_id("cgro");
     let o = ward.run(&b, &id);
     assert!(o.success(), "{o}");
-    let mut rw = vec![];
+    // The effective mount of a path is the last (topmost) entry for it; earlier entries are
+    // stacked underneath and unreachable without CAP_SYS_ADMIN.
+    let mut top: std::collections::BTreeMap<String, String> = Default::default();
     for l in o.stdout.lines() {
+        if let Some(mp) = l.split(' ').nth(4) {
+            top.insert(mp.to_string(), l.to_string());
+        }
+    }
+    let mut rw = vec![];
+    for l in top.values() {
         let Some((pre, post)) = l.split_once(" - ") else {
             continue;
         };

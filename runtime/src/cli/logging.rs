@@ -53,7 +53,13 @@ pub fn init(g: &GlobalOpts) -> LogTarget {
             .flatten_event(true)
             .with_writer(std::io::stderr)
             .init(),
-        (None, false) => builder.with_writer(std::io::stderr).init(),
+        (None, false) => {
+            use std::io::IsTerminal;
+            builder
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr)
+                .init()
+        }
     }
     LogTarget { to_file }
 }

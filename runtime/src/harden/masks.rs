@@ -26,8 +26,21 @@ pub const READONLY: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
-pub fn apply(spec: &mut Spec) {
+/// `cgroup_dirs`: container paths of the cgroup hierarchies (`/sys/fs/cgroup`,
+/// `/sys/fs/cgroup/memory`, ...). libcontainer mounts cgroup v1 hierarchies read-write whatever
+/// the mount options say, and a read-only path is remounted without MS_REC, so each hierarchy
+/// is listed on its own (CVE-2022-0492: release_agent).
+pub fn apply(spec: &mut Spec, cgroup_dirs: &[String]) {
+    let has_cgroup_mount = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .any(|m| matches!(m.typ().as_deref(), Some("cgroup") | Some("cgroup2")));
     let linux = spec.linux_mut().get_or_insert_with(Default::default);
+    if has_cgroup_mount {
+        let ro: Vec<&str> = cgroup_dirs.iter().map(String::as_str).collect();
+        add_all(linux.readonly_paths_mut(), &ro);
+    }
     add_all(linux.masked_paths_mut(), MASKED);
     add_all(linux.readonly_paths_mut(), READONLY);
 }
@@ -51,7 +64,7 @@ mod tests {
         s.linux_mut()
             .get_or_insert_with(Default::default)
             .set_masked_paths(Some(vec![]));
-        apply(&mut s);
+        apply(&mut s, &["/sys/fs/cgroup".to_string()]);
         let l = s.linux().as_ref().unwrap();
         assert!(l
             .masked_paths()

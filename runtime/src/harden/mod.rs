@@ -92,7 +92,9 @@ pub struct HardenContext {
     /// The caller's own cgroup (relative cgroupsPath goes below it).
     pub own_cgroup: PathBuf,
     /// (dev, ino) of the host's namespaces, by kind ("pid", "net", ...).
-    pub host_ns: BTreeMap<String, (u64, u64)>,
+    pub host_ns: BTreeMap<String, Vec<(u64, u64)>>,
+    /// Container paths of the cgroup hierarchies, made read-only when the spec mounts cgroupfs.
+    pub cgroup_dirs: Vec<String>,
     /// (dev, ino) of each namespace path named in the spec, or why it could not be read.
     pub path_ns: BTreeMap<PathBuf, Result<(u64, u64), String>>,
 }
@@ -102,7 +104,14 @@ impl HardenContext {
         match self.path_ns.get(path) {
             None => Err(format!("{} was not inspected", path.display())),
             Some(Err(e)) => Err(format!("{}: {e}", path.display())),
-            Some(Ok(id)) => Ok(self.host_ns.get(&t.to_string()) == Some(id)),
+            Some(Ok(id)) => match self.host_ns.get(&t.to_string()) {
+                // Fail closed: without the host's identity we cannot tell, so refuse.
+                None => Err(format!(
+                    "cannot read the host's {t} namespace to compare {} with",
+                    path.display()
+                )),
+                Some(host) => Ok(host.contains(id)),
+            },
         }
     }
 }
@@ -194,7 +203,7 @@ pub fn harden(
     userns::apply(&mut spec, range)?;
     let dropped_caps = caps::apply(&mut spec, policy)?;
     let volumes = mounts::apply(&mut spec, policy)?;
-    masks::apply(&mut spec);
+    masks::apply(&mut spec, &ctx.cgroup_dirs);
     devices::apply(&mut spec)?;
     cgroups::apply(&mut spec, &policy.limits, ctx)?;
     let spec_seccomp = spec
@@ -243,7 +252,8 @@ pub(crate) fn test_ctx() -> HardenContext {
         own_cgroup: "/own".into(),
         ..Default::default()
     };
-    c.host_ns.insert("pid".into(), (4, 1));
+    c.host_ns.insert("pid".into(), vec![(4, 1)]);
+    c.host_ns.insert("net".into(), vec![(4, 2)]);
     c.path_ns.insert("/proc/1/ns/pid".into(), Ok((4, 1)));
     c.path_ns.insert("/proc/77/ns/net".into(), Ok((4, 99)));
     c
