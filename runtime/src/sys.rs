@@ -289,7 +289,7 @@ pub fn lock_exclusive(path: &Path) -> Result<File, SysError> {
 /// The filesystem magic of `path` (statfs f_type).
 pub fn fs_magic(path: &Path) -> Result<i64, SysError> {
     nix::sys::statfs::statfs(path)
-        .map(|s| s.filesystem_type().0 as i64)
+        .map(|s| s.filesystem_type().0)
         .map_err(|errno| SysError::Io {
             op: "statfs",
             path: path.into(),

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ward_runtime::oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPidsBuilder, LinuxResources};
+use ward_runtime::oci_spec::runtime::{LinuxPidsBuilder, LinuxResources};
 use ward_runtime::ContainerId;
 
 use super::GlobalOpts;
@@ -45,7 +45,7 @@ pub fn run(g: &GlobalOpts, a: UpdateArgs) -> Result<i32> {
         None => LinuxResources::default(),
     };
     if a.memory.is_some() || a.memory_swap.is_some() {
-        let mut m = res.memory().clone().unwrap_or_else(LinuxMemory::default);
+        let mut m = (*res.memory()).unwrap_or_default();
         if let Some(v) = a.memory {
             m.set_limit(Some(v));
         }
@@ -58,7 +58,7 @@ pub fn run(g: &GlobalOpts, a: UpdateArgs) -> Result<i32> {
         res.set_pids(Some(LinuxPidsBuilder::default().limit(v).build()?));
     }
     if a.cpu_shares.is_some() || a.cpu_quota.is_some() || a.cpu_period.is_some() {
-        let mut c = res.cpu().clone().unwrap_or_else(LinuxCpu::default);
+        let mut c = res.cpu().clone().unwrap_or_default();
         if let Some(v) = a.cpu_shares {
             c.set_shares(Some(v));
         }

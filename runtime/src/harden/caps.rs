@@ -27,15 +27,20 @@ pub const ENGINE_DEFAULT_CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
+/// A capability name that is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown capability {0:?}")]
+pub struct UnknownCap(pub String);
+
 /// `SYS_ADMIN`, `cap_sys_admin` and `CAP_SYS_ADMIN` all become `CAP_SYS_ADMIN`.
-pub fn normalize_cap(name: &str) -> Result<String, ()> {
+pub fn normalize_cap(name: &str) -> Result<String, UnknownCap> {
     let upper = name.trim().to_ascii_uppercase();
     let full = if upper.starts_with("CAP_") {
         upper
     } else {
         format!("CAP_{upper}")
     };
-    caps::Capability::from_str(&full).map_err(|_| ())?;
+    caps::Capability::from_str(&full).map_err(|_| UnknownCap(name.to_string()))?;
     Ok(full)
 }
 

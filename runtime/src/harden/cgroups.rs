@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPidsBuilder, Spec};
+use oci_spec::runtime::{LinuxPidsBuilder, Spec};
 
 use super::{HardenContext, Limits, PolicyError};
 
@@ -57,7 +57,7 @@ pub fn apply(spec: &mut Spec, limits: &Limits, ctx: &HardenContext) -> Result<()
         ));
     }
     if let Some(max) = limits.memory_bytes {
-        let mut mem = res.memory().clone().unwrap_or_else(LinuxMemory::default);
+        let mut mem = (*res.memory()).unwrap_or_default();
         let limit = tighter(mem.limit(), max);
         mem.set_limit(Some(limit));
         // swap no larger than the memory limit itself (memory+swap on v1)
@@ -65,7 +65,7 @@ pub fn apply(spec: &mut Spec, limits: &Limits, ctx: &HardenContext) -> Result<()
         res.set_memory(Some(mem));
     }
     if let Some(shares) = limits.cpu_shares {
-        let mut cpu = res.cpu().clone().unwrap_or_else(LinuxCpu::default);
+        let mut cpu = res.cpu().clone().unwrap_or_default();
         if cpu.shares().is_none() {
             cpu.set_shares(Some(shares));
         }
@@ -125,7 +125,7 @@ mod tests {
         let res = LinuxResourcesBuilder::default()
             .pids(LinuxPidsBuilder::default().limit(10).build().unwrap())
             .memory({
-                let mut m = LinuxMemory::default();
+                let mut m = oci_spec::runtime::LinuxMemory::default();
                 m.set_limit(Some(8 << 30));
                 m
             })
