@@ -1,0 +1,241 @@
+//! deploy/: install.sh then uninstall.sh into a temp root with a temp
+//! containerd config; the example node configs parse with Ward's own parser;
+//! the merged containerd config loads in containerd.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn bash(script: &str, root: &Path, bins: &Path, extra: &[(&str, &str)]) -> String {
+    let out = Command::new("bash")
+        .arg(repo().join("deploy").join(script))
+        .env("DESTDIR", root)
+        .env("PREFIX", "/usr/local")
+        .env("BIN_SRC", bins)
+        .env("NO_RESTART", "1")
+        .env_remove("NODE_NAME")
+        .envs(extra.iter().copied())
+        .output()
+        .expect("run bash");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{script} failed:\n{text}");
+    text
+}
+
+fn fake_bins(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(dir).unwrap();
+    for b in ["ward", "containerd-shim-ward-v2"] {
+        let p = dir.join(b);
+        fs::write(&p, format!("#!/bin/sh\necho {b}\n")).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+/// Every file under `root`, relative, sorted.
+fn tree(root: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            out.push(p.strip_prefix(base).unwrap().display().to_string());
+            if p.is_dir() {
+                walk(base, &p, out);
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(root, root, &mut v);
+    v.sort();
+    v
+}
+
+const ADMIN_CONFIG: &str = r#"version = 2
+# an admin's own settings, which must survive install and uninstall
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.example/pause:3.9"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+  SystemdCgroup = true"#; // no trailing newline on purpose
+
+#[test]
+fn install_then_uninstall_into_temp_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let bins = tmp.path().join("bins");
+    fake_bins(&bins);
+    let cfg = root.join("etc/containerd/config.toml");
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    fs::write(&cfg, ADMIN_CONFIG).unwrap();
+    let before = tree(&root);
+
+    bash("install.sh", &root, &bins, &[]);
+    bash("install.sh", &root, &bins, &[]); // idempotent
+    for b in ["ward", "containerd-shim-ward-v2"] {
+        assert!(root.join("usr/local/bin").join(b).exists(), "{b}");
+    }
+    assert!(root.join("etc/ward/profiles/default.toml").exists());
+    assert!(root.join("etc/ward/profiles/strict.toml").exists());
+    assert!(root.join("etc/ward/ward.toml").exists());
+    assert!(root.join("etc/ward/ward-strict.toml").exists());
+    let merged = fs::read_to_string(&cfg).unwrap();
+    assert_eq!(merged.matches("# BEGIN ward").count(), 1, "{merged}");
+    assert_eq!(
+        merged.matches("io.containerd.ward.v2").count(),
+        2,
+        "{merged}"
+    );
+    assert!(merged.contains("registry.example/pause:3.9"), "{merged}");
+    // The merged file is valid TOML with both handlers and the admin's settings.
+    let v: toml::Value = toml::from_str(&merged).unwrap_or_else(|e| panic!("{e}\n{merged}"));
+    let rts = &v["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"];
+    assert_eq!(
+        rts["ward"]["runtime_type"].as_str(),
+        Some("io.containerd.ward.v2")
+    );
+    assert_eq!(
+        rts["ward-strict"]["options"]["ConfigPath"].as_str(),
+        Some("/etc/ward/ward-strict.toml")
+    );
+    assert_eq!(
+        rts["runc"]["options"]["SystemdCgroup"].as_bool(),
+        Some(true)
+    );
+    // containerd itself loads it, with the admin's settings kept.
+    if let Ok(out) = Command::new("containerd")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["config", "dump"])
+        .output()
+    {
+        let dump = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(dump.contains("io.containerd.ward.v2"), "{dump}");
+        assert!(dump.contains("registry.example/pause:3.9"), "{dump}");
+    }
+
+    bash("uninstall.sh", &root, &bins, &[]);
+    assert_eq!(
+        fs::read_to_string(&cfg).unwrap(),
+        ADMIN_CONFIG,
+        "config restored"
+    );
+    assert_eq!(tree(&root), before, "everything else removed");
+}
+
+#[test]
+fn install_creates_v3_config_for_containerd_2_and_removes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let bins = tmp.path().join("bins");
+    fake_bins(&bins);
+    fs::create_dir_all(&root).unwrap();
+    bash(
+        "install.sh",
+        &root,
+        &bins,
+        &[("CONTAINERD_VERSION", "2.0.2")],
+    );
+    let cfg = fs::read_to_string(root.join("etc/containerd/config.toml")).unwrap();
+    let v: toml::Value = toml::from_str(&cfg).unwrap();
+    assert_eq!(v["version"].as_integer(), Some(3));
+    let rts = &v["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"];
+    assert_eq!(
+        rts["ward"]["runtime_type"].as_str(),
+        Some("io.containerd.ward.v2")
+    );
+    assert_eq!(
+        rts["ward"]["pod_annotations"][0].as_str(),
+        Some("ward.dev/*")
+    );
+    bash("uninstall.sh", &root, &bins, &[]);
+    assert!(
+        tree(&root)
+            .iter()
+            .all(|p| !p.contains("ward") && !p.ends_with("config.toml")),
+        "{:?}",
+        tree(&root)
+    );
+}
+
+#[test]
+fn install_refuses_ward_tables_outside_its_block() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let bins = tmp.path().join("bins");
+    fake_bins(&bins);
+    let cfg = root.join("etc/containerd/config.toml");
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    let hand = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.ward]\n  runtime_type = \"io.containerd.ward.v2\"\n";
+    fs::write(&cfg, hand).unwrap();
+    let out = Command::new("bash")
+        .arg(repo().join("deploy/install.sh"))
+        .env("DESTDIR", &root)
+        .env("BIN_SRC", &bins)
+        .env("NO_RESTART", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("outside the managed block"));
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), hand, "config untouched");
+}
+
+#[test]
+fn example_node_configs_parse_with_wards_parser() {
+    for f in ["ward.toml", "ward-strict.toml"] {
+        let p = repo().join("deploy/etc").join(f);
+        let text = fs::read_to_string(&p).unwrap();
+        let cfg = ward_runtime::config::NodeConfig::parse(&p, &text)
+            .unwrap_or_else(|e| panic!("{f}: {e}"));
+        for name in cfg.allowed_profiles.iter().chain([&cfg.default_profile]) {
+            assert!(
+                ward_profiles_exists(name),
+                "{f}: profile {name} is not a built-in profile"
+            );
+        }
+    }
+}
+
+fn ward_profiles_exists(name: &str) -> bool {
+    repo()
+        .join("profiles/builtin")
+        .join(format!("{name}.toml"))
+        .exists()
+}
+
+#[test]
+fn containerd_drop_ins_are_valid_toml() {
+    for (f, plugin) in [
+        ("ward-v2.toml", "io.containerd.grpc.v1.cri"),
+        ("ward-v3.toml", "io.containerd.cri.v1.runtime"),
+    ] {
+        let text = fs::read_to_string(repo().join("deploy/containerd").join(f)).unwrap();
+        let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
+        let rts = &v["plugins"][plugin]["containerd"]["runtimes"];
+        for (h, cfgp) in [
+            ("ward", "/etc/ward/ward.toml"),
+            ("ward-strict", "/etc/ward/ward-strict.toml"),
+        ] {
+            assert_eq!(
+                rts[h]["runtime_type"].as_str(),
+                Some("io.containerd.ward.v2"),
+                "{f} {h}"
+            );
+            assert_eq!(
+                rts[h]["options"]["ConfigPath"].as_str(),
+                Some(cfgp),
+                "{f} {h}"
+            );
+        }
+    }
+}
