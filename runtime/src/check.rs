@@ -89,7 +89,7 @@ impl fmt::Display for Report {
             let req = if r.required { "yes" } else { "no" };
             writeln!(f, "{:<w$}  {:<v$}  {:<8}  {ok}", r.name, r.value, req)?;
         }
-        write!(
+        writeln!(
             f,
             "node {}",
             if self.ok() {
