@@ -217,6 +217,22 @@ pub fn markdown(
             );
         }
     }
+    let weak: Vec<&Cell> = cells
+        .iter()
+        .filter(|c| c.column == "host" && c.verdict == "blocked")
+        .collect();
+    if !weak.is_empty() {
+        s += "\n## Rows the unconfined `host` column could not make succeed here\n\n\
+              On this machine these stay blocked even for full root, so their `blocked` in the other \
+              columns proves less (the machine's own sandbox, kernel config or missing capability stops them):\n\n";
+        for c in weak {
+            s += &format!(
+                "- `{}`: {}\n",
+                c.technique,
+                crate::suite::truncate(&c.reason.replace('|', "\\|"), 200)
+            );
+        }
+    }
     if let Some(notes) = chaos {
         s += "\n## Chaos run\n\n";
         for n in notes {

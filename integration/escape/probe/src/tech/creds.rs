@@ -68,7 +68,7 @@ pub fn no_new_privs(_c: &Ctx) -> Outcome {
 
 /// Drop to uid 65534, exec the setuid-root copy of the probe the runner
 /// planted at /bin/ward-probe-suid, and read the euid it reports.
-pub fn setuid_exec(_c: &Ctx) -> Outcome {
+pub fn setuid_exec(c: &Ctx) -> Outcome {
     let mut o = Outcome::new(
         "setuid-exec",
         "setresuid(65534) then exec /bin/ward-probe-suid (mode 4755, owner root) and read its euid",
@@ -78,16 +78,36 @@ pub fn setuid_exec(_c: &Ctx) -> Outcome {
         return o.na("no setuid binary planted at /bin/ward-probe-suid");
     };
     o.rec("stat suid binary", 0);
-    let mut p = [0i32; 2];
-    // SAFETY: `p` is a valid 2-element array.
-    unsafe { libc::pipe(p.as_mut_ptr()) };
+    // The euid comes back through a file in /tmp: a pipe is not always
+    // allowed (strict profiles deny pipe2 to processes that never need one).
+    let mut dirs = vec!["/tmp".to_string(), "/dev/shm".to_string()];
+    dirs.extend(c.volume.clone());
+    let mut found = None;
+    for d in dirs {
+        let f = format!("{d}/ward-probe-euid");
+        let _ = std::fs::remove_file(&f);
+        let fd = sys::open(&f, libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC);
+        if o.rec(&format!("open {f}"), fd).errno.is_none() {
+            found = Some((f, fd));
+            break;
+        }
+    }
+    let Some((outfile, out_fd)) = found else {
+        return o.na("no writable directory to collect the setuid child's output");
+    };
+    let outfile = outfile.as_str();
+    let p = [-1, out_fd as i32];
     let Some(pid) = sys::fork() else {
         return o.na("fork failed");
     };
     if pid == 0 {
         // SAFETY: plain integers; dup2 onto stdout of this child.
         unsafe {
-            libc::dup2(p[1], 1);
+            // Strict profiles may drop dup2/dup3: fall back to fcntl(F_DUPFD).
+            if libc::dup3(p[1], 1, 0) < 0 && libc::dup2(p[1], 1) < 0 {
+                libc::close(1);
+                libc::fcntl(p[1], libc::F_DUPFD, 1);
+            }
             if libc::getuid() == 0 {
                 libc::setgroups(0, std::ptr::null());
                 libc::setresgid(65534, 65534, 65534);
@@ -105,12 +125,14 @@ pub fn setuid_exec(_c: &Ctx) -> Outcome {
         let envp: [*const libc::c_char; 1] = [std::ptr::null()];
         // SAFETY: argv and envp are NULL-terminated arrays of valid strings.
         unsafe { libc::execve(prog.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        let msg = format!("exec-failed {}\n", sys::errno());
+        sys::write_all(1, msg.as_bytes());
         sys::exit(127);
     }
     sys::close(p[1] as i64);
-    let (_, out) = sys::read_some(p[0], 64);
-    sys::close(p[0] as i64);
     let status = sys::wait(pid);
+    let out = std::fs::read(outfile).unwrap_or_default();
+    let _ = std::fs::remove_file(outfile);
     let euid: Option<u32> = String::from_utf8_lossy(&out).trim().parse().ok();
     o.rec("exec suid binary", if euid.is_some() { 0 } else { -1 });
     let nnp = sys::status_field("NoNewPrivs").unwrap_or_default();
@@ -120,10 +142,25 @@ pub fn setuid_exec(_c: &Ctx) -> Outcome {
             st.st_uid
         )),
         Some(e) => o.blocked(format!("setuid bit had no effect: euid stayed {e} (NoNewPrivs={nnp}, owner uid {})", st.st_uid)),
+        None if String::from_utf8_lossy(&out).starts_with("exec-failed") => {
+            let e: i32 = String::from_utf8_lossy(&out)
+                .split_whitespace()
+                .nth(1)
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(0);
+            if crate::report::is_defence(e) {
+                o.blocked(format!("exec of the setuid binary was denied ({})", errno_name(e)))
+            } else {
+                o.na(format!("exec of the setuid binary failed ({})", errno_name(e)))
+            }
+        }
         None if String::from_utf8_lossy(&out).contains("still-root") => {
             o.na("could not drop to an unprivileged uid (no CAP_SETUID); the runner runs this technique as uid 65534")
         }
-        None => o.na(format!("the setuid binary did not run (status {status:#x})")),
+        None => o.na(format!(
+            "the setuid binary printed no euid (status {status:#x}, output {:?})",
+            String::from_utf8_lossy(&out)
+        )),
     }
 }
 

@@ -476,8 +476,11 @@ pub fn splice_surface(_c: &Ctx) -> Outcome {
         "pipe + splice(/bin/busybox -> pipe, 1 byte) (Dirty Pipe surface)",
     );
     let mut p = [0i32; 2];
-    // SAFETY: `p` is a 2-element array for pipe to fill.
-    unsafe { libc::pipe(p.as_mut_ptr()) };
+    // SAFETY: `p` is a 2-element array for pipe2 to fill.
+    let r = unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } as i64;
+    if o.rec("pipe2", r).errno.is_some() {
+        return o.by_last("", Verdict::NotApplicable);
+    }
     let fd = sys::open("/bin/busybox", libc::O_RDONLY);
     let mut off: i64 = 0;
     // SAFETY: valid fds and offset pointer.

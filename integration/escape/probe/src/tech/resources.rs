@@ -128,7 +128,7 @@ pub fn memory_hog(c: &Ctx) -> Outcome {
 pub fn tmpfs_fill(c: &Ctx) -> Outcome {
     let mut p = [0i32; 2];
     // SAFETY: `p` is a valid 2-element array.
-    unsafe { libc::pipe(p.as_mut_ptr()) };
+    unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) };
     let Some(pid) = sys::fork() else {
         return Outcome::new("tmpfs-fill", "fork").na("fork failed");
     };
