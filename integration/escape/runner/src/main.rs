@@ -153,6 +153,7 @@ fn real_main(cli: &Cli) -> Result<i32, String> {
                 path: path.clone(),
                 profile: p,
                 root: PathBuf::new(),
+                log: None,
             });
         }
     }

@@ -16,6 +16,8 @@ pub struct Cell {
     pub host_findings: Vec<String>,
     pub leaks: Vec<String>,
     pub probe: Option<Value>,
+    /// Whether the runtime's log named the denied syscall (ward only).
+    pub visible: Option<bool>,
 }
 
 impl Cell {
@@ -29,6 +31,7 @@ impl Cell {
             host_findings: vec![],
             leaks: vec![],
             probe: None,
+            visible: None,
         }
     }
 }
@@ -96,6 +99,7 @@ pub fn combine(
         host_findings: findings,
         leaks,
         probe,
+        visible: None,
     }
 }
 
@@ -217,6 +221,28 @@ pub fn markdown(
             );
         }
     }
+    s += "\n## Visibility of denied syscalls\n\n";
+    for col in cols {
+        let v: Vec<&Cell> = cells
+            .iter()
+            .filter(|c| &c.column == col && c.visible.is_some())
+            .collect();
+        if v.is_empty() {
+            continue;
+        }
+        let seen = v.iter().filter(|c| c.visible == Some(true)).count();
+        s += &format!(
+            "- {col}: {seen} of {} techniques blocked with EPERM/ENOSYS had the syscall and container id in `--log` (JSON){}\n",
+            v.len(),
+            if seen < v.len() {
+                let silent: Vec<&str> =
+                    v.iter().filter(|c| c.visible == Some(false)).map(|c| c.technique.as_str()).collect();
+                format!("; not found in the log: {}", silent.join(", "))
+            } else {
+                String::new()
+            }
+        );
+    }
     let weak: Vec<&Cell> = cells
         .iter()
         .filter(|c| c.column == "host" && c.verdict == "blocked")
@@ -250,6 +276,7 @@ pub fn json(cells: &[Cell], chaos: Option<&[String]>) -> String {
                 "technique": c.technique, "column": c.column, "verdict": c.verdict,
                 "probe_verdict": c.probe_verdict, "reason": c.reason,
                 "host_findings": c.host_findings, "leaks": c.leaks, "probe": c.probe,
+                "denial_logged": c.visible,
             })
         })
         .collect();

@@ -13,6 +13,8 @@ pub struct Runtime {
     pub profile: Option<String>,
     /// --root state directory, owned by this suite run.
     pub root: PathBuf,
+    /// ward only: `--log FILE --log-format json`, read for denied-syscall reports.
+    pub log: Option<PathBuf>,
 }
 
 pub struct Output {
@@ -34,6 +36,9 @@ impl Runtime {
         let mut c = Command::new(&self.path);
         if let Some(p) = &self.profile {
             c.arg("--profile").arg(p);
+        }
+        if let Some(l) = &self.log {
+            c.arg("--log").arg(l).arg("--log-format").arg("json");
         }
         c.arg("--root").arg(&self.root);
         c

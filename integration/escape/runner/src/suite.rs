@@ -62,6 +62,13 @@ impl Suite {
         }
         for c in &mut columns {
             c.root = paths.work.join("state").join(c.label().replace(':', "-"));
+            if c.kind == "ward" {
+                c.log = Some(
+                    paths
+                        .work
+                        .join(format!("{}.log", c.label().replace(':', "-"))),
+                );
+            }
             std::fs::create_dir_all(&c.root).map_err(|e| format!("mkdir state: {e}"))?;
         }
         let bins: Vec<PathBuf> = columns
@@ -209,7 +216,32 @@ impl Suite {
             .find(|l| l.trim_start().starts_with('{'))
             .and_then(|l| serde_json::from_str(l).ok());
         self.canaries.reset();
-        report::combine(tech, &r.label(), probe, &out, findings, leaks)
+        let mut cell = report::combine(tech, &r.label(), probe, &out, findings, leaks);
+        cell.visible = self.denial_visibility(r, cid, &cell);
+        cell
+    }
+
+    /// THREATS "Visibility": for a call the probe saw fail with EPERM/ENOSYS
+    /// (the seccomp errnos), does ward's log name the container and the call?
+    fn denial_visibility(&self, r: &Runtime, cid: &str, cell: &Cell) -> Option<bool> {
+        let log = r.log.as_ref()?;
+        if cell.verdict != "blocked" {
+            return None;
+        }
+        let calls: Vec<String> = cell.probe.as_ref()?["results"]
+            .as_array()?
+            .iter()
+            .filter(|c| matches!(c["errno"].as_str(), Some("EPERM") | Some("ENOSYS")))
+            .filter_map(|c| c["call"].as_str())
+            .map(|c| c.split(['(', ' ']).next().unwrap_or(c).to_string())
+            .filter(|c| !c.is_empty() && c != "open" && c != "mount")
+            .collect();
+        let first = calls.first()?;
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        Some(
+            text.lines()
+                .any(|l| l.contains(cid) && l.contains(first.as_str())),
+        )
     }
 
     pub fn run_all(&mut self) -> Result<i32, String> {
