@@ -9,7 +9,8 @@
 #   integration/escape/run.sh --exec     # techniques through `exec` instead of `run`
 #
 # Environment: WARD (ward binary, default target/debug/ward, built if absent),
-# CARGO_TARGET_DIR (default target-escape), ESCAPE_OUT (default integration/escape).
+# CARGO_TARGET_DIR (default target-escape; JSON results land there),
+# ESCAPE_OUT (where RESULTS.md goes, default integration/escape).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -54,7 +55,7 @@ fi
 PROFILES=(--profile default --profile restricted --profile strict)
 if [ "$MODE" = ci ]; then
   exec "$RUNNER" --runtime ward "${PROFILES[@]}" --runtime-path "ward=$WARD" --probe "$PROBE" \
-    --json "$OUT/results-ci.json" "${EXTRA[@]}"
+    --json "$CARGO_TARGET_DIR/escape-results-ci.json" "${EXTRA[@]}"
 fi
 
 RTS=(--runtime ward)
@@ -62,4 +63,4 @@ command -v runc >/dev/null && RTS+=(--runtime runc) || echo "escape suite: runc 
 command -v crun >/dev/null && RTS+=(--runtime crun) || echo "escape suite: crun not installed, column skipped" >&2
 RTS+=(--runtime host)
 exec "$RUNNER" "${RTS[@]}" "${PROFILES[@]}" --runtime-path "ward=$WARD" --probe "$PROBE" \
-  --markdown "$OUT/RESULTS.md" --json "$OUT/results.json" "${EXTRA[@]}"
+  --markdown "$OUT/RESULTS.md" --json "$CARGO_TARGET_DIR/escape-results.json" "${EXTRA[@]}"
