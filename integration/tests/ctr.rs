@@ -144,8 +144,8 @@ fn exit_codes_stdio_and_terminal() {
 }
 
 #[test]
-fn exec_kill_pause_metrics() {
-    let Some(c) = common::containerd_or_skip("exec_kill_pause_metrics") else {
+fn pause_resume_metrics_kill() {
+    let Some(c) = common::containerd_or_skip("pause_resume_metrics_kill") else {
         return;
     };
     for rt in common::runtimes_under_test() {
@@ -161,25 +161,6 @@ fn exec_kill_pause_metrics() {
             wait_state(&c, &id, "RUNNING", Duration::from_secs(10)),
             "{rt}"
         );
-
-        // exec: output and exit code of the exec'd process.
-        let out = c
-            .ctr(
-                Some("default"),
-                &[
-                    "tasks",
-                    "exec",
-                    "--exec-id",
-                    "e1",
-                    &id,
-                    "sh",
-                    "-c",
-                    "echo from-exec; exit 5",
-                ],
-            )
-            .unwrap();
-        assert_eq!(code(&out), Some(5), "{rt}: {}", errtext(&out));
-        assert_eq!(text(&out).trim(), "from-exec", "{rt}");
 
         // pause / resume.
         c.ctr_ok("default", &["tasks", "pause", &id]).unwrap();
@@ -224,6 +205,58 @@ fn exec_kill_pause_metrics() {
             wait_state(&c, &id, "STOPPED", Duration::from_secs(10)),
             "{rt}: killed"
         );
+        remove(&c, &id);
+    }
+}
+
+#[test]
+fn exec_in_running_container() {
+    let Some(c) = common::containerd_or_skip("exec_in_running_container") else {
+        return;
+    };
+    for rt in common::runtimes_under_test() {
+        let id = cid(rt, "exec");
+        run_detached(&c, rt, &[], &id, &["sleep", "600"]);
+        assert!(
+            wait_state(&c, &id, "RUNNING", Duration::from_secs(10)),
+            "{rt}"
+        );
+        // exec: output and exit code of the exec'd process.
+        let out = c
+            .ctr(
+                Some("default"),
+                &[
+                    "tasks",
+                    "exec",
+                    "--exec-id",
+                    "e1",
+                    &id,
+                    "sh",
+                    "-c",
+                    "echo from-exec; exit 5",
+                ],
+            )
+            .unwrap();
+        assert_eq!(code(&out), Some(5), "{rt}: {}", errtext(&out));
+        assert_eq!(text(&out).trim(), "from-exec", "{rt}");
+
+        // A second exec with stdin → stdout through the exec'd process.
+        let out = c
+            .ctr(
+                Some("default"),
+                &[
+                    "tasks",
+                    "exec",
+                    "--exec-id",
+                    "e2",
+                    &id,
+                    "sh",
+                    "-c",
+                    "echo $$; cat /proc/self/uid_map",
+                ],
+            )
+            .unwrap();
+        assert!(out.status.success(), "{rt}: {}", errtext(&out));
         remove(&c, &id);
     }
 }
