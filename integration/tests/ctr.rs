@@ -397,3 +397,53 @@ fn two_hundred_short_containers() {
         );
     }
 }
+
+/// WARD-ONLY: the node config given as the runtime's `ConfigPath` picks the
+/// profile (what the `ward` / `ward-strict` CRI handlers rely on), and a
+/// `ward.dev/profile` annotation is honoured only when the node allows it.
+#[test]
+fn ward_config_path_and_profile_annotation() {
+    if let Err(why) = common::ward_shim_status() {
+        common::skip_or_fail_ward(&format!("ward_config_path_and_profile_annotation: {why}"));
+        return;
+    }
+    let Some(c) = common::containerd_or_skip("ward_config_path_and_profile_annotation") else {
+        return;
+    };
+    let probe = |id: &str, config: &std::path::Path, annotation: Option<&str>| {
+        let mut cmd = c.ctr_cmd(Some("default"));
+        cmd.args(["run", "--rm", "--runtime", WARD_RUNTIME])
+            .arg("--runtime-config-path")
+            .arg(config);
+        if let Some(a) = annotation {
+            cmd.args(["--annotation", &format!("ward.dev/profile={a}")]);
+        }
+        cmd.args([BUSYBOX, id, "nc", "127.0.0.1", "1"])
+            .output()
+            .unwrap()
+    };
+    let denied = |o: &std::process::Output| errtext(o).contains("Operation not permitted");
+
+    let default = probe("cfg-default", &c.ward_config, None);
+    // ctr's fresh netns has no interface up: connect fails, socket() works.
+    assert!(
+        errtext(&default).contains("can't connect") && !denied(&default),
+        "default profile: socket must work: {}",
+        errtext(&default)
+    );
+    let strict = probe("cfg-strict", &c.ward_strict_config, None);
+    assert!(denied(&strict), "ward-strict config: {}", errtext(&strict));
+    let by_annotation = probe("ann-strict", &c.ward_config, Some("strict"));
+    assert!(
+        denied(&by_annotation),
+        "annotation strict under the default node config: {}",
+        errtext(&by_annotation)
+    );
+    let escape = probe("ann-escape", &c.ward_strict_config, Some("default"));
+    assert!(
+        !escape.status.success() && errtext(&escape).contains("allowed_profiles"),
+        "a pod must not leave the strict node config by annotation: {} {}",
+        text(&escape),
+        errtext(&escape)
+    );
+}
