@@ -454,8 +454,16 @@ oom_score = 0
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Kill and delete every task and container left in every namespace.
+    /// Kill and delete every task and container left in every namespace,
+    /// after stopping leftover pods through CRI (which also tears down their
+    /// CNI network namespaces and veths).
     fn remove_leftovers(&self) {
+        if let Ok(mut cri) = crate::cri::CriClient::connect(&self.address) {
+            for pod in cri.list_pods().unwrap_or_default() {
+                let _ = cri.stop_pod(&pod);
+                let _ = cri.remove_pod(&pod);
+            }
+        }
         let Ok(nss) = self.ctr_ok("default", &["namespaces", "ls", "-q"]) else {
             return;
         };

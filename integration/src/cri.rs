@@ -251,6 +251,16 @@ impl CriClient {
         .map(drop)
     }
 
+    /// `ListPodSandbox`: ids of every pod sandbox.
+    pub fn list_pods(&mut self) -> Result<Vec<String>, CriError> {
+        let r = call!(
+            self,
+            list_pod_sandbox,
+            cri::ListPodSandboxRequest { filter: None }
+        )?;
+        Ok(r.items.into_iter().map(|p| p.id).collect())
+    }
+
     /// `StopPodSandbox`.
     pub fn stop_pod(&mut self, pod: &str) -> Result<(), CriError> {
         call!(
