@@ -213,8 +213,11 @@ fn listing(d: &Path) -> BTreeSet<String> {
 }
 
 /// Mount points of the host mount namespace that matter: everything except
-/// scratch areas other tools on a shared machine mount into.
+/// scratch areas other tools on a shared machine mount into, and the
+/// runtimes' own bookkeeping under their --root state dirs (ward mounts
+/// idmapped layers there; those are checked as leaks after delete).
 fn host_mounts(ours: &Path) -> BTreeSet<String> {
+    let state = ours.join("state").to_string_lossy().into_owned();
     let ours = ours.to_string_lossy().into_owned();
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
@@ -225,6 +228,9 @@ fn host_mounts(ours: &Path) -> BTreeSet<String> {
             let scratch = ["/tmp/", "/run/", "/var/", "/work/"]
                 .iter()
                 .any(|p| mp.starts_with(p));
+            if mp.starts_with(&state) {
+                return None;
+            }
             (mp.starts_with(&ours) || !scratch).then(|| format!("{mp} {}", f.get(3).unwrap_or(&"")))
         })
         .collect()
@@ -357,6 +363,19 @@ pub fn leaked_processes(rootfs: &Path) -> Vec<String> {
         }
     }
     v
+}
+
+/// Host mounts under the state dirs that name a container (runtime
+/// bookkeeping that must be gone after delete).
+pub fn leaked_mounts(work: &Path, needle: &str) -> Vec<String> {
+    let state = work.join("state").to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&state) && m.contains(needle))
+        .map(|m| format!("mount left: {m}"))
+        .collect()
 }
 
 /// cgroup directories (v1 controllers and the unified tree) named after `needle`.

@@ -205,6 +205,7 @@ impl Suite {
                     .into_iter()
                     .map(|p| format!("cgroup left: {p}")),
             );
+            leaks.extend(host::leaked_mounts(&self.paths.work, cid));
         }
         if !self.concurrent {
             leaks.extend(host::leaked_processes(&self.paths.rootfs));
