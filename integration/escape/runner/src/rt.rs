@@ -56,12 +56,25 @@ impl Runtime {
         run_cmd(self.cmd(&["run", "--bundle", &b, id]), timeout)
     }
 
+    /// `run -d`: the container inherits the runtime's stdio, so it gets
+    /// /dev/null and a file rather than our pipes (which it would hold open).
     pub fn run_detached(&self, bundle: &Path, id: &str) -> Output {
         let b = bundle.to_string_lossy();
-        run_cmd(
-            self.cmd(&["run", "-d", "--bundle", &b, id]),
-            Duration::from_secs(60),
-        )
+        let errf = self.root.join(format!("{id}.stderr"));
+        let mut c = self.cmd(&["run", "-d", "--bundle", &b, id]);
+        c.stdin(Stdio::null()).stdout(Stdio::null());
+        if let Ok(f) = std::fs::File::create(&errf) {
+            c.stderr(f);
+        }
+        let status = c.status().ok().and_then(|s| s.code());
+        let stderr = std::fs::read_to_string(&errf).unwrap_or_default();
+        let _ = std::fs::remove_file(&errf);
+        Output {
+            status,
+            stdout: String::new(),
+            stderr,
+            timed_out: false,
+        }
     }
 
     pub fn exec(&self, id: &str, args: &[String], timeout: Duration) -> Output {
