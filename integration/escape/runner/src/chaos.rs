@@ -313,18 +313,12 @@ fn column(s: &Suite, col: usize, seconds: u64) -> Vec<String> {
             "FAIL host mounts left under the work dir: {mounts:?}"
         ));
     }
-    let state_left: Vec<String> = std::fs::read_dir(&r.root)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    if state_left.iter().any(|n| n.starts_with("wesc-")) {
+    let state_left = host::leaked_state(&r.root, &format!("wesc-{}-{col}-", s.run_id));
+    if !state_left.is_empty() {
         note(format!(
-            "FAIL state dir {} still holds {:?}",
-            r.root.display(),
-            state_left
+            "FAIL {} state entries left under --root, e.g. {}",
+            state_left.len(),
+            state_left[0]
         ));
     }
     notes.into_inner().expect("notes")

@@ -378,6 +378,25 @@ pub fn leaked_mounts(work: &Path, needle: &str) -> Vec<String> {
         .collect()
 }
 
+/// Entries under a runtime's --root state dir (any depth up to 4) whose
+/// name contains `needle`: container state left after delete.
+pub fn leaked_state(root: &Path, needle: &str) -> Vec<String> {
+    fn walk(d: &Path, needle: &str, depth: u32, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_name().to_string_lossy().contains(needle) {
+                out.push(format!("state left: {}", p.display()));
+            } else if depth > 1 && e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&p, needle, depth - 1, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, needle, 4, &mut out);
+    out
+}
+
 /// cgroup directories (v1 controllers and the unified tree) named after `needle`.
 pub fn leaked_cgroups(needle: &str) -> Vec<String> {
     fn walk(d: &Path, needle: &str, depth: u32, out: &mut Vec<String>) {

@@ -206,6 +206,7 @@ impl Suite {
                     .map(|p| format!("cgroup left: {p}")),
             );
             leaks.extend(host::leaked_mounts(&self.paths.work, cid));
+            leaks.extend(host::leaked_state(&r.root, cid));
         }
         if !self.concurrent {
             leaks.extend(host::leaked_processes(&self.paths.rootfs));
