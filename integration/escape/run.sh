@@ -18,11 +18,12 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target-escape}
 OUT=${ESCAPE_OUT:-$ROOT/integration/escape}
 MODE=full
 EXTRA=()
+MD=RESULTS.md
 while [ $# -gt 0 ]; do
   case "$1" in
     --ci) MODE=ci ;;
     --chaos) EXTRA+=(--chaos --seconds "${2:-60}"); shift ;;
-    --exec) EXTRA+=(--exec) ;;
+    --exec) EXTRA+=(--exec); MD=RESULTS-exec.md ;;
     *) EXTRA+=("$1") ;;
   esac
   shift
@@ -63,4 +64,4 @@ command -v runc >/dev/null && RTS+=(--runtime runc) || echo "escape suite: runc 
 command -v crun >/dev/null && RTS+=(--runtime crun) || echo "escape suite: crun not installed, column skipped" >&2
 RTS+=(--runtime host)
 exec "$RUNNER" "${RTS[@]}" "${PROFILES[@]}" --runtime-path "ward=$WARD" --probe "$PROBE" \
-  --markdown "$OUT/RESULTS.md" --json "$CARGO_TARGET_DIR/escape-results.json" "${EXTRA[@]}"
+  --markdown "$OUT/$MD" --json "$CARGO_TARGET_DIR/escape-results.json" "${EXTRA[@]}"
