@@ -148,7 +148,7 @@ impl Suite {
         let r = &self.columns[col];
         let snap = Snapshot::take(&self.canaries, &self.paths.work);
         let timeout = Duration::from_secs(self.opts.timeout);
-        let out = if r.kind == "host" {
+        let (out, del) = if r.kind == "host" {
             let mut c = Command::new(self.paths.rootfs.join("bin/ward-probe"));
             c.arg("host-sandbox")
                 .arg("--rootfs")
@@ -161,7 +161,7 @@ impl Suite {
                 .arg(self.canaries.leaked_fd.to_string())
                 .arg("--")
                 .args(self.probe_args(tech, true));
-            rt::run_cmd(c, timeout)
+            (rt::run_cmd(c, timeout), None)
         } else {
             let bdir = self.paths.work.join("bundles").join(cid);
             let args = if self.opts.exec {
@@ -190,9 +190,9 @@ impl Suite {
             } else {
                 r.run(&bdir, cid, timeout)
             };
-            let _ = r.delete(cid);
+            let del = r.delete(cid);
             let _ = std::fs::remove_dir_all(&bdir);
-            out
+            (out, Some(del))
         };
         let findings = snap.verify(&self.canaries, &self.paths.work);
         let mut leaks = Vec::new();
@@ -210,6 +210,14 @@ impl Suite {
             );
             leaks.extend(host::leaked_mounts(&self.paths.work, cid));
             leaks.extend(host::leaked_state(&r.root, cid));
+        }
+        if let Some(d) = del.filter(|d| d.status != Some(0)) {
+            let err = d.stderr.lines().last().unwrap_or("").trim().to_string();
+            leaks.push(format!(
+                "`delete --force` failed (exit {:?}{}): {err}",
+                d.status,
+                if d.timed_out { ", timed out" } else { "" }
+            ));
         }
         if !self.concurrent {
             leaks.extend(host::leaked_processes(&self.paths.rootfs));
