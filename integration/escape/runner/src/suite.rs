@@ -321,6 +321,14 @@ impl Suite {
     }
 
     pub fn cleanup(&mut self) {
+        // The parent cgroup the runtimes created from our cgroupsPath
+        // (/ward-escape-<run>/<id>); rmdir only succeeds on empty ones, and a
+        // non-empty one was already reported as a leak.
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for e in rd.flatten() {
+                let _ = std::fs::remove_dir(e.path().join(format!("ward-escape-{}", self.run_id)));
+            }
+        }
         // Only our own work dir, and never across a mount point left behind.
         let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let w = self.paths.work.to_string_lossy().into_owned();
