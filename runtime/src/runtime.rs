@@ -549,30 +549,16 @@ impl Runtime {
         .save(&wdir)
         .map_err(io("write", WardState::path(&wdir)))?;
 
-        let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
-            .with_root_path(&self.root)
-            .map_err(|source| Error::Container {
-                op: "create",
-                source,
-            })?
-            .with_pid_file(opts.pid_file.as_ref())
-            .map_err(|source| Error::Container {
-                op: "create: pid file",
-                source,
-            })?
-            .with_console_socket(opts.console_socket.as_ref())
-            .with_preserved_fds(opts.preserve_fds as i32)
-            .with_executor(WardExecutor::new(plan));
-        if let Some(fd) = opts.stdin {
-            builder = builder.with_stdin(fd);
-        }
-        if let Some(fd) = opts.stdout {
-            builder = builder.with_stdout(fd);
-        }
-        if let Some(fd) = opts.stderr {
-            builder = builder.with_stderr(fd);
-        }
-        let container = builder
+        let container = self
+            .builder(
+                id,
+                "create",
+                opts.pid_file.as_ref(),
+                opts.console_socket.as_ref(),
+                opts.preserve_fds,
+                plan,
+                [opts.stdin, opts.stdout, opts.stderr],
+            )?
             .as_init(&wdir)
             .with_systemd(false)
             .with_detach(true)
@@ -584,6 +570,39 @@ impl Runtime {
         let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
         cleanup.armed = false;
         Ok(pid)
+    }
+
+    /// libcontainer's builder with what `create` and `exec` share: state root, pid file,
+    /// console socket, preserved fds, Ward's executor and the caller's stdio.
+    #[allow(clippy::too_many_arguments)]
+    fn builder(
+        &self,
+        id: &ContainerId,
+        op: &'static str,
+        pid_file: Option<&PathBuf>,
+        console_socket: Option<&PathBuf>,
+        preserve_fds: u32,
+        plan: SandboxPlan,
+        [stdin, stdout, stderr]: [Option<OwnedFd>; 3],
+    ) -> Result<ContainerBuilder> {
+        let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+            .with_root_path(&self.root)
+            .map_err(|source| Error::Container { op, source })?
+            .with_pid_file(pid_file)
+            .map_err(|source| Error::Container { op, source })?
+            .with_console_socket(console_socket)
+            .with_preserved_fds(preserve_fds as i32)
+            .with_executor(WardExecutor::new(plan));
+        if let Some(fd) = stdin {
+            builder = builder.with_stdin(fd);
+        }
+        if let Some(fd) = stdout {
+            builder = builder.with_stdout(fd);
+        }
+        if let Some(fd) = stderr {
+            builder = builder.with_stderr(fd);
+        }
+        Ok(builder)
     }
 
     fn load(&self, id: &ContainerId) -> Result<Container> {
@@ -892,26 +911,15 @@ impl Runtime {
         let pfile = wdir.join(format!("exec-{}-{n}.json", std::process::id()));
         std::fs::write(&pfile, serde_json::to_vec(&process).expect("serializable"))
             .map_err(io("write", &pfile))?;
-        let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
-            .with_root_path(&self.root)
-            .map_err(|source| Error::Container { op: "exec", source })?
-            .with_pid_file(opts.pid_file.as_ref())
-            .map_err(|source| Error::Container {
-                op: "exec: pid file",
-                source,
-            })?
-            .with_console_socket(opts.console_socket.as_ref())
-            .with_preserved_fds(opts.preserve_fds as i32)
-            .with_executor(WardExecutor::new(plan));
-        if let Some(fd) = opts.stdin {
-            builder = builder.with_stdin(fd);
-        }
-        if let Some(fd) = opts.stdout {
-            builder = builder.with_stdout(fd);
-        }
-        if let Some(fd) = opts.stderr {
-            builder = builder.with_stderr(fd);
-        }
+        let builder = self.builder(
+            id,
+            "exec",
+            opts.pid_file.as_ref(),
+            opts.console_socket.as_ref(),
+            opts.preserve_fds,
+            plan,
+            [opts.stdin, opts.stdout, opts.stderr],
+        )?;
         // libcontainer 0.7's tenant (exec) path joins ipc, uts, net, pid, mnt, cgroup and time
         // namespaces but NOT the user namespace: the exec'd process would run as host uid 0.
         // So a forked helper first joins the container's user namespace (irreversible, hence
