@@ -5,11 +5,11 @@
 //! mount namespace, idmapped mount) run in a forked child so the caller is
 //! left untouched. The parsing parts are pure and unit-tested.
 
-use std::ffi::CString;
 use std::fmt;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use crate::sys;
 
 /// Oldest kernel with everything Ward's default sandbox uses
 /// (idmapped mounts 5.12, Landlock 5.13).
@@ -176,18 +176,6 @@ fn userns_row() -> Row {
 
 // ---------------------------------------------------------------- idmapped mounts
 
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-
-/// `struct mount_attr` (include/uapi/linux/mount.h).
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
 /// Nearest existing directory at or above `p`.
 fn existing_ancestor(p: &Path) -> PathBuf {
     let mut cur = p.to_path_buf();
@@ -240,200 +228,32 @@ fn idmap_row(root: &Path) -> Row {
     }
 }
 
-/// Try `open_tree(OPEN_TREE_CLONE)` + `mount_setattr(MOUNT_ATTR_IDMAP)` on
-/// `dir` from a forked child in a private mount namespace. The target user
-/// namespace belongs to a grandchild that unshares and waits.
+/// Try `open_tree(OPEN_TREE_CLONE)` + `mount_setattr(MOUNT_ATTR_IDMAP)` on `dir` with the same
+/// syscalls Ward's create path uses, from a forked child in a private mount namespace, with a
+/// helper user namespace mapped like a container's.
 fn idmap_probe(dir: &Path) -> Result<(), String> {
-    let cdir = CString::new(dir.as_os_str().as_encoded_bytes())
-        .map_err(|_| "path holds a NUL byte".to_string())?;
-    let empty = CString::default();
-    let code = in_child(move || {
-        // Everything below runs in a single-threaded forked child: only raw
-        // syscalls, no allocation.
-        let mut ready = [0 as libc::c_int; 2];
-        let mut go = [0 as libc::c_int; 2];
-        // SAFETY: pipe2 writes two fds into the arrays it is given.
-        if unsafe { libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC) } != 0
-            // SAFETY: as above.
-            || unsafe { libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) } != 0
-        {
-            return errno();
-        }
-        // SAFETY: fork in a single-threaded child; the grandchild only makes
-        // raw syscalls and exits with _exit.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return errno();
-        }
-        if pid == 0 {
-            // Grandchild: own a user namespace, say so, wait to be released.
-            // SAFETY: unshare/write/read/_exit on fds this process owns.
-            unsafe {
-                let ok: u8 = if libc::unshare(libc::CLONE_NEWUSER) == 0 {
-                    1
-                } else {
-                    0
-                };
-                libc::write(ready[1], (&ok as *const u8).cast(), 1);
-                let mut b = 0u8;
-                libc::read(go[0], (&mut b as *mut u8).cast(), 1);
-                libc::_exit(0);
-            }
-        }
-        let mut ok = 0u8;
-        // SAFETY: reading one byte into a local from our pipe end.
-        unsafe { libc::read(ready[0], (&mut ok as *mut u8).cast(), 1) };
-        let result = if ok == 1 {
-            idmap_in_child(pid, &cdir, &empty)
-        } else {
-            libc::EPERM
-        };
-        // SAFETY: release and reap the grandchild we forked.
-        unsafe {
-            libc::write(go[1], [1u8].as_ptr().cast(), 1);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-        }
-        result
-    })?;
-    match code {
-        0 => Ok(()),
-        e => Err(format!("idmap: {}", errno_name(e))),
-    }
-}
-
-/// Child side of [`idmap_probe`]: map the grandchild's user namespace, then
-/// clone `dir` into a detached mount and idmap it. Returns 0 or an errno.
-fn idmap_in_child(userns_pid: libc::pid_t, dir: &CString, empty: &CString) -> i32 {
-    // Write "0 100000 65536" into uid_map and gid_map, with fixed buffers.
-    let mut path = [0u8; 64];
-    for (file, deny) in [
-        (&b"uid_map"[..], false),
-        (&b"setgroups"[..], true),
-        (&b"gid_map"[..], false),
-    ] {
-        let n = format_proc_path(&mut path, userns_pid, file);
-        let content: &[u8] = if deny { b"deny" } else { b"0 100000 65536" };
-        // SAFETY: path is NUL-terminated by format_proc_path; fd is closed below.
-        let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_WRONLY | libc::O_CLOEXEC) };
-        if n == 0 {
-            return libc::ENAMETOOLONG;
-        }
-        if fd < 0 {
-            return errno();
-        }
-        // SAFETY: writing a static buffer to the fd we opened, then closing it.
-        let w = unsafe { libc::write(fd, content.as_ptr().cast(), content.len()) };
-        // SAFETY: fd is ours.
-        unsafe { libc::close(fd) };
-        if w < 0 {
-            return errno();
-        }
-    }
-    let mut ns = [0u8; 64];
-    let m = format_proc_path(&mut ns, userns_pid, b"ns/user");
-    // SAFETY: NUL-terminated path; the fd is owned below.
-    let userns = unsafe { libc::open(ns.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if m == 0 {
-        return libc::ENAMETOOLONG;
-    }
-    if userns < 0 {
-        return errno();
-    }
-    // SAFETY: userns is a fresh fd we own.
-    let userns = unsafe { OwnedFd::from_raw_fd(userns) };
-    // A private mount namespace: nothing done here is visible outside.
-    // SAFETY: unshare with a constant flag in this forked child.
-    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
-        return errno();
-    }
-    // SAFETY: mount(2) with NUL-terminated static strings; makes / rprivate
-    // in our own new mount namespace.
-    let rc = unsafe {
-        libc::mount(
-            c"none".as_ptr(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
+    let range = crate::harden::IdRange {
+        host_start: 100_000,
+        size: 65536,
+    };
+    let userns = sys::userns_for(&range).map_err(|e| e.to_string())?;
+    sys::in_forked_child(|| {
+        use nix::mount::{mount, MsFlags};
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+            .map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
         )
-    };
-    if rc != 0 {
-        return errno();
-    }
-    // SAFETY: open_tree(dirfd, path, flags) with a NUL-terminated path.
-    let tree = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            dir.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    };
-    if tree < 0 {
-        return errno();
-    }
-    // SAFETY: open_tree returned a new fd we own.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    // SAFETY: mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof attr) with a
-    // live struct of the kernel's layout.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc != 0 {
-        return errno();
-    }
-    0
-}
-
-/// Write `/proc/<pid>/<file>\0` into `buf` without allocating; 0 if too long.
-fn format_proc_path(buf: &mut [u8; 64], pid: libc::pid_t, file: &[u8]) -> usize {
-    let mut digits = [0u8; 12];
-    let mut n = pid.unsigned_abs();
-    let mut d = 0;
-    loop {
-        digits[d] = b'0' + (n % 10) as u8;
-        n /= 10;
-        d += 1;
-        if n == 0 {
-            break;
-        }
-    }
-    let mut i = 0;
-    let mut put = |b: u8, i: &mut usize| {
-        if *i < buf.len() {
-            buf[*i] = b;
-        }
-        *i += 1;
-    };
-    for &b in b"/proc/" {
-        put(b, &mut i);
-    }
-    for k in (0..d).rev() {
-        put(digits[k], &mut i);
-    }
-    put(b'/', &mut i);
-    for &b in file {
-        put(b, &mut i);
-    }
-    put(0, &mut i);
-    if i > buf.len() {
-        0
-    } else {
-        i
-    }
+        .map_err(|e| format!("make / private: {e}"))?;
+        let tree = sys::open_tree_clone(dir).map_err(|e| e.to_string())?;
+        sys::idmap(&tree, &userns, dir).map_err(|e| e.to_string())?;
+        Ok(0)
+    })
+    .map(|_| ())
 }
 
 // ---------------------------------------------------------------- landlock
@@ -751,13 +571,6 @@ mod tests {
             "kill_process errno allow",
             "user_notif"
         ));
-    }
-
-    #[test]
-    fn proc_paths_without_allocation() {
-        let mut b = [0u8; 64];
-        let n = format_proc_path(&mut b, 1234, b"uid_map");
-        assert_eq!(&b[..n], b"/proc/1234/uid_map\0");
     }
 
     #[test]
