@@ -1,8 +1,9 @@
 # Ward: `make demo` shows the sandbox, `make test` is what CI runs, `make bench` compares.
 SHELL := /bin/bash
 CARGO ?= cargo
-DEBUG_BIN := $(CURDIR)/target/debug
-RELEASE_BIN := $(CURDIR)/target/release
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+DEBUG_BIN := $(TARGET_DIR)/debug
+RELEASE_BIN := $(TARGET_DIR)/release
 PREFIX ?= /usr/local
 DEBIAN_PACKAGES := containerd runc crun busybox-static containernetworking-plugins podman \
 	hyperfine jq iproute2 util-linux protobuf-compiler pkg-config python3
