@@ -8,7 +8,10 @@ top=$(cd "$here/../.." && pwd)
 ward=${WARD_BIN:-$top/target/release/ward}
 runs=${BENCH_RUNS:-30}
 work=$(mktemp -d /tmp/ward-bench.XXXXXX); chmod 711 "$work"
-trap 'rm -rf "$work"' EXIT
+# State roots live on tmpfs, as each runtime's default does (/run/runc, /run/crun, /run/ward)
+# and as containerd passes them (/run/containerd/...); the bundle stays on disk for all three.
+state=$(mktemp -d /run/ward-bench.XXXXXX); chmod 711 "$state"
+trap 'rm -rf "$work" "$state"' EXIT
 "$here/make-bundle.sh" "$work/bundle" '["/bin/true"]' >/dev/null
 
 # crun refuses this host's hybrid layout while hugetlb sits on cgroup2: give it hugetlb as a
@@ -19,12 +22,12 @@ if ! grep -q ' /sys/fs/cgroup/hugetlb ' /proc/self/mountinfo && [ -d /sys/fs/cgr
   mkdir -p /sys/fs/cgroup/hugetlb 2>/dev/null && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb 2>/dev/null || true
 fi
 cd "$work/bundle"
-cmds+=("$ward --root $work/ward run wb"); names+=(ward)
-command -v runc >/dev/null && { cmds+=("runc --root $work/runc run rb"); names+=(runc); }
-if command -v crun >/dev/null && crun --root "$work/crun" run cb >/dev/null 2>&1; then
-  cmds+=("crun --root $work/crun run cb"); names+=(crun)
+cmds+=("$ward --root $state/ward run wb"); names+=(ward)
+command -v runc >/dev/null && { cmds+=("runc --root $state/runc run rb"); names+=(runc); }
+if command -v crun >/dev/null && crun --root "$state/crun" run cb >/dev/null 2>&1; then
+  cmds+=("crun --root $state/crun run cb"); names+=(crun)
 else
-  echo "note: crun cannot run here ($(crun --root "$work/crun" run cb 2>&1 | tail -1)); left out" >&2
+  echo "note: crun cannot run here ($(crun --root "$state/crun" run cb 2>&1 | tail -1)); left out" >&2
 fi
 args=()
 for i in "${!cmds[@]}"; do args+=(-n "${names[$i]}" "${cmds[$i]}"); done

@@ -158,7 +158,7 @@ pub fn mount_overlay(
     let mut data = format!("lowerdir={lower}");
     if let Some((u, w)) = upper_work {
         data.push_str(&format!(
-            ",upperdir={},workdir={}",
+            ",upperdir={},workdir={},volatile",
             u.display(),
             w.display()
         ));
