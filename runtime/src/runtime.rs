@@ -636,6 +636,16 @@ impl Runtime {
         })
     }
 
+    /// The container's own process (from its hardened config): what `exec` starts from when
+    /// it is given a bare command line, as runc does (env, cwd, user, terminal).
+    pub fn init_process(&self, id: &ContainerId) -> Result<oci_spec::runtime::Process> {
+        let wdir = self.ward_dir.join(id.as_str());
+        if !wdir.exists() {
+            return Err(Error::NotFound(id.to_string()));
+        }
+        Ok(load_spec(&wdir)?.process().clone().unwrap_or_default())
+    }
+
     pub fn start(&self, id: &ContainerId) -> Result<()> {
         let mut c = self.load(id)?;
         c.start().map_err(|source| Error::Container {
@@ -931,13 +941,16 @@ impl Runtime {
         })?;
         let userns_path = PathBuf::from(format!("/proc/{init_pid}/ns/user"));
         let userns = std::fs::File::open(&userns_path).map_err(io("open", &userns_path))?;
+        let console = opts.console_socket.is_some();
         let r = sys::in_forked_child(|| {
             nix::sched::setns(&userns, nix::sched::CloneFlags::CLONE_NEWUSER)
                 .map_err(|e| format!("setns {}: {e}", userns_path.display()))?;
             builder
                 .as_tenant()
                 .with_process(Some(&pfile))
-                .with_detach(detach)
+                // libcontainer only uses `detach` to check the terminal setup: a console
+                // socket needs it, whether or not the caller waits for the process.
+                .with_detach(detach || console)
                 .as_sibling(true)
                 .build()
                 .map(|p| p.as_raw())

@@ -364,3 +364,34 @@ pub fn in_forked_child(f: impl FnOnce() -> Result<i32, String>) -> Result<i32, S
         }
     }
 }
+
+/// Copy the terminal window size of `from` to `to` (TIOCGWINSZ, TIOCSWINSZ). A `from` that is
+/// not a terminal is not an error: there is nothing to copy.
+pub fn copy_winsize(from: RawFd, to: RawFd) -> Result<(), Errno> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we own; the fd is only read.
+    if unsafe { libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) } != 0 {
+        return match Errno::last() {
+            Errno::ENOTTY | Errno::EBADF => Ok(()),
+            e => Err(e),
+        };
+    }
+    // SAFETY: TIOCSWINSZ reads one `winsize` from a struct we own.
+    Errno::result(unsafe { libc::ioctl(to, libc::TIOCSWINSZ, &ws) }).map(drop)
+}
+
+/// A pidfd for `pid` (pidfd_open(2)): pollable, readable once the process has exited.
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}

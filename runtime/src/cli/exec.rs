@@ -3,6 +3,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ward_runtime::oci_spec::runtime::{Process, UserBuilder};
+
+use super::tty::ConsoleSocket;
 use ward_runtime::{ContainerId, ExecOptions};
 
 use super::GlobalOpts;
@@ -67,17 +69,12 @@ pub fn run(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
             if a.command.is_empty() {
                 bail!("exec: no command given (use ID CMD... or --process FILE)");
             }
-            let mut p = Process::default();
+            // As runc: the container's own process, with these args (env, cwd and user from
+            // the container unless overridden below).
+            let mut p = rt.init_process(&id)?;
             p.set_args(Some(a.command.clone()));
             p.set_terminal(Some(a.tty));
-            // environment and cwd default to the container's own process
-            let ws = rt.ward_state(&id)?;
-            let _ = ws;
-            p.set_env(Some(vec![
-                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-            ]));
-            p.set_cwd("/".into());
-            p.set_user(UserBuilder::default().uid(0u32).gid(0u32).build()?);
+            p.set_console_size(None);
             p
         }
     };
@@ -103,12 +100,26 @@ pub fn run(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
         let (uid, gid) = parse_user(u)?;
         process.set_user(UserBuilder::default().uid(uid).gid(gid).build()?);
     }
+    let terminal = process.terminal().unwrap_or(false);
+    // A terminal in the foreground without --console-socket: Ward holds the pty, as runc.
+    let console = if terminal && a.console_socket.is_none() {
+        if a.detach {
+            bail!("--tty: a detached exec needs --console-socket to hand the terminal to");
+        }
+        Some(ConsoleSocket::new()?)
+    } else {
+        None
+    };
+    let console_socket = match &console {
+        Some(c) => Some(c.path().to_path_buf()),
+        None => a.console_socket.clone(),
+    };
     let pid = rt.exec(
         &id,
         ExecOptions {
             process,
             pid_file: a.pid_file.clone(),
-            console_socket: a.console_socket.clone(),
+            console_socket,
             preserve_fds: a.preserve_fds,
             ..Default::default()
         },
@@ -116,6 +127,12 @@ pub fn run(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
     )?;
     if a.detach {
         return Ok(0);
+    }
+    if let Some(c) = console {
+        let root_uid = rt.ward_state(&id)?.range.host_start;
+        let master = c.receive_master(root_uid)?;
+        drop(c);
+        return super::tty::proxy(master, pid);
     }
     super::wait_exit_code(pid)
 }
