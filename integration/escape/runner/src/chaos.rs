@@ -29,14 +29,9 @@ impl Rng {
 }
 
 fn spec<'a>(s: &'a Suite, cid: &str, args: Vec<String>, limits: bool) -> Spec<'a> {
-    Spec {
-        args,
-        cgroup_path: format!("/ward-escape-{}/{cid}", s.run_id),
-        symlink_mount: false,
-        limits: limits.then_some((PIDS_LIMIT, MEM_LIMIT)),
-        user: None,
-        paths: &s.paths,
-    }
+    let mut sp = Spec::new(&s.paths, s.cgroup_path(cid), args);
+    sp.limits = limits.then_some((PIDS_LIMIT, MEM_LIMIT));
+    sp
 }
 
 fn start_detached(

@@ -5,7 +5,9 @@
 
 mod bundle;
 mod chaos;
+mod cpu;
 mod host;
+mod race;
 mod report;
 mod rt;
 mod suite;

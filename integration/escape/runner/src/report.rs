@@ -36,6 +36,17 @@ impl Cell {
     }
 }
 
+/// Techniques that are a config a runtime may refuse: refusing is blocking.
+pub const CONFIG_TECHNIQUES: &[&str] = &[
+    "symlink-mount-target",
+    "symlink-mount-dest",
+    "symlink-mount-volume",
+    "symlink-mount-race",
+    "symlink-proc-target",
+    "symlink-dev-target",
+    "host-sockets",
+];
+
 /// A technique is blocked only if the probe says so *and* the host agrees.
 pub fn combine(
     t: &str,
@@ -77,7 +88,7 @@ pub fn combine(
                     .unwrap_or("")
                     .trim()
                     .to_string();
-                if t == "symlink-mount-target" && !out.timed_out {
+                if CONFIG_TECHNIQUES.contains(&t) && !out.timed_out && out.status != Some(0) {
                     ("blocked", format!("the runtime refused the config: {err}"))
                 } else if out.timed_out {
                     ("error", "timed out".to_string())

@@ -221,9 +221,9 @@ pub fn cpu_spin(c: &Ctx) -> Outcome {
         "cpu-spin",
         "spin on every CPU for --spin-secs, compare CPU time with wall time",
     );
-    let n = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    // Every CPU we may run on (not available_parallelism(), which already
+    // divides by the cgroup's quota and would spin too few threads to test it).
+    let n = sys::cpus_allowed();
     let secs = c.spin_secs.max(1);
     let throttled = || {
         sys::read_text("/sys/fs/cgroup/cpu/cpu.stat")
