@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Escape-attempt suite: build the static probe and the runner, then run the
-# techniques against ward (all built-in profiles), runc, crun and the
+# techniques against ward (every enforcing built-in profile), runc, crun and the
 # unconfined host column, print the table and write RESULTS.md.
 #
 #   integration/escape/run.sh            # full comparison (needs runc, crun)
@@ -53,7 +53,10 @@ if [ -z "$WARD" ]; then
   WARD=$ROOT/target/debug/ward
 fi
 
-PROFILES=(--profile default --profile restricted --profile strict)
+# Every built-in profile except `record`: that one is learn mode (everything
+# allowed and recorded, for drafting a profile from a trusted workload), not a
+# sandbox to hold to the escape suite.
+PROFILES=(--profile default --profile restricted --profile strict --profile nginx --profile python-worker)
 if [ "$MODE" = ci ]; then
   exec "$RUNNER" --runtime ward "${PROFILES[@]}" --runtime-path "ward=$WARD" --probe "$PROBE" \
     --json "$CARGO_TARGET_DIR/escape-results-ci.json" "${EXTRA[@]}"

@@ -44,7 +44,14 @@ pub fn run(s: &Suite, col: usize, cid: &str) -> Cell {
     if let Err(e) = bundle::write_config(&abdir, &aspec) {
         return Cell::error(TECHNIQUE, &r.label(), &e);
     }
-    let started = r.run_detached(&abdir, &atk);
+    // The attacker is a neighbour sharing the volume; under ward it runs with
+    // the default profile (an allowlist such as nginx's has no symlink or
+    // renameat2, but the victim's profile is what is tested here).
+    let mut attacker = r.clone();
+    if attacker.kind == "ward" {
+        attacker.profile = Some("default".into());
+    }
+    let started = attacker.run_detached(&abdir, &atk);
     let race_dir = s.paths.vol.join("race");
     let deadline = Instant::now() + Duration::from_secs(10);
     while started.status == Some(0) && !race_dir.exists() && Instant::now() < deadline {
@@ -99,12 +106,12 @@ pub fn run(s: &Suite, col: usize, cid: &str) -> Cell {
         std::thread::sleep(Duration::from_millis(20));
     }
     let flips = std::fs::read_to_string(&flips_file).unwrap_or_default();
-    let _ = r.kill(&atk, "KILL");
-    let adel = r.delete(&atk);
+    let _ = attacker.kill(&atk, "KILL");
+    let adel = attacker.delete(&atk);
     let _ = std::fs::remove_dir_all(&abdir);
 
     let findings = snap.verify(&s.canaries, &s.paths.work);
-    let mut leaks = s.leaks_after(r, &atk, Some(&adel));
+    let mut leaks = s.leaks_after(&attacker, &atk, Some(&adel));
     for (vid, del) in &victims {
         leaks.extend(s.leaks_after(r, vid, Some(del)));
     }

@@ -18,12 +18,58 @@ pub fn capabilities(_c: &Ctx) -> Outcome {
         return o.na("/proc/self/status unreadable");
     };
     let v = u64::from_str_radix(&eff, 16).unwrap_or(u64::MAX);
-    if v != 0 {
+    if v == 0 {
+        return o.blocked(format!("CapEff=0 (CapBnd={bnd})"));
+    }
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let init_userns = map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"];
+    if init_userns {
         return o.escaped(format!(
-            "CapEff={eff} (CapBnd={bnd}, CapAmb={amb}): the process holds capabilities"
+            "CapEff={eff} (CapBnd={bnd}, CapAmb={amb}): capabilities in the host's user namespace"
         ));
     }
-    o.blocked(format!("CapEff=0 (CapBnd={bnd})"))
+    // In a user namespace of its own, a capability acts only on what that
+    // namespace owns. Still, these reach the kernel or weaken the volume and
+    // device defences, so no profile should leave them.
+    const MATTER: &[(u32, &str)] = &[
+        (1, "DAC_OVERRIDE"),
+        (2, "DAC_READ_SEARCH"),
+        (3, "FOWNER"),
+        (4, "FSETID"),
+        (9, "LINUX_IMMUTABLE"),
+        (12, "NET_ADMIN"),
+        (13, "NET_RAW"),
+        (16, "SYS_MODULE"),
+        (17, "SYS_RAWIO"),
+        (18, "SYS_CHROOT"),
+        (19, "SYS_PTRACE"),
+        (21, "SYS_ADMIN"),
+        (22, "SYS_BOOT"),
+        (24, "SYS_RESOURCE"),
+        (25, "SYS_TIME"),
+        (27, "MKNOD"),
+        (30, "AUDIT_CONTROL"),
+        (31, "SETFCAP"),
+        (32, "MAC_OVERRIDE"),
+        (33, "MAC_ADMIN"),
+        (34, "SYSLOG"),
+        (38, "PERFMON"),
+        (39, "BPF"),
+    ];
+    let bad: Vec<&str> = MATTER
+        .iter()
+        .filter(|(b, _)| v & (1u64 << b) != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if !bad.is_empty() {
+        return o.escaped(format!(
+            "CapEff={eff}: holds {bad:?} (in its own user namespace, but they reach the kernel or bypass file and device defences)"
+        ));
+    }
+    o.blocked(format!(
+        "CapEff={eff}: only capabilities the profile grants, inside the container's own user namespace (map {}), none of the kernel-reaching ones",
+        map.split_whitespace().collect::<Vec<_>>().join(" ")
+    ))
 }
 
 pub fn uid_map(_c: &Ctx) -> Outcome {
