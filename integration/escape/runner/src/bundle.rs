@@ -182,6 +182,19 @@ pub fn bind_mount(src: &Path, dest: &str, ro: bool) -> Value {
         "options": ["rbind", if ro { "ro" } else { "rw" }]})
 }
 
+/// The mounts every technique gets after the runtime's defaults (the two
+/// volumes and /tmp), then the technique's own.
+pub fn suite_mounts(s: &Spec) -> Vec<Value> {
+    let mut v = vec![
+        bind_mount(&s.paths.vol, VOL_IN, false),
+        bind_mount(&s.paths.ro_vol, RO_IN, true),
+        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+            "options": ["nosuid", "nodev", "mode=1777"]}),
+    ];
+    v.extend(s.extra_mounts.iter().cloned());
+    v
+}
+
 pub fn write_config(bundle: &Path, s: &Spec) -> Result<()> {
     std::fs::create_dir_all(bundle).ctx("mkdir bundle")?;
     let mut c: Value = serde_json::from_str(PLAIN_CONFIG).ctx("plain config")?;
@@ -191,13 +204,7 @@ pub fn write_config(bundle: &Path, s: &Spec) -> Result<()> {
     c["root"]["path"] = json!(root.to_string_lossy());
     c["hostname"] = json!("ward-escape");
     let mounts = c["mounts"].as_array_mut().ctx("mounts")?;
-    mounts.push(bind_mount(&s.paths.vol, VOL_IN, false));
-    mounts.push(bind_mount(&s.paths.ro_vol, RO_IN, true));
-    mounts.push(
-        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
-        "options": ["nosuid", "nodev", "mode=1777"]}),
-    );
-    mounts.extend(s.extra_mounts.iter().cloned());
+    mounts.extend(suite_mounts(s));
     c["linux"]["cgroupsPath"] = json!(s.cgroup_path);
     if let Some(u) = s.user {
         c["process"]["user"] = json!({"uid": u, "gid": u});

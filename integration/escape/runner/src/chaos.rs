@@ -325,7 +325,9 @@ pub fn run(s: &mut Suite, cli: &Cli) -> Result<i32, String> {
     s.concurrent = true;
     let mut notes = Vec::new();
     for col in 0..s.columns.len() {
-        if s.columns[col].kind == "host" {
+        // Chaos drives runtimes through their CLI; the containerd columns
+        // get the sequential pass only.
+        if s.columns[col].kind == "host" || s.columns[col].ctrd.is_some() {
             continue;
         }
         eprintln!("== chaos {} for {}s", s.columns[col].label(), cli.seconds);

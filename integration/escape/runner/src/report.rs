@@ -21,6 +21,13 @@ pub struct Cell {
 }
 
 impl Cell {
+    pub fn na(t: &str, col: &str, why: &str) -> Cell {
+        Cell {
+            verdict: "n.a.".into(),
+            ..Cell::error(t, col, why)
+        }
+    }
+
     pub fn error(t: &str, col: &str, why: &str) -> Cell {
         Cell {
             technique: t.into(),

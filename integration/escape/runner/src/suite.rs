@@ -188,14 +188,33 @@ impl Suite {
     /// Run one technique under one column and verify the host afterwards.
     pub fn run_one(&self, col: usize, tech: &str, cid: &str) -> Cell {
         let r = &self.columns[col];
-        if tech == race::TECHNIQUE && r.kind != "host" {
+        if tech == race::TECHNIQUE && r.kind != "host" && r.ctrd.is_none() {
             return race::run(self, col, cid);
         }
         let snap = Snapshot::take(&self.canaries, &self.paths.work);
         let timeout = Duration::from_secs(self.opts.timeout);
         let mut notes = Vec::new();
         let mut cpu_findings = Vec::new();
-        let (out, del) = if r.kind == "host" {
+        let (out, del) = if let Some(cd) = &r.ctrd {
+            if let Some(why) = crate::ctrd::unsupported(tech) {
+                return Cell::na(tech, &r.label(), why);
+            }
+            let profile = r.profile.clone().unwrap_or_else(|| "default".into());
+            let spec = self.spec_for(tech, cid, self.probe_args(tech, false));
+            let sampler = (tech == "cpu-spin").then(|| cpu::Sampler::start(&spec.cgroup_path));
+            let out = if self.opts.exec {
+                cd.exec(&profile, &spec, cid, &self.probe_args(tech, false), timeout)
+            } else {
+                cd.run(&profile, &spec, cid, timeout)
+            };
+            if let Some(sm) = sampler {
+                let (f, note) = sm.finish();
+                cpu_findings = f;
+                notes.extend((!note.is_empty()).then_some(note));
+            }
+            let del = cd.remove(cid);
+            (out, Some(del))
+        } else if r.kind == "host" {
             let mut c = Command::new(self.paths.rootfs.join("bin/ward-probe"));
             c.arg("host-sandbox")
                 .arg("--rootfs")
@@ -283,6 +302,11 @@ impl Suite {
             );
             leaks.extend(host::leaked_mounts(&self.paths.work, cid));
             leaks.extend(host::leaked_state(&r.root, cid));
+            if let Some(cd) = &r.ctrd {
+                leaks.extend(cd.leaked_mounts(cid));
+                // Ward's shim keeps per-container state here.
+                leaks.extend(host::leaked_state(Path::new("/run/containerd/ward"), cid));
+            }
         }
         if let Some(d) = del.filter(|d| d.status != Some(0)) {
             let err = d.stderr.lines().last().unwrap_or("").trim().to_string();
@@ -293,11 +317,13 @@ impl Suite {
             ));
         }
         if !self.concurrent {
-            for root in [
-                &self.paths.rootfs,
-                &self.paths.rootfs_proclink,
-                &self.paths.rootfs_devlink,
-            ] {
+            let mut roots = vec![
+                self.paths.rootfs.clone(),
+                self.paths.rootfs_proclink.clone(),
+                self.paths.rootfs_devlink.clone(),
+            ];
+            roots.extend(r.ctrd.as_ref().map(|c| c.dir().to_path_buf()));
+            for root in &roots {
                 leaks.extend(host::leaked_processes(root));
             }
         }

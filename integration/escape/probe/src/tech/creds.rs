@@ -266,6 +266,12 @@ pub fn file_caps_exec(c: &Ctx) -> Outcome {
         Some(v) => o.escaped(format!(
             "an unprivileged process gained capabilities through a file capability: CapEff={v:016x} (NoNewPrivs={nnp})"
         )),
+        // The kernel refuses to run a binary whose file capabilities carry
+        // the effective bit but cannot all be granted (no_new_privs or the
+        // bounding set withholds them): the defence acting, not a missing file.
+        None if matches!(r, ExecOutcome::ExecFailed(libc::EPERM)) => o.blocked(format!(
+            "exec refused with EPERM: its file capability cannot be granted (NoNewPrivs={nnp}), so the kernel will not run it"
+        )),
         None => exec_failure(o, "file-capability binary", r),
     }
 }
