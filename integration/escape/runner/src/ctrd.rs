@@ -2,11 +2,11 @@
 //! integration harness: own root, state, socket, CNI bridge) with Ward's shim
 //! (`io.containerd.ward.v2`), from an OCI image built from the suite's rootfs
 //! and unpacked by containerd's overlay snapshotter, as a node would run it.
-//! The same host-side checks apply; techniques that need a crafted bundle
-//! (symlinked rootfs dirs, the mount races, a host socket mount) are CLI-only.
+//! The same host-side checks apply, and the technique's extra mounts (the
+//! symlinked mount targets, the host socket) go through `ctr run --mount`;
+//! the symlinked-rootfs variants and the mount race are CLI-only.
 
 use crate::bundle::{self, Spec};
-use crate::report::CONFIG_TECHNIQUES;
 use crate::rt::{run_cmd, Output};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -34,9 +34,15 @@ impl std::fmt::Debug for Ctrd {
 
 /// Why a technique is not tried in containerd mode, if it is not.
 pub fn unsupported(tech: &str) -> Option<&'static str> {
-    CONFIG_TECHNIQUES.contains(&tech).then_some(
-        "needs a crafted bundle (symlinked rootfs, mount race, host socket mount): tried through the CLI columns",
-    )
+    match tech {
+        "symlink-proc-target" | "symlink-dev-target" => Some(
+            "needs a rootfs whose /proc or /dev is a symlink (a crafted bundle): tried through the CLI columns",
+        ),
+        "symlink-mount-race" => Some(
+            "creates dozens of victim containers against a racing neighbour: tried through the CLI columns",
+        ),
+        _ => None,
+    }
 }
 
 impl Ctrd {
