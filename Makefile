@@ -49,11 +49,13 @@ test-integration:
 
 # Every technique of integration/escape against Ward (each enforcing built-in profile, through
 # the CLI and through containerd with the shim), runc, crun and the unconfined host column;
-# writes integration/escape/RESULTS.md. `escape-ci`: the Ward columns only, plus a short chaos
+# writes integration/escape/RESULTS.md (ESCAPE_ARGS="--chaos 30" adds chaos, "--exec" writes
+# RESULTS-exec.md). `escape-ci`: the Ward columns only, plus a short chaos
 # pass (ESCAPE_CI_CHAOS seconds per profile, default 15).
+ESCAPE_ARGS ?=
 escape:
 	CARGO_TARGET_DIR=$(TARGET_DIR) WARD=$(DEBUG_BIN)/ward WARD_SHIM_DIR=$(DEBUG_BIN) \
-		bash integration/escape/run.sh
+		bash integration/escape/run.sh $(ESCAPE_ARGS)
 
 escape-ci:
 	CARGO_TARGET_DIR=$(TARGET_DIR) WARD=$(DEBUG_BIN)/ward WARD_SHIM_DIR=$(DEBUG_BIN) \
