@@ -80,8 +80,10 @@ impl Sampler {
                 if let Some((u, d)) = usage(&rel) {
                     s.usage.push((Instant::now(), u));
                     s.dir.get_or_insert(d);
-                    if s.quota.is_none() {
-                        s.quota = quota(&rel);
+                    // The runtime may write the quota just after creating the
+                    // cgroup: keep the last value seen while the container ran.
+                    if let Some(q) = quota(&rel) {
+                        s.quota = Some(q);
                     }
                 }
                 std::thread::sleep(Duration::from_millis(50));

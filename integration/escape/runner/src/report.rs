@@ -199,6 +199,9 @@ pub fn markdown(
         if exec { "exec" } else { "run" },
         kernel()
     );
+    s += "## By runtime\n\n";
+    s += &compact(techs, cols, cells);
+    s += "\n## Every column\n\n";
     s += "| technique |";
     for c in cols {
         s += &format!(" {c} |");
@@ -282,6 +285,72 @@ pub fn markdown(
         for n in notes {
             s += &format!("- {n}\n");
         }
+    }
+    s
+}
+
+/// One column per runtime (`ward`, `ward-shim`, `runc`, ...), its profiles
+/// folded: a cell shows the verdict every profile agrees on, or the counts
+/// and which profiles differ. The README embeds this table.
+pub fn compact(techs: &[String], cols: &[String], cells: &[Cell]) -> String {
+    let g = grid(cells);
+    let mut kinds: Vec<&str> = Vec::new();
+    for c in cols {
+        let k = c.split(':').next().unwrap_or(c);
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    let members = |k: &str| -> Vec<&String> {
+        cols.iter()
+            .filter(|c| c.split(':').next() == Some(k))
+            .collect()
+    };
+    let mut s = String::from("| technique |");
+    for k in &kinds {
+        let n = members(k).len();
+        if n > 1 {
+            s += &format!(" {k} ({n} profiles) |");
+        } else {
+            s += &format!(" {} |", members(k)[0]);
+        }
+    }
+    s += "\n|---|";
+    for _ in &kinds {
+        s += "---|";
+    }
+    s.push('\n');
+    for t in techs {
+        s += &format!("| `{t}` |");
+        for k in &kinds {
+            let marks: Vec<(String, String)> = members(k)
+                .iter()
+                .map(|c| {
+                    let p = c.split_once(':').map_or("", |x| x.1).to_string();
+                    (mark(g.get(&(t.as_str(), c.as_str()))), p)
+                })
+                .collect();
+            let first = &marks[0].0;
+            let cell = if marks.iter().all(|(m, _)| m == first) {
+                first.clone()
+            } else {
+                let mut by: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+                for (m, p) in &marks {
+                    by.entry(m.as_str()).or_default().push(p.as_str());
+                }
+                by.iter()
+                    .map(|(m, ps)| format!("{m}: {}", ps.join(", ")))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            let cell = if cell.contains("escaped") {
+                format!("**{cell}**")
+            } else {
+                cell
+            };
+            s += &format!(" {cell} |");
+        }
+        s.push('\n');
     }
     s
 }
