@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Escape-attempt suite: build the static probe and the runner, then run the
-# techniques against ward (all built-in profiles), runc, crun and the
-# unconfined host column, print the table and write RESULTS.md.
+# techniques against ward (every enforcing built-in profile, through the CLI
+# and through containerd with Ward's shim), runc, crun and the unconfined host
+# column, print the table and write RESULTS.md.
 #
 #   integration/escape/run.sh            # full comparison (needs runc, crun)
-#   integration/escape/run.sh --ci       # ward only; non-zero on any escape or leak
-#   integration/escape/run.sh --chaos 60 # add chaos mode for 60 s
+#   integration/escape/run.sh --ci       # ward only (CLI + shim) + a short chaos pass; non-zero on any escape or leak
+#   integration/escape/run.sh --chaos 60 # add chaos mode for 60 s per column
 #   integration/escape/run.sh --exec     # techniques through `exec` instead of `run`
 #
-# Environment: WARD (ward binary, default target/debug/ward, built if absent),
-# CARGO_TARGET_DIR (default target-escape; JSON results land there),
-# ESCAPE_OUT (where RESULTS.md goes, default integration/escape).
+# Environment: WARD (ward binary, default $CARGO_TARGET_DIR/debug/ward, built if
+# absent), WARD_SHIM_DIR (dir of containerd-shim-ward-v2, default next to ward),
+# CARGO_TARGET_DIR (default target; JSON results land there),
+# ESCAPE_OUT (where RESULTS.md goes, default integration/escape),
+# ESCAPE_CI_CHAOS (seconds of chaos per column in --ci, default 15; 0 = none).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target-escape}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=${ESCAPE_OUT:-$ROOT/integration/escape}
 MODE=full
 EXTRA=()
@@ -42,24 +45,30 @@ if ldd "$PROBE" 2>&1 | grep -q '=>'; then
   echo "escape suite: $PROBE is not static" >&2
   exit 1
 fi
-cargo build --release -p ward-escape
-RUNNER=$CARGO_TARGET_DIR/release/ward-escape
+# The runner waits on containers: a debug build is enough, and shares its
+# dependencies (the containerd harness) with `cargo test`.
+cargo build -p ward-escape
+RUNNER=$CARGO_TARGET_DIR/debug/ward-escape
 
-WARD=${WARD:-}
-if [ -z "$WARD" ]; then
-  if [ ! -x "$ROOT/target/debug/ward" ]; then
-    (unset CARGO_TARGET_DIR; cargo build -p ward-runtime)
-  fi
-  WARD=$ROOT/target/debug/ward
+WARD=${WARD:-$CARGO_TARGET_DIR/debug/ward}
+export WARD_SHIM_DIR=${WARD_SHIM_DIR:-$(dirname "$WARD")}
+if [ ! -x "$WARD" ] || [ ! -x "$WARD_SHIM_DIR/containerd-shim-ward-v2" ]; then
+  cargo build -p ward-runtime -p ward-shim
 fi
 
-PROFILES=(--profile default --profile restricted --profile strict)
+# Every built-in profile except `record`: that one is learn mode (everything
+# allowed and recorded, for drafting a profile from a trusted workload), not a
+# sandbox to hold to the escape suite.
+PROFILES=(--profile default --profile restricted --profile strict --profile nginx --profile python-worker)
 if [ "$MODE" = ci ]; then
-  exec "$RUNNER" --runtime ward "${PROFILES[@]}" --runtime-path "ward=$WARD" --probe "$PROBE" \
-    --json "$CARGO_TARGET_DIR/escape-results-ci.json" "${EXTRA[@]}"
+  CHAOS=${ESCAPE_CI_CHAOS:-15}
+  CI_EXTRA=()
+  if [ "$CHAOS" != 0 ]; then CI_EXTRA=(--chaos --seconds "$CHAOS"); fi
+  exec "$RUNNER" --runtime ward --runtime containerd "${PROFILES[@]}" --runtime-path "ward=$WARD" \
+    --probe "$PROBE" --json "$CARGO_TARGET_DIR/escape-results-ci.json" "${CI_EXTRA[@]}" "${EXTRA[@]}"
 fi
 
-RTS=(--runtime ward)
+RTS=(--runtime ward --runtime containerd)
 command -v runc >/dev/null && RTS+=(--runtime runc) || echo "escape suite: runc not installed, column skipped" >&2
 command -v crun >/dev/null && RTS+=(--runtime crun) || echo "escape suite: crun not installed, column skipped" >&2
 RTS+=(--runtime host)

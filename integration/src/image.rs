@@ -40,6 +40,8 @@ pub struct ImageSpec {
     pub name: String,
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
+    /// The image config's `User` (uid[:gid]); root when `None`.
+    pub user: Option<String>,
 }
 
 impl ImageSpec {
@@ -49,6 +51,7 @@ impl ImageSpec {
             name: BUSYBOX.to_string(),
             entrypoint: vec![],
             cmd: vec!["/bin/sh".into()],
+            user: None,
         }
     }
 
@@ -63,6 +66,7 @@ impl ImageSpec {
                 "trap 'exit 0' TERM INT; while :; do sleep 2147483647 & wait $!; done".into(),
             ],
             cmd: vec![],
+            user: None,
         }
     }
 }
@@ -164,6 +168,88 @@ pub fn rootfs_layer(busybox: &Path) -> Result<Vec<u8>, ImageError> {
     b.into_inner().map_err(tar_err("finish"))
 }
 
+/// A layer holding the directory tree `dir` as it is: directories, regular
+/// files and symlinks with their permission bits (set-id bits included),
+/// owned by root, and a file's `security.capability` xattr as a PAX
+/// `SCHILY.xattr` record (which containerd's applier restores).
+pub fn layer_from_dir(dir: &Path) -> Result<Vec<u8>, ImageError> {
+    let mut b = tar::Builder::new(Vec::new());
+    add_tree(&mut b, dir, "")?;
+    b.into_inner().map_err(tar_err("finish"))
+}
+
+fn add_tree(b: &mut tar::Builder<Vec<u8>>, dir: &Path, rel: &str) -> Result<(), ImageError> {
+    use std::os::unix::fs::PermissionsExt;
+    let read_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ImageError::Read { path, source }
+    };
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(read_err(dir))?
+        .flatten()
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        let name = format!("{rel}{}", e.file_name().to_string_lossy());
+        let m = std::fs::symlink_metadata(&p).map_err(read_err(&p))?;
+        let mode = m.permissions().mode() & 0o7777;
+        if m.file_type().is_symlink() {
+            let t = std::fs::read_link(&p).map_err(read_err(&p))?;
+            add_symlink(b, &name, &t.to_string_lossy())?;
+        } else if m.is_dir() {
+            add_dir(b, &name, mode)?;
+            add_tree(b, &p, &format!("{name}/"))?;
+        } else if m.is_file() {
+            if let Some(cap) = file_capability(&p) {
+                add_pax_xattr(b, &name, "security.capability", &cap)?;
+            }
+            let data = std::fs::read(&p).map_err(read_err(&p))?;
+            add_file(b, &name, mode, &data)?;
+        }
+    }
+    Ok(())
+}
+
+fn file_capability(p: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
+    let mut buf = [0u8; 64];
+    // SAFETY: NUL-terminated path and attribute name; `buf` is writable for its length.
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            c"security.capability".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    (n > 0).then(|| buf[..n as usize].to_vec())
+}
+
+/// A PAX extended header (`x`) carrying one `SCHILY.xattr.<name>` record for
+/// the entry that follows.
+fn add_pax_xattr(
+    b: &mut tar::Builder<Vec<u8>>,
+    entry: &str,
+    name: &str,
+    value: &[u8],
+) -> Result<(), ImageError> {
+    let key = format!("SCHILY.xattr.{name}");
+    // "<len> <key>=<value>\n", where <len> counts the whole record, itself included.
+    let body = key.len() + value.len() + 3;
+    let mut len = body + 1;
+    while len != body + len.to_string().len() {
+        len = body + len.to_string().len();
+    }
+    let mut rec = format!("{len} {key}=").into_bytes();
+    rec.extend_from_slice(value);
+    rec.push(b'\n');
+    let mut h = header(tar::EntryType::XHeader, 0o644, rec.len() as u64);
+    b.append_data(&mut h, format!("PaxHeaders/{entry}"), &rec[..])
+        .map_err(tar_err(entry))
+}
+
 /// A content-addressed blob: digest `sha256:<hex>` and bytes.
 struct Blob {
     hex: String,
@@ -197,6 +283,9 @@ pub fn oci_archive(spec: &ImageSpec, layer: &[u8]) -> Result<Vec<u8>, ImageError
     }
     if !spec.cmd.is_empty() {
         cfg["config"]["Cmd"] = serde_json::json!(spec.cmd);
+    }
+    if let Some(u) = &spec.user {
+        cfg["config"]["User"] = serde_json::json!(u);
     }
     let config = Blob::new(serde_json::to_vec(&cfg).expect("serialize json"));
     let manifest = Blob::new(
@@ -295,6 +384,21 @@ pub fn build_test_images(dir: &Path) -> Result<TestImages, ImageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pax_record_length_counts_itself() {
+        let mut b = tar::Builder::new(Vec::new());
+        add_pax_xattr(&mut b, "bin/x", "security.capability", &[1u8; 20]).unwrap();
+        let data = b.into_inner().unwrap();
+        let mut ar = tar::Archive::new(&data[..]);
+        let mut e = ar.entries().unwrap().raw(true).next().unwrap().unwrap();
+        let mut rec = Vec::new();
+        io::Read::read_to_end(&mut e, &mut rec).unwrap();
+        let sp = rec.iter().position(|c| *c == b' ').unwrap();
+        let len: usize = std::str::from_utf8(&rec[..sp]).unwrap().parse().unwrap();
+        assert_eq!(len, rec.len());
+        assert!(rec.ends_with(b"\n"));
+    }
 
     #[test]
     fn archive_has_layout_and_matching_digests() {

@@ -169,6 +169,18 @@ const COMMON: &[(&str, u64)] = &[
     ("O_CLOEXEC", 0o2000000),
     ("O_SYNC", 0o4010000),
     ("O_PATH", 0o10000000),
+    // File type and set-id mode bits (chmod, open, mknod, mkdir mode arguments).
+    ("S_IFMT", 0o170000),
+    ("S_IFSOCK", 0o140000),
+    ("S_IFLNK", 0o120000),
+    ("S_IFREG", 0o100000),
+    ("S_IFBLK", 0o60000),
+    ("S_IFDIR", 0o40000),
+    ("S_IFCHR", 0o20000),
+    ("S_IFIFO", 0o10000),
+    ("S_ISUID", 0o4000),
+    ("S_ISGID", 0o2000),
+    ("S_ISVTX", 0o1000),
     // prctl(2) options.
     ("PR_SET_PDEATHSIG", 1),
     ("PR_GET_DUMPABLE", 3),
@@ -340,6 +352,12 @@ mod tests {
             ("FIONREAD", libc::FIONREAD),
             ("TIOCSTI", libc::TIOCSTI),
             ("SOCK_CLOEXEC", libc::SOCK_CLOEXEC as u64),
+            ("S_IFMT", libc::S_IFMT as u64),
+            ("S_IFCHR", libc::S_IFCHR as u64),
+            ("S_IFBLK", libc::S_IFBLK as u64),
+            ("S_IFREG", libc::S_IFREG as u64),
+            ("S_ISUID", libc::S_ISUID as u64),
+            ("S_ISGID", libc::S_ISGID as u64),
         ] {
             assert_eq!(constant(name, n), Some(v), "{name}");
         }

@@ -38,7 +38,7 @@ pub use seccomp::{
 };
 pub use tools::{
     compile_seccomp_cached, diff, draft_from_recording, lint, Finding, ProfileDiff, Severity,
-    DANGEROUS_CAPABILITIES,
+    DANGEROUS_CAPABILITIES, SET_ID_MODE_CALLS,
 };
 
 const BUILTINS: &[(&str, &str)] = &[

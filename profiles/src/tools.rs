@@ -54,6 +54,21 @@ pub const DANGEROUS_CAPABILITIES: &[&str] = &[
     "CAP_AUDIT_CONTROL",
 ];
 
+/// Calls whose mode argument (index) can carry S_ISUID/S_ISGID or a device file type.
+pub const SET_ID_MODE_CALLS: &[(&str, u8)] = &[
+    ("chmod", 1),
+    ("fchmod", 1),
+    ("fchmodat", 2),
+    ("fchmodat2", 2),
+    ("open", 2),
+    ("openat", 3),
+    ("creat", 1),
+    ("mkdir", 1),
+    ("mkdirat", 2),
+    ("mknod", 1),
+    ("mknodat", 2),
+];
+
 fn denied(p: &Profile, s: &str) -> bool {
     matches!(
         unconditional(p.seccomp(), s),
@@ -126,6 +141,31 @@ pub fn lint(profile: &Profile) -> Vec<Finding> {
         push(
             Severity::Warning,
             "socket is unrestricted (AF_PACKET, raw sockets)".into(),
+        );
+    }
+    // Container root writes as host root through an idmapped read-write volume: a set-id
+    // file or device node created there would be one on the host.
+    let unfiltered: Vec<&str> = SET_ID_MODE_CALLS
+        .iter()
+        .map(|(s, _)| *s)
+        .filter(|s| can_be_allowed(profile, s) && !has_deny_rule(profile, s))
+        .collect();
+    if !unfiltered.is_empty() {
+        push(
+            Severity::Warning,
+            format!(
+                "{} can set S_ISUID/S_ISGID (or create devices) without an argument rule: \
+                 set-id files could be planted in a writable volume",
+                unfiltered.join(", ")
+            ),
+        );
+    }
+    if can_be_allowed(profile, "openat2") {
+        push(
+            Severity::Warning,
+            "openat2 is allowed: its mode is inside a struct no filter can read \
+             (deny it with openat2:ENOSYS so libc falls back to openat)"
+                .into(),
         );
     }
     for c in profile.capabilities() {

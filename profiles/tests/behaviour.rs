@@ -198,3 +198,148 @@ fn oci_unsupported_fields_are_named() {
     let r = under_filter(f, || sys(libc::SYS_getppid, [0; 6]));
     assert_eq!(r, Err(EPERM));
 }
+
+/// A rw volume is idmapped, so container root creates files there as host root: every
+/// enforcing builtin refuses set-id mode bits and device nodes, for real on this kernel,
+/// while plain modes still work (where the profile allows the call at all).
+#[test]
+fn set_id_files_and_devices_refused_by_every_enforcing_builtin() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, "x").unwrap();
+    let c = |p: &std::path::Path| std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    for name in builtin_names().iter().filter(|n| **n != "record") {
+        let (f, nf, nd, dev) = (
+            c(&file),
+            c(&dir.path().join(format!("new-{name}"))),
+            c(&dir.path().join(format!("dir-{name}"))),
+            c(&dir.path().join(format!("dev-{name}"))),
+        );
+        // Pointers to CStrings that live until the filtered thread has joined.
+        let (pf, pnf, pnd, pdev) = (
+            f.as_ptr() as u64,
+            nf.as_ptr() as u64,
+            nd.as_ptr() as u64,
+            dev.as_ptr() as u64,
+        );
+        let at = libc::AT_FDCWD as u64;
+        let r = under_filter(program(name, Mode::Enforce), move || {
+            [
+                (
+                    "chmod 04755",
+                    sys(libc::SYS_fchmodat, [at, pf, 0o4755, 0, 0, 0]),
+                ),
+                (
+                    "chmod 02755",
+                    sys(libc::SYS_fchmodat, [at, pf, 0o2755, 0, 0, 0]),
+                ),
+                (
+                    "openat O_CREAT 04755",
+                    sys(
+                        libc::SYS_openat,
+                        [
+                            at,
+                            pnf,
+                            (libc::O_CREAT | libc::O_WRONLY) as u64,
+                            0o4755,
+                            0,
+                            0,
+                        ],
+                    ),
+                ),
+                (
+                    "mkdirat 02755",
+                    sys(libc::SYS_mkdirat, [at, pnd, 0o2755, 0, 0, 0]),
+                ),
+                (
+                    "mknodat S_IFREG|04755",
+                    sys(
+                        libc::SYS_mknodat,
+                        [at, pdev, (libc::S_IFREG | 0o4755) as u64, 0, 0, 0],
+                    ),
+                ),
+                (
+                    "mknodat S_IFCHR 1:3",
+                    sys(
+                        libc::SYS_mknodat,
+                        [
+                            at,
+                            pdev,
+                            (libc::S_IFCHR | 0o600) as u64,
+                            libc::makedev(1, 3),
+                            0,
+                            0,
+                        ],
+                    ),
+                ),
+                (
+                    "mknodat S_IFBLK 7:0",
+                    sys(
+                        libc::SYS_mknodat,
+                        [
+                            at,
+                            pdev,
+                            (libc::S_IFBLK | 0o600) as u64,
+                            libc::makedev(7, 0),
+                            0,
+                            0,
+                        ],
+                    ),
+                ),
+                // Upper garbage bits do not hide the set-id bit (mode is compared as 32 bits).
+                (
+                    "chmod 04755 with high bits",
+                    sys(
+                        libc::SYS_fchmodat,
+                        [at, pf, 0xdead_0000_0000_0000 | 0o4755, 0, 0, 0],
+                    ),
+                ),
+            ]
+        });
+        for (what, res) in r {
+            assert_eq!(res, Err(EPERM), "{name}: {what}");
+        }
+        let r = under_filter(program(name, Mode::Enforce), move || {
+            sys(libc::SYS_openat2, [at, pnf, 0, 0, 0, 0])
+        });
+        assert_eq!(r, Err(libc::ENOSYS), "{name}: openat2");
+        let meta = std::fs::metadata(&file).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            meta.permissions().mode() & 0o6000,
+            0,
+            "{name}: set-id bit set"
+        );
+        assert!(!dir.path().join(format!("dev-{name}")).exists(), "{name}");
+    }
+    // Plain modes pass the same rules (default allows every call here).
+    let (f, nf, nd) = (
+        c(&file),
+        c(&dir.path().join("plain")),
+        c(&dir.path().join("plain-dir")),
+    );
+    let (pf, pnf, pnd) = (f.as_ptr() as u64, nf.as_ptr() as u64, nd.as_ptr() as u64);
+    let at = libc::AT_FDCWD as u64;
+    let r = under_filter(program("default", Mode::Enforce), move || {
+        let fd = sys(
+            libc::SYS_openat,
+            [
+                at,
+                pnf,
+                (libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC) as u64,
+                0o644,
+                0,
+                0,
+            ],
+        );
+        if let Ok(fd) = fd {
+            let _ = sys(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]);
+        }
+        (
+            sys(libc::SYS_fchmodat, [at, pf, 0o1755, 0, 0, 0]),
+            fd.map(|_| 0),
+            sys(libc::SYS_mkdirat, [at, pnd, 0o755, 0, 0, 0]),
+        )
+    });
+    assert_eq!(r, (Ok(0), Ok(0), Ok(0)));
+}

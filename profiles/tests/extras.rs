@@ -225,3 +225,50 @@ fn draft_from_a_recording_parses() {
     assert_eq!(unconditional(p.seccomp(), "write"), Some(Action::Errno(1)));
     assert_eq!(p.landlock().write, ["/var/lib/app"]);
 }
+
+/// The set-id rules are part of every enforcing builtin's policy, so `explain` and `lint`
+/// show them; a profile without them gets a lint warning.
+#[test]
+fn set_id_rules_visible_in_explain_and_lint() {
+    for name in builtin_names().iter().filter(|n| **n != "record") {
+        let p = load(name, &[]).unwrap();
+        for arch in Arch::ALL {
+            for (call, idx) in SET_ID_MODE_CALLS {
+                let Some(nr) = arch.syscall_number(call) else {
+                    continue;
+                };
+                let mut args = [0u64; 6];
+                args[*idx as usize] = 0o4755;
+                assert!(
+                    matches!(evaluate(p.seccomp(), arch, nr, &args), Action::Errno(1)),
+                    "{name}/{arch}: {call} with S_ISUID"
+                );
+            }
+        }
+        let f = lint(&p);
+        assert!(
+            !f.iter()
+                .any(|f| f.message.contains("S_ISUID") || f.message.contains("openat2")),
+            "{name}: {f:?}"
+        );
+    }
+    let e = explain(&load("default", &[]).unwrap(), "chmod", Arch::X86_64)
+        .unwrap()
+        .to_string();
+    assert!(e.contains("depends on arguments"), "{e}");
+    assert!(
+        e.contains(r#"errno:EPERM when { index = 1, op = "any_set", mask = "S_ISUID|S_ISGID" }"#),
+        "{e}"
+    );
+    let bare = parse("bare.toml", "[seccomp]\ndefault_action = \"allow\"\n", &[]).unwrap();
+    let msgs: Vec<String> = lint(&bare).into_iter().map(|f| f.message).collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("chmod") && m.contains("S_ISUID")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m.starts_with("openat2 is allowed")),
+        "{msgs:?}"
+    );
+}

@@ -92,6 +92,16 @@ fn sandbox_facts_from_inside() {
         ("ls_busybox", "ls -ln /bin/busybox"),
         ("ls_vol_root", "ls -ln /rw/rootfile"),
         ("ls_vol_user", "ls -ln /rw/userfile"),
+        // A rw volume is the container's to write, but never a way to plant set-id files or
+        // devices for the host (container root writes as host root through the idmap).
+        ("rw_mount_opts", "grep ' /rw ' /proc/self/mountinfo"),
+        ("chmod_setuid", "chmod 4755 /rw/created"),
+        ("chmod_plain", "chmod 755 /rw/created && echo chmod-ok"),
+        ("mknod_char", "mknod /rw/null c 1 3"),
+        (
+            "cpu_quota",
+            "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us",
+        ),
     ]);
     let mut b = Bundle::sh(&script);
     b.bind(&ro, "/ro", true).bind(&rw, "/rw", false);
@@ -140,6 +150,20 @@ fn sandbox_facts_from_inside() {
     p.fails_with("write_ro_volume", "Read-only file system");
     assert_eq!(p.ok("read_ro_volume"), "from-host");
     assert_eq!(p.ok("write_rw_volume"), "inside");
+    let opts = p.ok("rw_mount_opts");
+    assert!(
+        opts.contains("nosuid") && opts.contains("nodev") && opts.contains("idmapped"),
+        "rw volume mount: {opts}"
+    );
+    p.fails_with("chmod_setuid", "Operation not permitted");
+    assert_eq!(p.ok("chmod_plain"), "chmod-ok");
+    p.fails_with("mknod_char", "Operation not permitted");
+    // Default quota: one CPU (the spec sets none).
+    assert_eq!(
+        p.ok("cpu_quota").split_whitespace().collect::<Vec<_>>(),
+        ["100000", "100000"],
+        "cpu.cfs_quota_us / cpu.cfs_period_us"
+    );
 
     // Ownership through the idmapped rootfs and volume: host uid 0 shows as 0 inside, host
     // uid 1000 as 1000 (offset mapping), not as the overflow uid 65534.
@@ -166,6 +190,15 @@ fn sandbox_facts_from_inside() {
     assert_eq!(
         std::fs::read_to_string(rw.join("created")).unwrap(),
         "inside\n"
+    );
+    assert_eq!(
+        created.mode() & 0o7777,
+        0o755,
+        "mode on the host of the file the container tried to make setuid"
+    );
+    assert!(
+        !rw.join("null").exists(),
+        "device node created in the volume"
     );
     let m = std::fs::metadata(rw.join("userfile")).unwrap();
     assert_eq!((m.uid(), m.gid()), (1000, 1000));

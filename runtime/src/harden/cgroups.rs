@@ -1,12 +1,39 @@
-//! cgroup limits by default (pids, memory, cpu shares; a spec's own limit is kept when
-//! tighter) and the cgroup path: a relative `cgroupsPath` goes under the caller's own cgroup,
-//! as runc does; none at all means `<own cgroup>/ward/<id>`.
+//! cgroup limits by default (pids, memory, cpu shares, a CPU quota; a spec's own limit is kept
+//! when tighter) and the cgroup path: a relative `cgroupsPath` goes under the caller's own
+//! cgroup, as runc does; none at all means `<own cgroup>/ward/<id>`.
 
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxPidsBuilder, Spec};
 
 use super::{HardenContext, Limits, PolicyError};
+
+/// CPU quota when the profile names none: one CPU (quota = period).
+pub const DEFAULT_CPU_QUOTA_US: i64 = 100_000;
+/// CFS period when neither the profile nor the spec names one (the kernel's own default).
+pub const DEFAULT_CPU_PERIOD_US: u64 = 100_000;
+
+/// The CPU quota to apply, as (quota, period): the spec's when it grants a smaller share of a
+/// CPU than the policy's, else the policy's (its own or the default of one CPU). A spec quota
+/// of -1 or 0 (no limit) never wins.
+fn cpu_quota(spec_quota: Option<i64>, spec_period: Option<u64>, limits: &Limits) -> (i64, u64) {
+    let q = limits.cpu_quota_us.unwrap_or(DEFAULT_CPU_QUOTA_US);
+    let p = limits.cpu_period_us.unwrap_or(DEFAULT_CPU_PERIOD_US);
+    match spec_quota {
+        Some(sq) if sq > 0 => {
+            let sp = spec_period
+                .filter(|p| *p > 0)
+                .unwrap_or(DEFAULT_CPU_PERIOD_US);
+            // sq/sp < q/p, in integers.
+            if i128::from(sq) * i128::from(p) < i128::from(q) * i128::from(sp) {
+                (sq, sp)
+            } else {
+                (q, p)
+            }
+        }
+        _ => (q, p),
+    }
+}
 
 fn tighter(spec: Option<i64>, default: i64) -> i64 {
     match spec {
@@ -64,17 +91,15 @@ pub fn apply(spec: &mut Spec, limits: &Limits, ctx: &HardenContext) -> Result<()
         mem.set_swap(Some(tighter(mem.swap(), limit)));
         res.set_memory(Some(mem));
     }
-    if let Some(shares) = limits.cpu_shares {
-        let mut cpu = res.cpu().clone().unwrap_or_default();
-        if cpu.shares().is_none() {
-            cpu.set_shares(Some(shares));
-        }
-        if let (Some(q), None) = (limits.cpu_quota_us, cpu.quota()) {
-            cpu.set_quota(Some(q));
-            cpu.set_period(limits.cpu_period_us.or(Some(100_000)));
-        }
-        res.set_cpu(Some(cpu));
+    let mut cpu = res.cpu().clone().unwrap_or_default();
+    if let (Some(shares), None) = (limits.cpu_shares, cpu.shares()) {
+        cpu.set_shares(Some(shares));
     }
+    // Always a quota: without one a CPU spin takes every core of the node.
+    let (quota, period) = cpu_quota(cpu.quota(), cpu.period(), limits);
+    cpu.set_quota(Some(quota));
+    cpu.set_period(Some(period));
+    res.set_cpu(Some(cpu));
     Ok(())
 }
 
@@ -140,6 +165,81 @@ mod tests {
         let r = l.resources().as_ref().unwrap();
         assert_eq!(r.pids().as_ref().unwrap().limit(), 10);
         assert_eq!(r.memory().as_ref().unwrap().limit(), Some(512 << 20));
+    }
+
+    fn cpu_of(s: &Spec) -> (Option<i64>, Option<u64>) {
+        let c = s
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.cpu().as_ref())
+            .expect("cpu resources set");
+        (c.quota(), c.period())
+    }
+
+    fn with_cpu(quota: Option<i64>, period: Option<u64>) -> Spec {
+        let mut s = Spec::default();
+        let mut cpu = oci_spec::runtime::LinuxCpu::default();
+        cpu.set_quota(quota);
+        cpu.set_period(period);
+        let res = LinuxResourcesBuilder::default().cpu(cpu).build().unwrap();
+        s.linux_mut()
+            .get_or_insert_with(Default::default)
+            .set_resources(Some(res));
+        s
+    }
+
+    #[test]
+    fn cpu_quota_by_default_and_tighter_spec_kept() {
+        let mut p = test_policy().limits;
+        // No quota in the profile: one CPU.
+        let mut s = Spec::default();
+        apply(&mut s, &p, &test_ctx()).unwrap();
+        assert_eq!(cpu_of(&s), (Some(100_000), Some(100_000)));
+        // A spec without a limit (-1), or a looser one, gets the policy's quota.
+        for (q, per) in [
+            (Some(-1), None),
+            (Some(400_000), Some(100_000)),
+            (Some(0), None),
+        ] {
+            let mut s = with_cpu(q, per);
+            apply(&mut s, &p, &test_ctx()).unwrap();
+            assert_eq!(cpu_of(&s), (Some(100_000), Some(100_000)), "{q:?}/{per:?}");
+        }
+        // A period alone does not lift the quota.
+        let mut s = with_cpu(None, Some(50_000));
+        apply(&mut s, &p, &test_ctx()).unwrap();
+        assert_eq!(cpu_of(&s), (Some(100_000), Some(100_000)));
+        // A tighter spec quota is kept, with its own period (or the kernel's default).
+        let mut s = with_cpu(Some(25_000), Some(50_000));
+        apply(&mut s, &p, &test_ctx()).unwrap();
+        assert_eq!(cpu_of(&s), (Some(25_000), Some(50_000)));
+        let mut s = with_cpu(Some(50_000), None);
+        apply(&mut s, &p, &test_ctx()).unwrap();
+        assert_eq!(cpu_of(&s), (Some(50_000), Some(100_000)));
+        // Equal share (2 CPUs as 200000/100000 vs 100000/50000): the policy's form.
+        p.cpu_quota_us = Some(200_000);
+        p.cpu_period_us = Some(100_000);
+        let mut s = with_cpu(Some(100_000), Some(50_000));
+        apply(&mut s, &p, &test_ctx()).unwrap();
+        assert_eq!(cpu_of(&s), (Some(200_000), Some(100_000)));
+        // The profile's own quota applies; shares come from the policy when the spec has none.
+        let mut s = with_cpu(Some(150_000), Some(100_000));
+        apply(&mut s, &p, &test_ctx()).unwrap();
+        assert_eq!(cpu_of(&s), (Some(150_000), Some(100_000)));
+        assert_eq!(
+            s.linux()
+                .as_ref()
+                .unwrap()
+                .resources()
+                .as_ref()
+                .unwrap()
+                .cpu()
+                .as_ref()
+                .unwrap()
+                .shares(),
+            Some(1024)
+        );
     }
 
     #[test]

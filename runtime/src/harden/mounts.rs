@@ -1,6 +1,9 @@
 //! Mounts: bind mounts of sensitive host paths are refused unless the policy names them;
 //! pseudo filesystems are forced read-only where a write could reach the host; declared tmpfs
-//! paths are added; every bind volume is listed so it can be idmapped and given a Landlock rule.
+//! paths are added; every bind volume is listed so it can be idmapped and given a Landlock rule,
+//! and is mounted nosuid,nodev: container root writes as host root through an idmapped
+//! read-write volume, so set-id files and device nodes there must mean nothing inside either
+//! (the profiles' seccomp rules keep them from being created at all).
 
 use std::path::{Component, Path, PathBuf};
 
@@ -111,6 +114,18 @@ fn is_bind(m: &Mount) -> bool {
             .any(|o| o == "bind" || o == "rbind")
 }
 
+/// Bind volumes never honour set-id bits or device nodes: drop `suid`/`dev`, add
+/// `nosuid`/`nodev`.
+fn force_nosuid_nodev(m: &mut Mount) {
+    let opts = m.options_mut().get_or_insert_with(Vec::new);
+    opts.retain(|o| o != "suid" && o != "dev");
+    for o in ["nosuid", "nodev"] {
+        if !opts.iter().any(|x| x == o) {
+            opts.push(o.into());
+        }
+    }
+}
+
 fn force_ro(m: &mut Mount) {
     let opts = m.options_mut().get_or_insert_with(Vec::new);
     opts.retain(|o| o != "rw");
@@ -148,6 +163,7 @@ pub fn apply(spec: &mut Spec, policy: &Policy) -> Result<Vec<Volume>, PolicyErro
                 }
             }
             let writable = !m.options().iter().flatten().any(|o| o == "ro");
+            force_nosuid_nodev(m);
             volumes.push(Volume {
                 index,
                 source: src,
@@ -274,10 +290,20 @@ mod tests {
         assert!(e.to_string().contains("/var/run/containerd"), "{e}");
 
         let mut s = Spec::default();
-        s.set_mounts(Some(vec![bind("/srv/data", "/data")]));
+        let mut m = bind("/srv/data", "/data");
+        m.set_options(Some(vec![
+            "rbind".into(),
+            "suid".into(),
+            "dev".into(),
+            "rw".into(),
+        ]));
+        s.set_mounts(Some(vec![m]));
         let v = apply(&mut s, &test_policy()).unwrap();
         assert_eq!(v.len(), 1);
         assert!(v[0].writable);
+        // A volume never honours set-id bits or devices, whatever the spec asked.
+        let opts = s.mounts().as_ref().unwrap()[0].options().clone().unwrap();
+        assert_eq!(opts, vec!["rbind", "rw", "nosuid", "nodev"]);
         assert!(s
             .mounts()
             .as_ref()

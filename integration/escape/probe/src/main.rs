@@ -23,6 +23,8 @@ pub struct Ctx {
     pub host_pid: Option<i32>,
     /// Path, inside the container, of the writable volume.
     pub volume: Option<String>,
+    /// Path, inside the container, of the read-only volume (host-root canary inside).
+    pub ro_volume: Option<String>,
     /// Host path of the canary directory (where a marker proves a host write).
     pub host_dir: Option<String>,
     /// Abstract unix socket name (without the leading NUL) the runner listens on.
@@ -43,6 +45,7 @@ impl Default for Ctx {
         Ctx {
             host_pid: None,
             volume: None,
+            ro_volume: None,
             host_dir: None,
             abstract_name: None,
             host_mode: false,
@@ -58,10 +61,11 @@ impl Default for Ctx {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: ward-probe list | all | <technique> [--host-pid N] [--volume P] [--host-dir P] \
+        "usage: ward-probe list | all | <technique> [--host-pid N] [--volume P] [--ro-volume P] [--host-dir P] \
          [--abstract NAME] [--host-mode] [--mem-mib N] [--forks N] [--fill-mib N] \
          [--spin-secs N] [--hold-secs N] [--timeout-secs N]\n       \
-         ward-probe host-sandbox --rootfs DIR [--bind SRC:DST]... -- ARGS..."
+         ward-probe host-sandbox --rootfs DIR [--bind SRC:DST]... -- ARGS...\n       \
+         ward-probe race-flip DIR TARGET SECS | euid | capeff"
     );
     std::process::exit(2)
 }
@@ -79,6 +83,7 @@ fn parse_ctx(args: &[String]) -> Ctx {
         match args[i].as_str() {
             "--host-pid" => c.host_pid = Some(num(&v) as i32),
             "--volume" => c.volume = v,
+            "--ro-volume" => c.ro_volume = v,
             "--host-dir" => c.host_dir = v,
             "--abstract" => c.abstract_name = v,
             "--mem-mib" => c.mem_mib = num(&v),
@@ -115,6 +120,11 @@ fn main() {
             // SAFETY: geteuid has no preconditions.
             println!("{}", unsafe { libc::geteuid() });
         }
+        "capeff" => {
+            // Used by the file-capability technique: report our effective set.
+            println!("{}", sys::status_field("CapEff").unwrap_or_default());
+        }
+        "race-flip" => tech::race_flip(&args[2..]),
         "host-sandbox" => sandbox::main(&args[2..]),
         "all" => {
             let ctx = parse_ctx(&args[2..]);

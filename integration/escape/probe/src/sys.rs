@@ -44,6 +44,15 @@ pub fn stat(path: &str) -> Option<libc::stat> {
     (r == 0).then_some(st)
 }
 
+pub fn lstat(path: &str) -> Option<libc::stat> {
+    let p = cs(path);
+    // SAFETY: zeroed `stat` is a valid value for this plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `p` is NUL-terminated and `st` writable.
+    let r = unsafe { libc::lstat(p.as_ptr(), &mut st) };
+    (r == 0).then_some(st)
+}
+
 /// Read up to `n` bytes from an fd.
 pub fn read_some(fd: i32, n: usize) -> (i64, Vec<u8>) {
     let mut buf = vec![0u8; n];
@@ -110,4 +119,17 @@ pub fn status_field(name: &str) -> Option<String> {
         l.strip_prefix(&format!("{name}:"))
             .map(|v| v.trim().to_string())
     })
+}
+
+/// CPUs in our affinity mask.
+pub fn cpus_allowed() -> usize {
+    // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is writable and its size is passed.
+    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if r != 0 {
+        return 1;
+    }
+    // SAFETY: `set` was filled by the kernel.
+    (unsafe { libc::CPU_COUNT(&set) } as usize).max(1)
 }

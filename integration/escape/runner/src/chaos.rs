@@ -29,14 +29,9 @@ impl Rng {
 }
 
 fn spec<'a>(s: &'a Suite, cid: &str, args: Vec<String>, limits: bool) -> Spec<'a> {
-    Spec {
-        args,
-        cgroup_path: format!("/ward-escape-{}/{cid}", s.run_id),
-        symlink_mount: false,
-        limits: limits.then_some((PIDS_LIMIT, MEM_LIMIT)),
-        user: None,
-        paths: &s.paths,
-    }
+    let mut sp = Spec::new(&s.paths, s.cgroup_path(cid), args);
+    sp.limits = limits.then_some((PIDS_LIMIT, MEM_LIMIT));
+    sp
 }
 
 fn start_detached(
@@ -330,7 +325,9 @@ pub fn run(s: &mut Suite, cli: &Cli) -> Result<i32, String> {
     s.concurrent = true;
     let mut notes = Vec::new();
     for col in 0..s.columns.len() {
-        if s.columns[col].kind == "host" {
+        // Chaos drives runtimes through their CLI; the containerd columns
+        // get the sequential pass only.
+        if s.columns[col].kind == "host" || s.columns[col].ctrd.is_some() {
             continue;
         }
         eprintln!("== chaos {} for {}s", s.columns[col].label(), cli.seconds);

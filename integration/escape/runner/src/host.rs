@@ -11,12 +11,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 pub const HOST_CANARY: &str = "ward-host-canary";
-pub const VOL_CANARY: &str = "ward-volume-canary: must stay unchanged\n";
+pub const RO_CANARY: &str = "ward-ro-volume-canary: must stay unchanged\n";
+pub const OUTSIDE_CANARY: &str = "ward-outside-canary: next to the volumes, in neither\n";
 
 /// Everything planted on the host for one suite run.
 pub struct Canaries {
     pub host_dir: PathBuf,
+    /// The read-write volume: the container's to write, but it must leave no
+    /// set-id file, device node or hard link to a file outside it.
     pub vol: PathBuf,
+    /// The read-only volume with a host-uid-0 canary.
+    pub ro_vol: PathBuf,
+    /// A host-uid-0 file next to both volumes.
+    pub outside: PathBuf,
     pub sleeper: Child,
     pub abstract_name: String,
     pub abstract_hits: Arc<AtomicUsize>,
@@ -48,11 +55,11 @@ fn set_mtime(p: &Path) {
 
 impl Canaries {
     pub fn plant(
-        host_dir: &Path,
-        vol: &Path,
+        paths: &crate::bundle::Paths,
         sock_dir: &Path,
         runtime_bins: Vec<PathBuf>,
     ) -> Result<Self, String> {
+        let (host_dir, vol) = (paths.host.as_path(), paths.vol.as_path());
         std::fs::create_dir_all(sock_dir)
             .map_err(|e| format!("mkdir {}: {e}", sock_dir.display()))?;
         let sock_hits = Arc::new(AtomicUsize::new(0));
@@ -68,7 +75,9 @@ impl Canaries {
         });
         std::fs::create_dir_all(host_dir)
             .map_err(|e| format!("mkdir {}: {e}", host_dir.display()))?;
-        std::fs::create_dir_all(vol).map_err(|e| format!("mkdir {}: {e}", vol.display()))?;
+        for d in [vol, &paths.ro_vol] {
+            std::fs::create_dir_all(d).map_err(|e| format!("mkdir {}: {e}", d.display()))?;
+        }
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(vol, std::fs::Permissions::from_mode(0o777));
         let _ = std::fs::set_permissions(host_dir, std::fs::Permissions::from_mode(0o755));
@@ -110,6 +119,8 @@ impl Canaries {
         let me = Canaries {
             host_dir: host_dir.to_path_buf(),
             vol: vol.to_path_buf(),
+            ro_vol: paths.ro_vol.clone(),
+            outside: paths.outside.clone(),
             sleeper,
             abstract_name,
             abstract_hits: hits,
@@ -124,7 +135,7 @@ impl Canaries {
 
     /// Put canaries back to their known state and remove anything else.
     pub fn reset(&self) {
-        for dir in [&self.host_dir, &self.vol] {
+        for dir in [&self.host_dir, &self.vol, &self.ro_vol] {
             if let Ok(rd) = std::fs::read_dir(dir) {
                 for e in rd.flatten() {
                     let p = e.path();
@@ -140,16 +151,23 @@ impl Canaries {
                 }
             }
         }
+        use std::os::unix::fs::PermissionsExt;
         let hc = self.host_dir.join("canary.txt");
         let _ = std::fs::write(&hc, format!("{HOST_CANARY}\n"));
         set_mtime(&hc);
-        let vc = self.vol.join("canary");
-        let _ = std::fs::write(&vc, VOL_CANARY);
-        // Owned by host uid 0, mode 0644.
-        let _ = std::os::unix::fs::chown(&vc, Some(0), Some(0));
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&vc, std::fs::Permissions::from_mode(0o644));
-        set_mtime(&vc);
+        // The directory the symlinked mount targets point into.
+        let _ = std::fs::create_dir(self.host_dir.join("target"));
+        set_mtime(&self.host_dir.join("target"));
+        for (f, text) in [
+            (self.ro_vol.join("canary"), RO_CANARY),
+            (self.outside.clone(), OUTSIDE_CANARY),
+        ] {
+            let _ = std::fs::write(&f, text);
+            // Owned by host uid 0, mode 0644.
+            let _ = std::os::unix::fs::chown(&f, Some(0), Some(0));
+            let _ = std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644));
+            set_mtime(&f);
+        }
         set_mtime(&self.host_dir);
     }
 
@@ -189,9 +207,10 @@ fn file_sig(p: &Path) -> String {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             b.hash(&mut h);
             format!(
-                "uid={} mode={:o} size={} mtime={} hash={:x}",
+                "uid={} mode={:o} nlink={} size={} mtime={} hash={:x}",
                 m.uid(),
                 m.mode(),
+                m.nlink(),
                 m.len(),
                 m.mtime(),
                 h.finish()
@@ -252,7 +271,8 @@ impl Snapshot {
         let mut files = BTreeMap::new();
         for p in [
             c.host_dir.join("canary.txt"),
-            c.vol.join("canary"),
+            c.ro_vol.join("canary"),
+            c.outside.clone(),
             c.host_dir.clone(),
         ] {
             files.insert(p.to_string_lossy().into_owned(), file_sig(&p));
@@ -287,6 +307,18 @@ impl Snapshot {
             let now = bin_sig(Path::new(p));
             if &now != sig {
                 v.push(format!("runtime binary {p} changed ({sig} -> {now})"));
+            }
+        }
+        v.extend(planted_in(&c.vol));
+        v.extend(links_out(&c.vol));
+        for (d, n) in [
+            (&c.ro_vol, "read-only volume"),
+            (&c.host_dir.join("target"), "host canary dir's target"),
+        ] {
+            for x in listing(d) {
+                if x != "canary" {
+                    v.push(format!("new entry in the {n}: {x}"));
+                }
             }
         }
         let hl = listing(&c.host_dir);
@@ -338,6 +370,73 @@ impl Snapshot {
         }
         v
     }
+}
+
+/// Walk `dir` without following symlinks (bounded depth), calling `f` on
+/// every entry's path and lstat.
+fn walk(dir: &Path, depth: u32, f: &mut dyn FnMut(&Path, &std::fs::Metadata)) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        f(&p, &m);
+        if m.is_dir() && depth > 0 {
+            walk(&p, depth - 1, f);
+        }
+    }
+}
+
+/// Set-id files and device nodes under a read-write volume: through an
+/// idmapped mount they belong to host root, so they would work on the host.
+pub fn planted_in(vol: &Path) -> Vec<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut v = Vec::new();
+    walk(vol, 8, &mut |p, m| {
+        let ft = m.file_type();
+        if ft.is_char_device() || ft.is_block_device() {
+            v.push(format!(
+                "device node planted in the rw volume: {} (rdev {:#x}, uid {})",
+                p.display(),
+                m.rdev(),
+                m.uid()
+            ));
+        } else if !ft.is_symlink() && m.mode() & 0o6000 != 0 && !ft.is_dir() {
+            v.push(format!(
+                "set-id file planted in the rw volume: {} (mode {:o}, uid {})",
+                p.display(),
+                m.mode() & 0o7777,
+                m.uid()
+            ));
+        }
+    });
+    v
+}
+
+/// Regular files under a read-write volume with more links than the volume
+/// itself holds: hard links to files outside it.
+pub fn links_out(vol: &Path) -> Vec<String> {
+    let mut seen: BTreeMap<(u64, u64), (u64, u64, PathBuf)> = BTreeMap::new();
+    walk(vol, 8, &mut |p, m| {
+        if m.file_type().is_file() && m.nlink() > 1 {
+            let e = seen
+                .entry((m.dev(), m.ino()))
+                .or_insert((m.nlink(), 0, p.to_path_buf()));
+            e.1 += 1;
+        }
+    });
+    seen.into_values()
+        .filter(|(nlink, inside, _)| inside < nlink)
+        .map(|(nlink, inside, p)| {
+            format!(
+                "hard link to a file outside the rw volume: {} ({nlink} links, {inside} inside the volume)",
+                p.display()
+            )
+        })
+        .collect()
 }
 
 /// Processes whose root directory is our rootfs: container processes that
@@ -419,4 +518,41 @@ pub fn leaked_cgroups(needle: &str) -> Vec<String> {
     let mut out = Vec::new();
     walk(Path::new("/sys/fs/cgroup"), needle, 5, &mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The host-side volume checks can fail: they see what a container that
+    /// got through would leave behind.
+    #[test]
+    fn volume_checks_detect_plants_and_links_out() {
+        let t = std::env::temp_dir().join(format!("ward-escape-test-{}", nonce()));
+        let vol = t.join("rw");
+        std::fs::create_dir_all(vol.join("sub")).unwrap();
+        std::fs::write(t.join("outside"), "x").unwrap();
+        std::fs::write(vol.join("plain"), "x").unwrap();
+        std::fs::hard_link(vol.join("plain"), vol.join("sub/plain2")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", vol.join("sym")).unwrap();
+        assert!(planted_in(&vol).is_empty(), "{:?}", planted_in(&vol));
+        assert!(links_out(&vol).is_empty(), "{:?}", links_out(&vol));
+
+        std::fs::hard_link(t.join("outside"), vol.join("sub/hl")).unwrap();
+        let l = links_out(&vol);
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert!(l[0].contains("sub/hl"), "{l:?}");
+
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(vol.join("sub/suid"), "x").unwrap();
+        std::fs::set_permissions(
+            vol.join("sub/suid"),
+            std::fs::Permissions::from_mode(0o4755),
+        )
+        .unwrap();
+        let p = planted_in(&vol);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("mode 4755"), "{p:?}");
+        std::fs::remove_dir_all(&t).unwrap();
+    }
 }

@@ -5,7 +5,10 @@
 
 mod bundle;
 mod chaos;
+mod cpu;
+mod ctrd;
 mod host;
+mod race;
 mod report;
 mod rt;
 mod suite;
@@ -21,6 +24,8 @@ pub enum Kind {
     /// No runtime: the probe runs as full root in a throwaway mount
     /// namespace chrooted into the rootfs, to show each technique can succeed.
     Host,
+    /// Through a private containerd with Ward's shim (one column per --profile).
+    Containerd,
 }
 
 impl Kind {
@@ -30,6 +35,7 @@ impl Kind {
             Kind::Runc => "runc",
             Kind::Crun => "crun",
             Kind::Host => "host",
+            Kind::Containerd => "ward-shim",
         }
     }
 }
@@ -142,10 +148,17 @@ fn real_main(cli: &Cli) -> Result<i32, String> {
     let mut columns = Vec::new();
     for &k in &cli.runtimes {
         let path = which(&runtime_path(cli, k));
-        let profiles: Vec<Option<String>> = if k == Kind::Ward && !cli.profiles.is_empty() {
-            cli.profiles.iter().cloned().map(Some).collect()
+        let profiles: Vec<Option<String>> = match k {
+            Kind::Ward | Kind::Containerd if !cli.profiles.is_empty() => {
+                cli.profiles.iter().cloned().map(Some).collect()
+            }
+            Kind::Containerd => vec![Some("default".into())],
+            _ => vec![None],
+        };
+        let path = if k == Kind::Containerd {
+            ward_integration::containerd::ward_bin_dir().join("containerd-shim-ward-v2")
         } else {
-            vec![None]
+            path
         };
         for p in profiles {
             columns.push(rt::Runtime {
@@ -154,6 +167,7 @@ fn real_main(cli: &Cli) -> Result<i32, String> {
                 profile: p,
                 root: PathBuf::new(),
                 log: None,
+                ctrd: None,
             });
         }
     }
@@ -161,6 +175,19 @@ fn real_main(cli: &Cli) -> Result<i32, String> {
         rt::ensure_hugetlb_v1()?;
     }
     let mut s = suite::Suite::new(cli, &probe, &columns)?;
+    if cli.runtimes.contains(&Kind::Containerd) {
+        let ps: Vec<String> = s
+            .columns
+            .iter()
+            .filter(|c| c.kind == "ward-shim")
+            .filter_map(|c| c.profile.clone())
+            .collect();
+        let c = std::sync::Arc::new(ctrd::Ctrd::start(&s.paths.rootfs, &ps)?);
+        for col in s.columns.iter_mut().filter(|c| c.kind == "ward-shim") {
+            col.root = c.dir().to_path_buf();
+            col.ctrd = Some(c.clone());
+        }
+    }
     let code = if cli.chaos {
         chaos::run(&mut s, cli)?
     } else {

@@ -21,6 +21,13 @@ pub struct Cell {
 }
 
 impl Cell {
+    pub fn na(t: &str, col: &str, why: &str) -> Cell {
+        Cell {
+            verdict: "n.a.".into(),
+            ..Cell::error(t, col, why)
+        }
+    }
+
     pub fn error(t: &str, col: &str, why: &str) -> Cell {
         Cell {
             technique: t.into(),
@@ -35,6 +42,17 @@ impl Cell {
         }
     }
 }
+
+/// Techniques that are a config a runtime may refuse: refusing is blocking.
+pub const CONFIG_TECHNIQUES: &[&str] = &[
+    "symlink-mount-target",
+    "symlink-mount-dest",
+    "symlink-mount-volume",
+    "symlink-mount-race",
+    "symlink-proc-target",
+    "symlink-dev-target",
+    "host-sockets",
+];
 
 /// A technique is blocked only if the probe says so *and* the host agrees.
 pub fn combine(
@@ -77,7 +95,7 @@ pub fn combine(
                     .unwrap_or("")
                     .trim()
                     .to_string();
-                if t == "symlink-mount-target" && !out.timed_out {
+                if CONFIG_TECHNIQUES.contains(&t) && !out.timed_out && out.status != Some(0) {
                     ("blocked", format!("the runtime refused the config: {err}"))
                 } else if out.timed_out {
                     ("error", "timed out".to_string())
@@ -181,6 +199,9 @@ pub fn markdown(
         if exec { "exec" } else { "run" },
         kernel()
     );
+    s += "## By runtime\n\n";
+    s += &compact(techs, cols, cells);
+    s += "\n## Every column\n\n";
     s += "| technique |";
     for c in cols {
         s += &format!(" {c} |");
@@ -264,6 +285,72 @@ pub fn markdown(
         for n in notes {
             s += &format!("- {n}\n");
         }
+    }
+    s
+}
+
+/// One column per runtime (`ward`, `ward-shim`, `runc`, ...), its profiles
+/// folded: a cell shows the verdict every profile agrees on, or the counts
+/// and which profiles differ. The README embeds this table.
+pub fn compact(techs: &[String], cols: &[String], cells: &[Cell]) -> String {
+    let g = grid(cells);
+    let mut kinds: Vec<&str> = Vec::new();
+    for c in cols {
+        let k = c.split(':').next().unwrap_or(c);
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    let members = |k: &str| -> Vec<&String> {
+        cols.iter()
+            .filter(|c| c.split(':').next() == Some(k))
+            .collect()
+    };
+    let mut s = String::from("| technique |");
+    for k in &kinds {
+        let n = members(k).len();
+        if n > 1 {
+            s += &format!(" {k} ({n} profiles) |");
+        } else {
+            s += &format!(" {} |", members(k)[0]);
+        }
+    }
+    s += "\n|---|";
+    for _ in &kinds {
+        s += "---|";
+    }
+    s.push('\n');
+    for t in techs {
+        s += &format!("| `{t}` |");
+        for k in &kinds {
+            let marks: Vec<(String, String)> = members(k)
+                .iter()
+                .map(|c| {
+                    let p = c.split_once(':').map_or("", |x| x.1).to_string();
+                    (mark(g.get(&(t.as_str(), c.as_str()))), p)
+                })
+                .collect();
+            let first = &marks[0].0;
+            let cell = if marks.iter().all(|(m, _)| m == first) {
+                first.clone()
+            } else {
+                let mut by: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+                for (m, p) in &marks {
+                    by.entry(m.as_str()).or_default().push(p.as_str());
+                }
+                by.iter()
+                    .map(|(m, ps)| format!("{m}: {}", ps.join(", ")))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            let cell = if cell.contains("escaped") {
+                format!("**{cell}**")
+            } else {
+                cell
+            };
+            s += &format!(" {cell} |");
+        }
+        s.push('\n');
     }
     s
 }

@@ -15,6 +15,8 @@ pub struct Runtime {
     pub root: PathBuf,
     /// ward only: `--log FILE --log-format json`, read for denied-syscall reports.
     pub log: Option<PathBuf>,
+    /// Containerd mode (`ward-shim` columns): the private containerd to go through.
+    pub ctrd: Option<std::sync::Arc<crate::ctrd::Ctrd>>,
 }
 
 pub struct Output {
@@ -101,6 +103,9 @@ impl Runtime {
 
     /// Container ids the runtime still knows under our --root.
     pub fn list(&self) -> Vec<String> {
+        if let Some(c) = &self.ctrd {
+            return c.list();
+        }
         let o = run_cmd(self.cmd(&["list", "-q"]), Duration::from_secs(20));
         if o.status == Some(0) {
             return o

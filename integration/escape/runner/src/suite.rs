@@ -2,7 +2,9 @@
 //! technique under one runtime column with host-side verification.
 
 use crate::bundle::{self, Paths, Spec};
+use crate::cpu;
 use crate::host::{self, Canaries, Snapshot};
+use crate::race;
 use crate::report::{self, Cell};
 use crate::rt::{self, Runtime};
 use crate::Cli;
@@ -41,13 +43,7 @@ pub struct Opts {
 impl Suite {
     pub fn new(cli: &Cli, probe: &Path, columns: &[Runtime]) -> Result<Self, String> {
         let run_id = format!("{:06x}", host::nonce() & 0xffffff);
-        let work = PathBuf::from(format!("/tmp/ward-escape-{run_id}"));
-        let paths = Paths {
-            rootfs: work.join("rootfs"),
-            host: work.join("host"),
-            vol: work.join("vol"),
-            work,
-        };
+        let paths = Paths::new(&PathBuf::from(format!("/tmp/ward-escape-{run_id}")));
         std::fs::create_dir_all(&paths.work).map_err(|e| format!("mkdir work: {e}"))?;
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&paths.work, std::fs::Permissions::from_mode(0o755));
@@ -79,7 +75,7 @@ impl Suite {
             .filter(|c| c.kind != "host")
             .map(|c| c.path.clone())
             .collect();
-        let canaries = Canaries::plant(&paths.host, &paths.vol, &paths.work.join("sock"), bins)?;
+        let canaries = Canaries::plant(&paths, &paths.work.join("sock"), bins)?;
         bundle::build_rootfs(&paths, probe)?;
         let all = list_techniques(&paths.rootfs.join("bin/ward-probe"))?;
         let techniques = if cli.techniques.is_empty() {
@@ -120,6 +116,8 @@ impl Suite {
             self.canaries.pid().to_string(),
             "--volume".into(),
             bundle::VOL_IN.into(),
+            "--ro-volume".into(),
+            bundle::RO_IN.into(),
             "--host-dir".into(),
             self.paths.host.to_string_lossy().into_owned(),
             "--abstract".into(),
@@ -132,6 +130,8 @@ impl Suite {
             self.opts.forks.to_string(),
             "--fill-mib".into(),
             self.opts.fill_mib.to_string(),
+            "--spin-secs".into(),
+            "3".into(),
         ];
         if host_mode {
             a.push("--host-mode".into());
@@ -143,18 +143,88 @@ impl Suite {
         format!("wesc-{}-{col}-{tech}", self.run_id)
     }
 
+    /// The config a technique needs beyond the plain one, and what to plant
+    /// on the host first.
+    pub fn spec_for(&self, tech: &str, cid: &str, args: Vec<String>) -> Spec<'_> {
+        let p = &self.paths;
+        let mut s = Spec::new(p, self.cgroup_path(cid), args);
+        match tech {
+            "symlink-mount-target" => s.extra_mounts.push(bundle::tmpfs_mount("/ward-evil/mnt")),
+            "symlink-mount-dest" => s.extra_mounts.push(bundle::tmpfs_mount("/ward-evil-dst")),
+            "symlink-mount-volume" => {
+                // As a previous container sharing the volume would have left it.
+                let up = "../".repeat(24);
+                let target = format!("{up}{}", p.host.to_string_lossy().trim_start_matches('/'));
+                let _ = std::os::unix::fs::symlink(target, p.vol.join("ward-link"));
+                s.extra_mounts.push(bundle::bind_mount(
+                    &p.mount_src,
+                    &format!("{}/ward-link/target", bundle::VOL_IN),
+                    true,
+                ));
+            }
+            "symlink-mount-race" => s.extra_mounts.push(bundle::bind_mount(
+                &p.mount_src,
+                &format!("{}/race/target", bundle::VOL_IN),
+                true,
+            )),
+            "symlink-proc-target" => s.rootfs = Some(p.rootfs_proclink.clone()),
+            "symlink-dev-target" => s.rootfs = Some(p.rootfs_devlink.clone()),
+            // Ask for the host's (fake) docker.sock: a runtime must refuse it.
+            "host-sockets" => s.extra_mounts.push(bundle::bind_mount(
+                &self.canaries.sock_dir.join("docker.sock"),
+                "/var/run/docker.sock",
+                false,
+            )),
+            "setuid-exec" | "file-caps-exec" => s.user = Some(65534),
+            _ => {}
+        }
+        s
+    }
+
+    pub fn cgroup_path(&self, cid: &str) -> String {
+        format!("/ward-escape-{}/{cid}", self.run_id)
+    }
+
     /// Run one technique under one column and verify the host afterwards.
     pub fn run_one(&self, col: usize, tech: &str, cid: &str) -> Cell {
         let r = &self.columns[col];
+        if tech == race::TECHNIQUE && r.kind != "host" && r.ctrd.is_none() {
+            return race::run(self, col, cid);
+        }
         let snap = Snapshot::take(&self.canaries, &self.paths.work);
         let timeout = Duration::from_secs(self.opts.timeout);
-        let (out, del) = if r.kind == "host" {
+        let mut notes = Vec::new();
+        let mut cpu_findings = Vec::new();
+        let (out, del) = if let Some(cd) = &r.ctrd {
+            if let Some(why) = crate::ctrd::unsupported(tech) {
+                return Cell::na(tech, &r.label(), why);
+            }
+            let profile = r.profile.clone().unwrap_or_else(|| "default".into());
+            let spec = self.spec_for(tech, cid, self.probe_args(tech, false));
+            let sampler = (tech == "cpu-spin").then(|| cpu::Sampler::start(&spec.cgroup_path));
+            let out = if self.opts.exec {
+                cd.exec(&profile, &spec, cid, &self.probe_args(tech, false), timeout)
+            } else {
+                cd.run(&profile, &spec, cid, timeout)
+            };
+            if let Some(sm) = sampler {
+                let (f, note) = sm.finish();
+                cpu_findings = f;
+                notes.extend((!note.is_empty()).then_some(note));
+            }
+            let del = cd.remove(cid);
+            (out, Some(del))
+        } else if r.kind == "host" {
             let mut c = Command::new(self.paths.rootfs.join("bin/ward-probe"));
             c.arg("host-sandbox")
                 .arg("--rootfs")
                 .arg(&self.paths.rootfs)
                 .arg("--bind")
                 .arg(format!("{}:{}", self.paths.vol.display(), bundle::VOL_IN))
+                // Unconfined means no read-only volume either: the host check
+                // must see the canary change.
+                .arg("--bind")
+                .arg(format!("{}:{}", self.paths.ro_vol.display(), bundle::RO_IN))
                 .arg("--bind")
                 .arg(format!("{}:/var/run", self.canaries.sock_dir.display()))
                 .arg("--cwd-fd")
@@ -169,17 +239,11 @@ impl Suite {
             } else {
                 self.probe_args(tech, false)
             };
-            let spec = Spec {
-                args,
-                cgroup_path: format!("/ward-escape-{}/{cid}", self.run_id),
-                symlink_mount: tech == "symlink-mount-target",
-                limits: None,
-                user: (tech == "setuid-exec").then_some(65534),
-                paths: &self.paths,
-            };
+            let spec = self.spec_for(tech, cid, args);
             if let Err(e) = bundle::write_config(&bdir, &spec) {
                 return Cell::error(tech, &r.label(), &e);
             }
+            let sampler = (tech == "cpu-spin").then(|| cpu::Sampler::start(&spec.cgroup_path));
             let out = if self.opts.exec {
                 let d = r.run_detached(&bdir, cid);
                 if d.status != Some(0) {
@@ -190,11 +254,39 @@ impl Suite {
             } else {
                 r.run(&bdir, cid, timeout)
             };
+            if let Some(sm) = sampler {
+                let (f, note) = sm.finish();
+                cpu_findings = f;
+                notes.extend((!note.is_empty()).then_some(note));
+            }
             let del = r.delete(cid);
             let _ = std::fs::remove_dir_all(&bdir);
             (out, Some(del))
         };
-        let findings = snap.verify(&self.canaries, &self.paths.work);
+        let mut findings = snap.verify(&self.canaries, &self.paths.work);
+        // A container that never ran cannot be measured: only a run with probe
+        // output is held to the host-side CPU check.
+        if out.stdout.contains("\"id\"") {
+            findings.extend(cpu_findings);
+        }
+        let leaks = self.leaks_after(r, cid, del.as_ref());
+        let probe: Option<Value> = out
+            .stdout
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('{'))
+            .and_then(|l| serde_json::from_str(l).ok());
+        self.canaries.reset();
+        let mut cell = report::combine(tech, &r.label(), probe, &out, findings, leaks);
+        for n in notes {
+            cell.reason = format!("{}; {n}", cell.reason);
+        }
+        cell.visible = self.denial_visibility(r, cid, &cell);
+        cell
+    }
+
+    /// What the runtime left behind for `cid` after `delete`.
+    pub fn leaks_after(&self, r: &Runtime, cid: &str, del: Option<&rt::Output>) -> Vec<String> {
         let mut leaks = Vec::new();
         if r.kind != "host" {
             leaks.extend(
@@ -210,6 +302,11 @@ impl Suite {
             );
             leaks.extend(host::leaked_mounts(&self.paths.work, cid));
             leaks.extend(host::leaked_state(&r.root, cid));
+            if let Some(cd) = &r.ctrd {
+                leaks.extend(cd.leaked_mounts(cid));
+                // Ward's shim keeps per-container state here.
+                leaks.extend(host::leaked_state(Path::new("/run/containerd/ward"), cid));
+            }
         }
         if let Some(d) = del.filter(|d| d.status != Some(0)) {
             let err = d.stderr.lines().last().unwrap_or("").trim().to_string();
@@ -220,18 +317,17 @@ impl Suite {
             ));
         }
         if !self.concurrent {
-            leaks.extend(host::leaked_processes(&self.paths.rootfs));
+            let mut roots = vec![
+                self.paths.rootfs.clone(),
+                self.paths.rootfs_proclink.clone(),
+                self.paths.rootfs_devlink.clone(),
+            ];
+            roots.extend(r.ctrd.as_ref().map(|c| c.dir().to_path_buf()));
+            for root in &roots {
+                leaks.extend(host::leaked_processes(root));
+            }
         }
-        let probe: Option<Value> = out
-            .stdout
-            .lines()
-            .rev()
-            .find(|l| l.trim_start().starts_with('{'))
-            .and_then(|l| serde_json::from_str(l).ok());
-        self.canaries.reset();
-        let mut cell = report::combine(tech, &r.label(), probe, &out, findings, leaks);
-        cell.visible = self.denial_visibility(r, cid, &cell);
-        cell
+        leaks
     }
 
     /// THREATS "Visibility": for a call the probe saw fail with EPERM/ENOSYS

@@ -18,12 +18,58 @@ pub fn capabilities(_c: &Ctx) -> Outcome {
         return o.na("/proc/self/status unreadable");
     };
     let v = u64::from_str_radix(&eff, 16).unwrap_or(u64::MAX);
-    if v != 0 {
+    if v == 0 {
+        return o.blocked(format!("CapEff=0 (CapBnd={bnd})"));
+    }
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let init_userns = map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"];
+    if init_userns {
         return o.escaped(format!(
-            "CapEff={eff} (CapBnd={bnd}, CapAmb={amb}): the process holds capabilities"
+            "CapEff={eff} (CapBnd={bnd}, CapAmb={amb}): capabilities in the host's user namespace"
         ));
     }
-    o.blocked(format!("CapEff=0 (CapBnd={bnd})"))
+    // In a user namespace of its own, a capability acts only on what that
+    // namespace owns. Still, these reach the kernel or weaken the volume and
+    // device defences, so no profile should leave them.
+    const MATTER: &[(u32, &str)] = &[
+        (1, "DAC_OVERRIDE"),
+        (2, "DAC_READ_SEARCH"),
+        (3, "FOWNER"),
+        (4, "FSETID"),
+        (9, "LINUX_IMMUTABLE"),
+        (12, "NET_ADMIN"),
+        (13, "NET_RAW"),
+        (16, "SYS_MODULE"),
+        (17, "SYS_RAWIO"),
+        (18, "SYS_CHROOT"),
+        (19, "SYS_PTRACE"),
+        (21, "SYS_ADMIN"),
+        (22, "SYS_BOOT"),
+        (24, "SYS_RESOURCE"),
+        (25, "SYS_TIME"),
+        (27, "MKNOD"),
+        (30, "AUDIT_CONTROL"),
+        (31, "SETFCAP"),
+        (32, "MAC_OVERRIDE"),
+        (33, "MAC_ADMIN"),
+        (34, "SYSLOG"),
+        (38, "PERFMON"),
+        (39, "BPF"),
+    ];
+    let bad: Vec<&str> = MATTER
+        .iter()
+        .filter(|(b, _)| v & (1u64 << b) != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if !bad.is_empty() {
+        return o.escaped(format!(
+            "CapEff={eff}: holds {bad:?} (in its own user namespace, but they reach the kernel or bypass file and device defences)"
+        ));
+    }
+    o.blocked(format!(
+        "CapEff={eff}: only capabilities the profile grants, inside the container's own user namespace (map {}), none of the kernel-reaching ones",
+        map.split_whitespace().collect::<Vec<_>>().join(" ")
+    ))
 }
 
 pub fn uid_map(_c: &Ctx) -> Outcome {
@@ -66,6 +112,104 @@ pub fn no_new_privs(_c: &Ctx) -> Outcome {
     }
 }
 
+/// What an unprivileged exec of a privileged binary printed.
+enum ExecOutcome {
+    Printed(String),
+    /// exec itself failed with this errno.
+    ExecFailed(i32),
+    /// Could not drop to an unprivileged uid first.
+    StillRoot,
+    NoOutput(i32, String),
+    NotTried(String),
+}
+
+/// Drop to uid 65534 (if root), exec `bin` with `arg`, and collect what it
+/// prints. Output comes back through a file: a pipe is not always allowed
+/// (strict profiles deny pipe2 to processes that never need one).
+fn exec_unprivileged(o: &mut Outcome, c: &Ctx, bin: &str, arg: &str) -> ExecOutcome {
+    let mut dirs = vec!["/tmp".to_string(), "/dev/shm".to_string()];
+    dirs.extend(c.volume.clone());
+    let mut found = None;
+    for d in dirs {
+        let f = format!("{d}/ward-probe-out");
+        let _ = std::fs::remove_file(&f);
+        let fd = sys::open(&f, libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC);
+        if o.rec(&format!("open {f}"), fd).errno.is_none() {
+            found = Some((f, fd));
+            break;
+        }
+    }
+    let Some((outfile, out_fd)) = found else {
+        return ExecOutcome::NotTried("no writable directory to collect the child's output".into());
+    };
+    let Some(pid) = sys::fork() else {
+        return ExecOutcome::NotTried("fork failed".into());
+    };
+    if pid == 0 {
+        let out = out_fd as i32;
+        // SAFETY: plain integers; dup2 onto stdout of this child.
+        unsafe {
+            // Strict profiles may drop dup2/dup3: fall back to fcntl(F_DUPFD).
+            if libc::dup3(out, 1, 0) < 0 && libc::dup2(out, 1) < 0 {
+                libc::close(1);
+                libc::fcntl(out, libc::F_DUPFD, 1);
+            }
+            if libc::getuid() == 0 {
+                libc::setgroups(0, std::ptr::null());
+                libc::setresgid(65534, 65534, 65534);
+                libc::setresuid(65534, 65534, 65534);
+            }
+            if libc::getuid() == 0 || libc::geteuid() == 0 {
+                // Still root: a privileged binary proves nothing.
+                libc::write(1, b"still-root\n".as_ptr().cast(), 11);
+                sys::exit(0);
+            }
+        }
+        let prog = sys::cs(bin);
+        let a1 = sys::cs(arg);
+        let argv = [prog.as_ptr(), a1.as_ptr(), std::ptr::null()];
+        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+        // SAFETY: argv and envp are NULL-terminated arrays of valid strings.
+        unsafe { libc::execve(prog.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        let msg = format!("exec-failed {}\n", sys::errno());
+        sys::write_all(1, msg.as_bytes());
+        sys::exit(127);
+    }
+    sys::close(out_fd);
+    let status = sys::wait(pid);
+    let out = String::from_utf8_lossy(&std::fs::read(&outfile).unwrap_or_default()).into_owned();
+    let _ = std::fs::remove_file(&outfile);
+    if let Some(e) = out.strip_prefix("exec-failed ") {
+        return ExecOutcome::ExecFailed(e.trim().parse().unwrap_or(0));
+    }
+    if out.contains("still-root") {
+        return ExecOutcome::StillRoot;
+    }
+    if out.trim().is_empty() {
+        return ExecOutcome::NoOutput(status, out);
+    }
+    ExecOutcome::Printed(out.trim().to_string())
+}
+
+fn exec_failure(o: Outcome, what: &str, r: ExecOutcome) -> Outcome {
+    match r {
+        ExecOutcome::ExecFailed(e) if crate::report::is_defence(e) => {
+            o.blocked(format!("exec of the {what} was denied ({})", errno_name(e)))
+        }
+        ExecOutcome::ExecFailed(e) => {
+            o.na(format!("exec of the {what} failed ({})", errno_name(e)))
+        }
+        ExecOutcome::StillRoot => o.na(
+            "could not drop to an unprivileged uid (no CAP_SETUID); the runner runs this technique as uid 65534",
+        ),
+        ExecOutcome::NoOutput(status, out) => o.na(format!(
+            "the {what} printed nothing (status {status:#x}, output {out:?})"
+        )),
+        ExecOutcome::NotTried(why) => o.na(why),
+        ExecOutcome::Printed(p) => o.na(format!("unexpected output {p:?}")),
+    }
+}
+
 /// Drop to uid 65534, exec the setuid-root copy of the probe the runner
 /// planted at /bin/ward-probe-suid, and read the euid it reports.
 pub fn setuid_exec(c: &Ctx) -> Outcome {
@@ -78,89 +222,57 @@ pub fn setuid_exec(c: &Ctx) -> Outcome {
         return o.na("no setuid binary planted at /bin/ward-probe-suid");
     };
     o.rec("stat suid binary", 0);
-    // The euid comes back through a file in /tmp: a pipe is not always
-    // allowed (strict profiles deny pipe2 to processes that never need one).
-    let mut dirs = vec!["/tmp".to_string(), "/dev/shm".to_string()];
-    dirs.extend(c.volume.clone());
-    let mut found = None;
-    for d in dirs {
-        let f = format!("{d}/ward-probe-euid");
-        let _ = std::fs::remove_file(&f);
-        let fd = sys::open(&f, libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC);
-        if o.rec(&format!("open {f}"), fd).errno.is_none() {
-            found = Some((f, fd));
-            break;
-        }
-    }
-    let Some((outfile, out_fd)) = found else {
-        return o.na("no writable directory to collect the setuid child's output");
-    };
-    let outfile = outfile.as_str();
-    let p = [-1, out_fd as i32];
-    let Some(pid) = sys::fork() else {
-        return o.na("fork failed");
-    };
-    if pid == 0 {
-        // SAFETY: plain integers; dup2 onto stdout of this child.
-        unsafe {
-            // Strict profiles may drop dup2/dup3: fall back to fcntl(F_DUPFD).
-            if libc::dup3(p[1], 1, 0) < 0 && libc::dup2(p[1], 1) < 0 {
-                libc::close(1);
-                libc::fcntl(p[1], libc::F_DUPFD, 1);
-            }
-            if libc::getuid() == 0 {
-                libc::setgroups(0, std::ptr::null());
-                libc::setresgid(65534, 65534, 65534);
-                libc::setresuid(65534, 65534, 65534);
-            }
-            if libc::getuid() == 0 || libc::geteuid() == 0 {
-                // Still root: a setuid-root binary proves nothing.
-                libc::write(1, b"still-root\n".as_ptr().cast(), 11);
-                sys::exit(0);
-            }
-        }
-        let prog = sys::cs(suid);
-        let a1 = sys::cs("euid");
-        let argv = [prog.as_ptr(), a1.as_ptr(), std::ptr::null()];
-        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
-        // SAFETY: argv and envp are NULL-terminated arrays of valid strings.
-        unsafe { libc::execve(prog.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-        let msg = format!("exec-failed {}\n", sys::errno());
-        sys::write_all(1, msg.as_bytes());
-        sys::exit(127);
-    }
-    sys::close(p[1] as i64);
-    let status = sys::wait(pid);
-    let out = std::fs::read(outfile).unwrap_or_default();
-    let _ = std::fs::remove_file(outfile);
-    let euid: Option<u32> = String::from_utf8_lossy(&out).trim().parse().ok();
-    o.rec("exec suid binary", if euid.is_some() { 0 } else { -1 });
+    let r = exec_unprivileged(&mut o, c, suid, "euid");
     let nnp = sys::status_field("NoNewPrivs").unwrap_or_default();
+    let euid = match &r {
+        ExecOutcome::Printed(p) => p.parse::<u32>().ok(),
+        _ => None,
+    };
+    o.rec("exec suid binary", if euid.is_some() { 0 } else { -1 });
     match euid {
         Some(0) => o.escaped(format!(
             "an unprivileged process became euid 0 through a setuid binary (owner uid {}, NoNewPrivs={nnp})",
             st.st_uid
         )),
         Some(e) => o.blocked(format!("setuid bit had no effect: euid stayed {e} (NoNewPrivs={nnp}, owner uid {})", st.st_uid)),
-        None if String::from_utf8_lossy(&out).starts_with("exec-failed") => {
-            let e: i32 = String::from_utf8_lossy(&out)
-                .split_whitespace()
-                .nth(1)
-                .and_then(|x| x.parse().ok())
-                .unwrap_or(0);
-            if crate::report::is_defence(e) {
-                o.blocked(format!("exec of the setuid binary was denied ({})", errno_name(e)))
-            } else {
-                o.na(format!("exec of the setuid binary failed ({})", errno_name(e)))
-            }
-        }
-        None if String::from_utf8_lossy(&out).contains("still-root") => {
-            o.na("could not drop to an unprivileged uid (no CAP_SETUID); the runner runs this technique as uid 65534")
-        }
-        None => o.na(format!(
-            "the setuid binary printed no euid (status {status:#x}, output {:?})",
-            String::from_utf8_lossy(&out)
+        None => exec_failure(o, "setuid binary", r),
+    }
+}
+
+/// Drop to uid 65534 and exec /bin/ward-probe-fcap, a copy of the probe the
+/// runner gave the file capability cap_dac_override+ep (security.capability
+/// v2): does the exec'd process hold it?
+pub fn file_caps_exec(c: &Ctx) -> Outcome {
+    let mut o = Outcome::new(
+        "file-caps-exec",
+        "setresuid(65534) then exec /bin/ward-probe-fcap (file capability cap_dac_override+ep) and read its CapEff",
+    );
+    let bin = "/bin/ward-probe-fcap";
+    if sys::stat(bin).is_none() {
+        return o.na("no file-capability binary planted at /bin/ward-probe-fcap");
+    }
+    o.rec("stat fcap binary", 0);
+    let r = exec_unprivileged(&mut o, c, bin, "capeff");
+    let nnp = sys::status_field("NoNewPrivs").unwrap_or_default();
+    let eff = match &r {
+        ExecOutcome::Printed(p) => u64::from_str_radix(p, 16).ok(),
+        _ => None,
+    };
+    o.rec("exec fcap binary", if eff.is_some() { 0 } else { -1 });
+    match eff {
+        Some(0) => o.blocked(format!(
+            "the file capability had no effect: CapEff=0 after exec (NoNewPrivs={nnp})"
         )),
+        Some(v) => o.escaped(format!(
+            "an unprivileged process gained capabilities through a file capability: CapEff={v:016x} (NoNewPrivs={nnp})"
+        )),
+        // The kernel refuses to run a binary whose file capabilities carry
+        // the effective bit but cannot all be granted (no_new_privs or the
+        // bounding set withholds them): the defence acting, not a missing file.
+        None if matches!(r, ExecOutcome::ExecFailed(libc::EPERM)) => o.blocked(format!(
+            "exec refused with EPERM: its file capability cannot be granted (NoNewPrivs={nnp}), so the kernel will not run it"
+        )),
+        None => exec_failure(o, "file-capability binary", r),
     }
 }
 

@@ -5,10 +5,14 @@ mod creds;
 mod dev;
 mod fs;
 mod kernel;
+mod links;
 mod mounts;
 mod ns;
 mod procfs;
 mod resources;
+mod volumes;
+
+pub use links::race_flip;
 
 use crate::report::Outcome;
 use crate::Ctx;
@@ -124,7 +128,32 @@ pub static ALL: &[Technique] = &[
     t(
         "symlink-mount-target",
         "symlink-races",
-        fs::symlink_mount_target,
+        links::symlink_mount_target,
+    ),
+    t(
+        "symlink-mount-dest",
+        "symlink-races",
+        links::symlink_mount_dest,
+    ),
+    t(
+        "symlink-mount-volume",
+        "symlink-races",
+        links::symlink_mount_volume,
+    ),
+    t(
+        "symlink-mount-race",
+        "symlink-races",
+        links::symlink_mount_race,
+    ),
+    t(
+        "symlink-proc-target",
+        "symlink-races",
+        links::symlink_proc_target,
+    ),
+    t(
+        "symlink-dev-target",
+        "symlink-races",
+        links::symlink_dev_target,
     ),
     t("core-pattern", "proc-sys-masks", procfs::core_pattern),
     t("sysrq-trigger", "proc-sys-masks", procfs::sysrq),
@@ -143,17 +172,27 @@ pub static ALL: &[Technique] = &[
     t("dev-kmsg", "devices", dev::dev_kmsg),
     t("no-new-privs", "setuid", creds::no_new_privs),
     t("setuid-exec", "setuid", creds::setuid_exec),
+    t("file-caps-exec", "setuid", creds::file_caps_exec),
     t("raw-socket", "raw-packet-sockets", dev::raw_socket),
     t("packet-socket", "raw-packet-sockets", dev::packet_socket),
     t("host-sockets", "host-sockets", dev::host_sockets),
     t("abstract-socket", "host-sockets", dev::abstract_socket),
+    t("ro-volume-write", "volume-links", volumes::ro_volume_write),
     t(
-        "volume-canary-write",
+        "volume-setuid-plant",
         "volume-links",
-        fs::volume_canary_write,
+        volumes::volume_setuid_plant,
     ),
-    t("volume-hardlink", "volume-links", fs::volume_hardlink),
-    t("volume-symlink", "volume-links", fs::volume_symlink),
+    t(
+        "volume-hardlink-out",
+        "volume-links",
+        volumes::volume_hardlink_out,
+    ),
+    t(
+        "volume-symlink-out",
+        "volume-links",
+        volumes::volume_symlink_out,
+    ),
     t("capabilities", "capabilities", creds::capabilities),
     t("uid0-host-root", "capabilities", creds::uid_map),
     t("fork-bomb", "resource-exhaustion", resources::fork_bomb),

@@ -221,9 +221,9 @@ pub fn cpu_spin(c: &Ctx) -> Outcome {
         "cpu-spin",
         "spin on every CPU for --spin-secs, compare CPU time with wall time",
     );
-    let n = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    // Every CPU we may run on (not available_parallelism(), which already
+    // divides by the cgroup's quota and would spin too few threads to test it).
+    let n = sys::cpus_allowed();
     let secs = c.spin_secs.max(1);
     let throttled = || {
         sys::read_text("/sys/fs/cgroup/cpu/cpu.stat")
@@ -277,8 +277,10 @@ pub fn cpu_spin(c: &Ctx) -> Outcome {
             ratio * 100.0
         ))
     } else if ratio < 0.9 {
-        o.na(format!(
-            "got {:.0}% of {n} CPUs but no throttling recorded: host contention ({lim})",
+        // The quota is there but other load on the node kept us below it: the
+        // runner's host-side sampling still checks that usage stayed under it.
+        o.blocked(format!(
+            "quota in place ({lim}); other load kept us at {:.0}% of {n} CPUs, below it, so no period was throttled",
             ratio * 100.0
         ))
     } else {

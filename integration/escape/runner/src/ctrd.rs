@@ -1,0 +1,230 @@
+//! Containerd mode: the probe runs through a private containerd (the
+//! integration harness: own root, state, socket, CNI bridge) with Ward's shim
+//! (`io.containerd.ward.v2`), from an OCI image built from the suite's rootfs
+//! and unpacked by containerd's overlay snapshotter, as a node would run it.
+//! The same host-side checks apply, and the technique's extra mounts (the
+//! symlinked mount targets, the host socket) go through `ctr run --mount`;
+//! the symlinked-rootfs variants and the mount race are CLI-only.
+
+use crate::bundle::{self, Spec};
+use crate::rt::{run_cmd, Output};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use ward_integration::containerd::{mounts_under, Containerd, WARD_RUNTIME};
+use ward_integration::image::{self, ImageSpec};
+
+const IMAGE: &str = "localhost/ward-escape-probe:latest";
+/// The same rootfs, run as uid 65534 (ctr 1.6 has no --user).
+const IMAGE_NOBODY: &str = "localhost/ward-escape-probe-nobody:latest";
+const NS: &str = "default";
+
+pub struct Ctrd {
+    harness: Containerd,
+    /// Node config per profile (`default_profile` = that profile).
+    configs: BTreeMap<String, PathBuf>,
+}
+
+impl std::fmt::Debug for Ctrd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ctrd({})", self.harness.dir.display())
+    }
+}
+
+/// Why a technique is not tried in containerd mode, if it is not.
+pub fn unsupported(tech: &str) -> Option<&'static str> {
+    match tech {
+        "symlink-proc-target" | "symlink-dev-target" => Some(
+            "needs a rootfs whose /proc or /dev is a symlink (a crafted bundle): tried through the CLI columns",
+        ),
+        "symlink-mount-race" => Some(
+            "creates dozens of victim containers against a racing neighbour: tried through the CLI columns",
+        ),
+        _ => None,
+    }
+}
+
+impl Ctrd {
+    /// Start the private containerd, import the probe images, write one Ward
+    /// node config per profile.
+    pub fn start(rootfs: &Path, profiles: &[String]) -> Result<Ctrd, String> {
+        if let Some(why) = ward_integration::containerd::skip_reason() {
+            return Err(format!("containerd mode: {why}"));
+        }
+        ward_integration::containerd::ward_shim_status()
+            .map_err(|e| format!("containerd mode: Ward shim unavailable: {e}"))?;
+        let harness = Containerd::start_temp().map_err(|e| format!("start containerd: {e}"))?;
+        let layer = image::layer_from_dir(rootfs).map_err(|e| format!("probe layer: {e}"))?;
+        for (name, user) in [
+            (IMAGE, None),
+            (IMAGE_NOBODY, Some("65534:65534".to_string())),
+        ] {
+            let spec = ImageSpec {
+                name: name.into(),
+                entrypoint: vec![],
+                cmd: vec!["/bin/ward-probe".into(), "list".into()],
+                user,
+            };
+            let tar = image::oci_archive(&spec, &layer).map_err(|e| format!("image: {e}"))?;
+            let file = harness
+                .dir
+                .join(format!("{}.tar", name.replace(['/', ':'], "-")));
+            std::fs::write(&file, tar).map_err(|e| format!("write {}: {e}", file.display()))?;
+            harness
+                .ctr_ok(NS, &["images", "import", &file.to_string_lossy()])
+                .map_err(|e| format!("import {name}: {e}"))?;
+        }
+        let builtin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../profiles/builtin");
+        let mut configs = BTreeMap::new();
+        for p in profiles {
+            let f = harness.dir.join(format!("ward-{p}.toml"));
+            let text = format!(
+                "default_profile = \"{p}\"\nallowed_profiles = [\"{p}\"]\nprofile_dirs = [\"{}\"]\n",
+                builtin.display()
+            );
+            std::fs::write(&f, text).map_err(|e| format!("write {}: {e}", f.display()))?;
+            configs.insert(p.clone(), f);
+        }
+        Ok(Ctrd { harness, configs })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.harness.dir
+    }
+
+    fn mount_flag(m: &Value) -> Option<String> {
+        let opts: Vec<&str> = m["options"]
+            .as_array()?
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        Some(format!(
+            "type={},src={},dst={},options={}",
+            m["type"].as_str()?,
+            m["source"].as_str()?,
+            m["destination"].as_str()?,
+            opts.join(":")
+        ))
+    }
+
+    fn run_cmd(&self, profile: &str, spec: &Spec, id: &str, detach: bool) -> std::process::Command {
+        let mut c = self.harness.ctr_cmd(Some(NS));
+        c.arg("run").arg(if detach { "-d" } else { "--rm" });
+        c.args(["--runtime", WARD_RUNTIME]);
+        if let Some(cfg) = self.configs.get(profile) {
+            c.arg("--runtime-config-path").arg(cfg);
+        }
+        c.arg("--cgroup").arg(&spec.cgroup_path);
+        for m in bundle::suite_mounts(spec) {
+            if let Some(f) = Self::mount_flag(&m) {
+                c.arg("--mount").arg(f);
+            }
+        }
+        c.arg(if spec.user.is_some() {
+            IMAGE_NOBODY
+        } else {
+            IMAGE
+        });
+        c.arg(id);
+        c
+    }
+
+    /// `ctr run --rm` of the spec's args, foreground.
+    pub fn run(&self, profile: &str, spec: &Spec, id: &str, timeout: Duration) -> Output {
+        let mut c = self.run_cmd(profile, spec, id, false);
+        c.args(&spec.args);
+        run_cmd(c, timeout)
+    }
+
+    /// Start `sleep` detached, then `ctr tasks exec` the probe into it.
+    pub fn exec(
+        &self,
+        profile: &str,
+        spec: &Spec,
+        id: &str,
+        args: &[String],
+        timeout: Duration,
+    ) -> Output {
+        let mut c = self.run_cmd(profile, spec, id, true);
+        c.args(["/bin/sleep", "3600"]);
+        let started = run_cmd(c, Duration::from_secs(60));
+        if started.status != Some(0) {
+            return started;
+        }
+        let mut c = self.harness.ctr_cmd(Some(NS));
+        c.args(["tasks", "exec", "--exec-id", "probe", id])
+            .args(args);
+        run_cmd(c, timeout)
+    }
+
+    /// Kill and delete the task and the container; an already removed one
+    /// (`run --rm`) is fine.
+    pub fn remove(&self, id: &str) -> Output {
+        let ctr = |args: &[&str]| {
+            run_cmd(
+                {
+                    let mut c = self.harness.ctr_cmd(Some(NS));
+                    c.args(args);
+                    c
+                },
+                Duration::from_secs(30),
+            )
+        };
+        if self.tasks().iter().any(|t| t == id) {
+            let _ = ctr(&["tasks", "kill", "-a", "-s", "SIGKILL", id]);
+            for _ in 0..50 {
+                if ctr(&["tasks", "delete", "-f", id]).status == Some(0) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        if self.containers().iter().any(|c| c == id) {
+            return ctr(&["containers", "delete", id]);
+        }
+        Output {
+            status: Some(0),
+            stdout: String::new(),
+            stderr: String::new(),
+            timed_out: false,
+        }
+    }
+
+    fn ls(&self, what: &str) -> Vec<String> {
+        self.harness
+            .ctr_ok(NS, &[what, "ls", "-q"])
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    fn tasks(&self) -> Vec<String> {
+        self.ls("tasks")
+    }
+
+    fn containers(&self) -> Vec<String> {
+        self.ls("containers")
+    }
+
+    /// Containers and tasks containerd still knows.
+    pub fn list(&self) -> Vec<String> {
+        let mut v = self.containers();
+        v.extend(self.tasks());
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Mounts under containerd's directory that name `id` (its rootfs).
+    pub fn leaked_mounts(&self, id: &str) -> Vec<String> {
+        mounts_under(&self.harness.dir)
+            .into_iter()
+            .filter(|m| m.to_string_lossy().contains(id))
+            .map(|m| format!("mount left: {}", m.display()))
+            .collect()
+    }
+}
