@@ -76,7 +76,8 @@ impl Table {
                 }
             }
         }
-        self.shared.retain(|s, m| !m.is_empty() && self.slots.contains_key(s));
+        self.shared
+            .retain(|s, m| !m.is_empty() && self.slots.contains_key(s));
     }
 }
 

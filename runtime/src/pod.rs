@@ -61,7 +61,11 @@ pub enum PodError {
     #[error(transparent)]
     Sys(#[from] SysError),
     #[error("the container is in {kind} namespace {got:?}, not the one planned ({want:?}); the pod sandbox may have exited: not started")]
-    Verify { kind: &'static str, got: String, want: NsId },
+    Verify {
+        kind: &'static str,
+        got: String,
+        want: NsId,
+    },
 }
 
 /// What `create` must do about the namespace paths in a spec.
@@ -400,8 +404,11 @@ pub struct Entered {
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        if let Err(e) = sys::setns(&self.original, nix::sched::CloneFlags::CLONE_NEWNET, &self.own)
-        {
+        if let Err(e) = sys::setns(
+            &self.original,
+            nix::sched::CloneFlags::CLONE_NEWNET,
+            &self.own,
+        ) {
             // A Ward process left in a pod's network namespace would judge the next container's
             // "host namespace" against the wrong one: stop rather than go on.
             tracing::error!(error = %e, "cannot return to Ward's own network namespace; aborting");
@@ -490,7 +497,10 @@ mod tests {
     fn host_owned_ipc_namespace_is_refused() {
         // /proc/self/ns/ipc is the host's: harden's business, skipped here ...
         let s = spec_with(&[(LinuxNamespaceType::Ipc, "/proc/self/ns/ipc")], None);
-        assert!(plan(&s, "c", &host_ctx(), no_sandbox).unwrap().expected.is_empty());
+        assert!(plan(&s, "c", &host_ctx(), no_sandbox)
+            .unwrap()
+            .expected
+            .is_empty());
         // ... while a host-owned ipc namespace that is not the host's is refused here. Pretend
         // the host's is another one so ours counts as "some host-owned namespace".
         let mut ctx = host_ctx();
@@ -523,7 +533,10 @@ mod tests {
         let e = plan(&s, "c", &host_ctx(), no_sandbox)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("pod1") && e.contains("not a Ward container"), "{e}");
+        assert!(
+            e.contains("pod1") && e.contains("not a Ward container"),
+            "{e}"
+        );
         // The sandbox container itself carries its own id: nothing to look up.
         let j = plan(&s, "pod1", &host_ctx(), no_sandbox).unwrap();
         assert!(j.sandbox.is_none() && j.joins_netns());

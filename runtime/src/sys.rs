@@ -441,11 +441,11 @@ pub fn setns(fd: &OwnedFd, kind: nix::sched::CloneFlags, path: &Path) -> Result<
 pub fn mount_sysfs(target: &Path) -> Result<(), SysError> {
     use nix::mount::MsFlags;
     let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    nix::mount::mount(Some("sysfs"), target, Some("sysfs"), flags, None::<&str>).map_err(
-        |errno| SysError::Mount {
+    nix::mount::mount(Some("sysfs"), target, Some("sysfs"), flags, None::<&str>).map_err(|errno| {
+        SysError::Mount {
             fstype: "sysfs".into(),
             path: target.into(),
             errno,
-        },
-    )
+        }
+    })
 }

@@ -19,15 +19,7 @@ mod service;
 mod shim;
 mod task;
 
-use std::path::PathBuf;
-
 use launcher::backend::Backend;
-
-/// Runtime state of containers this shim runs, per containerd namespace
-/// (as containerd-shim-runc-v2 uses /run/containerd/runc/<namespace>).
-fn state_root(namespace: &str) -> PathBuf {
-    PathBuf::from("/run/containerd/ward").join(namespace)
-}
 
 fn make_backend(namespace: &str) -> error::Result<Box<dyn Backend>> {
     #[cfg(feature = "testing")]
@@ -35,9 +27,7 @@ fn make_backend(namespace: &str) -> error::Result<Box<dyn Backend>> {
         tracing::warn!("TEST BACKEND: processes run on the host without any sandbox");
         return Ok(Box::new(launcher::host::HostBackend::default()));
     }
-    Ok(Box::new(launcher::ward::WardBackend::new(state_root(
-        namespace,
-    ))?))
+    Ok(Box::new(launcher::ward::WardBackend::new(namespace)?))
 }
 
 fn main() {

@@ -177,7 +177,7 @@ impl<B: Backend> Server<B> {
                 Ok(Reply::Done)
             }
             Request::Delete { id, bundle } => {
-                self.backend.delete(&id)?;
+                self.backend.delete(&id, &bundle)?;
                 rootfs::unmount_rootfs(&bundle)?;
                 Ok(Reply::Done)
             }
