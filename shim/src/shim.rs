@@ -62,6 +62,37 @@ pub fn grouping_id(config_json: &str, id: &str) -> String {
         .unwrap_or_else(|| id.to_string())
 }
 
+/// The `delete` action also runs for a shim that died (SIGKILL, OOM kill): its socket, named
+/// in the bundle's `address` file, is then left behind. Remove it when nothing answers on it
+/// any more (connection refused); a socket some shim still serves is left alone.
+fn remove_stale_socket(bundle: &std::path::Path) {
+    let Ok(address) = std::fs::read_to_string(bundle.join("address")) else {
+        return;
+    };
+    let path = PathBuf::from(
+        address
+            .trim()
+            .strip_prefix("unix://")
+            .unwrap_or(address.trim()),
+    );
+    if !path.starts_with("/run/containerd/s") {
+        return;
+    }
+    match UnixStream::connect(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::info!(socket = %path.display(), "removed the dead shim's socket")
+                }
+                Err(e) => {
+                    tracing::warn!(socket = %path.display(), error = %e, "cannot remove the dead shim's socket")
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// True when a shim already serves `address` (e.g. the pod's sandbox shim).
 fn is_serving(address: &str) -> bool {
     let path = address.strip_prefix("unix://").unwrap_or(address);
@@ -118,6 +149,7 @@ impl containerd_shim::Shim for WardShim {
         client
             .call(request, Vec::new())
             .map_err(|e| containerd_shim::Error::Other(e.to_string()))?;
+        remove_stale_socket(&self.bundle);
         tracing::info!(id = %self.id, "delete action done");
         Ok(DeleteResponse {
             pid: 0,

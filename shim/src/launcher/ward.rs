@@ -334,6 +334,32 @@ mod tests {
     }
 
     #[test]
+    fn namespaces_that_cannot_be_path_components_are_refused() {
+        for ok in ["default", "k8s.io", "moby", "a-b_c.d"] {
+            assert!(WardBackend::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "..", ".hidden", "a/b", "../etc", "a b"] {
+            assert!(WardBackend::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn state_root_comes_from_the_node_config() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = d.path().join("ward.toml");
+        std::fs::write(&cfg, "[shim]\nstate_dir = \"/run/ward-test-x\"\n").unwrap();
+        let b = WardBackend::new("k8s.io").unwrap();
+        assert_eq!(
+            b.root_for(Some(&cfg)).unwrap(),
+            PathBuf::from("/run/ward-test-x/k8s.io")
+        );
+        // A ConfigPath that does not exist is an error, not a silent default.
+        assert!(b.root_for(Some(&d.path().join("missing.toml"))).is_err());
+        std::fs::write(&cfg, "[shim]\nstate_dir = \"relative\"\n").unwrap();
+        assert!(b.root_for(Some(&cfg)).is_err());
+    }
+
+    #[test]
     fn v1_memory_cgroup_path() {
         if unified() {
             return;
