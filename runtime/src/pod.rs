@@ -78,6 +78,8 @@ pub struct Joins {
     sandbox_userns: Option<NsId>,
     /// Namespaces the container must end up in: (kind as in /proc/<pid>/ns, identity).
     expected: Vec<(&'static str, NsId)>,
+    /// `net.*` sysctls of the spec, which Ward writes in the joined network namespace.
+    net_sysctls: Vec<(String, String)>,
 }
 
 fn proc_name(t: LinuxNamespaceType) -> &'static str {
@@ -289,8 +291,12 @@ impl Joins {
     }
 
     /// The spec libcontainer sees: the Ward-joined network entry removed (inherited instead),
-    /// `/sys` bound from Ward's sysfs of that namespace, the sandbox's user namespace by path.
-    pub fn rewrite(&self, spec: &mut Spec, ward_dir: &Path) {
+    /// `/sys` bound from Ward's sysfs of that namespace, `net.*` sysctls taken out (Ward
+    /// writes them there: the container's root cannot), the sandbox's user namespace by path.
+    pub fn rewrite(&mut self, spec: &mut Spec, ward_dir: &Path) -> Result<(), PodError> {
+        if self.netns.is_some() {
+            self.net_sysctls = take_net_sysctls(spec)?;
+        }
         if let Some(linux) = spec.linux_mut() {
             if let Some(nss) = linux.namespaces_mut() {
                 if self.netns.is_some() {
@@ -306,7 +312,7 @@ impl Joins {
             }
         }
         if self.netns.is_none() {
-            return;
+            return Ok(());
         }
         let source = ward_dir.join(SYSFS_DIR);
         if let Some(mounts) = spec.mounts_mut() {
@@ -327,6 +333,7 @@ impl Joins {
                     .expect("all fields set");
             }
         }
+        Ok(())
     }
 
     /// Enter the network namespace Ward joins for this container (nothing to do otherwise) and
@@ -341,6 +348,15 @@ impl Joins {
         let original = sys::open_ns(&own)?;
         sys::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET, path)?;
         let entered = Entered { original, own };
+        for (key, value) in &self.net_sysctls {
+            // /proc/sys/net is the calling thread's network namespace's: the pod's now.
+            let p = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+            std::fs::write(&p, value).map_err(|source| SysError::Io {
+                op: "write sysctl",
+                path: p.clone(),
+                source,
+            })?;
+        }
         let sysfs = ward_dir.join(SYSFS_DIR);
         std::fs::create_dir_all(&sysfs).map_err(|source| SysError::Io {
             op: "mkdir",
@@ -369,6 +385,42 @@ impl Joins {
         }
         Ok(())
     }
+}
+
+/// Move the spec's `net.*` sysctls out. Keys become paths under /proc/sys written by a
+/// privileged process, so only plain `net.<a>.<b>...` names pass (no `/`, no empty or dot
+/// components that could walk out of /proc/sys/net).
+fn take_net_sysctls(spec: &mut Spec) -> Result<Vec<(String, String)>, PodError> {
+    let Some(sysctl) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.sysctl_mut().as_mut())
+    else {
+        return Ok(vec![]);
+    };
+    let keys: Vec<String> = sysctl
+        .keys()
+        .filter(|k| k.starts_with("net.") || k.starts_with("net/"))
+        .cloned()
+        .collect();
+    let mut out = vec![];
+    for key in keys {
+        let plain = key.split('.').skip(1).all(|c| {
+            !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        });
+        if !plain || !key.starts_with("net.") || key == "net." {
+            return Err(PolicyError::Spec {
+                field: format!("linux.sysctl[{key:?}]"),
+                detail: "a network sysctl must be dot-separated [A-Za-z0-9_-] names (net.ipv4.ip_forward)".into(),
+            }
+            .into());
+        }
+        let value = sysctl.remove(&key).unwrap_or_default();
+        out.push((key, value));
+    }
+    Ok(out)
 }
 
 /// Exec into a container whose saved spec has no network entry (Ward joined the network
@@ -471,7 +523,7 @@ mod tests {
     fn host_owned_network_namespace_is_joined_by_ward() {
         // Our own network namespace is owned by the host user namespace (this test runs there).
         let s = spec_with(&[(LinuxNamespaceType::Network, "/proc/self/ns/net")], None);
-        let j = plan(&s, "c", &host_ctx(), no_sandbox).unwrap();
+        let mut j = plan(&s, "c", &host_ctx(), no_sandbox).unwrap();
         assert!(j.joins_netns());
         let mut s2 = s.clone();
         s2.set_mounts(Some(vec![MountBuilder::default()
@@ -480,7 +532,7 @@ mod tests {
             .source("sysfs")
             .build()
             .unwrap()]));
-        j.rewrite(&mut s2, Path::new("/w/c"));
+        j.rewrite(&mut s2, Path::new("/w/c")).unwrap();
         let l = s2.linux().as_ref().unwrap();
         assert!(!l
             .namespaces()
@@ -491,6 +543,46 @@ mod tests {
         let m = &s2.mounts().as_ref().unwrap()[0];
         assert_eq!(m.source().as_deref(), Some(Path::new("/w/c/sys")));
         assert!(m.options().as_ref().unwrap().contains(&"ro".to_string()));
+    }
+
+    #[test]
+    fn net_sysctls_move_to_ward_and_must_be_plain_names() {
+        let s = spec_with(&[(LinuxNamespaceType::Network, "/proc/self/ns/net")], None);
+        let mut j = plan(&s, "c", &host_ctx(), no_sandbox).unwrap();
+        let mut s2 = s.clone();
+        let mut m = std::collections::HashMap::new();
+        m.insert(
+            "net.ipv4.ip_unprivileged_port_start".to_string(),
+            "80".to_string(),
+        );
+        m.insert("kernel.shmmax".to_string(), "1".to_string());
+        s2.linux_mut().as_mut().unwrap().set_sysctl(Some(m.clone()));
+        j.rewrite(&mut s2, Path::new("/w/c")).unwrap();
+        assert_eq!(
+            j.net_sysctls,
+            vec![(
+                "net.ipv4.ip_unprivileged_port_start".to_string(),
+                "80".to_string()
+            )]
+        );
+        let left = s2.linux().as_ref().unwrap().sysctl().clone().unwrap();
+        assert_eq!(left.keys().collect::<Vec<_>>(), vec!["kernel.shmmax"]);
+        for bad in [
+            "net./../kernel.core_pattern",
+            "net.ipv4..x",
+            "net/ipv4/ip_forward",
+            "net.",
+        ] {
+            let mut s3 = s.clone();
+            let mut m = std::collections::HashMap::new();
+            m.insert(bad.to_string(), "1".to_string());
+            s3.linux_mut().as_mut().unwrap().set_sysctl(Some(m));
+            let e = j
+                .rewrite(&mut s3, Path::new("/w/c"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("linux.sysctl"), "{bad}: {e}");
+        }
     }
 
     #[test]
@@ -560,7 +652,7 @@ mod tests {
                 },
             })
         };
-        let j = plan(&s, "c", &host_ctx(), sb).unwrap();
+        let mut j = plan(&s, "c", &host_ctx(), sb).unwrap();
         assert!(j.joins_netns());
         assert_eq!(j.sandbox.as_ref().unwrap().id, "pod1");
         let mut s2 = s.clone();
@@ -576,7 +668,7 @@ mod tests {
                     .build()
                     .unwrap(),
             );
-        j.rewrite(&mut s2, Path::new("/w/c"));
+        j.rewrite(&mut s2, Path::new("/w/c")).unwrap();
         let user = s2
             .linux()
             .as_ref()

@@ -453,7 +453,7 @@ impl Runtime {
         let profile = self.select_profile(&spec)?;
         let policy = self.policy(&profile)?;
         let ctx = self.context(id, &spec);
-        let joins = pod::plan(&spec, id.as_str(), &ctx, |sid| self.pod_sandbox(sid))?;
+        let mut joins = pod::plan(&spec, id.as_str(), &ctx, |sid| self.pod_sandbox(sid))?;
         // The rootfs must exist before anything is allocated.
         let root_path = spec
             .root()
@@ -526,7 +526,7 @@ impl Runtime {
                 mounts[*index].set_source(Some(src.clone()));
             }
         }
-        joins.rewrite(&mut spec, &wdir);
+        joins.rewrite(&mut spec, &wdir)?;
         let cgroup = spec
             .linux()
             .as_ref()

@@ -91,7 +91,13 @@ fn ward_enters_a_host_owned_network_namespace() {
     net.net_exec(&["ip", "link", "set", "lo", "up"]);
     let mut b = Bundle::new(&["sleep", "1000"]);
     let path = net.path("net");
-    b.edit(|c| join_ns(c, "network", &path));
+    let host_port_start =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap();
+    b.edit(|c| {
+        join_ns(c, "network", &path);
+        // A pod sysctl (securityContext.sysctls): Ward writes it in the pod namespace.
+        c["linux"]["sysctl"] = json!({"net.ipv4.ip_unprivileged_port_start": "80"});
+    });
     let ward = Ward::new();
     let id = unique_id("netns");
     ward.run_detached(&b, &id);
@@ -122,6 +128,17 @@ fn ward_enters_a_host_owned_network_namespace() {
     );
     let map = parse_id_map(o.stdout.lines().last().unwrap());
     assert!(map.iter().all(|&(_, host, _)| host != 0), "{o}");
+    let o = exec(
+        &ward,
+        &id,
+        "cat /proc/sys/net/ipv4/ip_unprivileged_port_start",
+    );
+    assert_eq!(o.stdout.trim(), "80", "{o}");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap(),
+        host_port_start,
+        "the host's sysctl changed"
+    );
     let o = exec(&ward, &id, "ip addr add 192.0.2.8/32 dev lo");
     assert!(!o.success(), "container root changed the pod network:\n{o}");
     assert!(o.stderr.contains("not permitted"), "{o}");
