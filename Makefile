@@ -43,9 +43,7 @@ test-cli:
 	WARD_BIN=$(DEBUG_BIN)/ward $(CARGO) test -p ward-tests -- --test-threads=2
 
 test-integration:
-	# CRI pods run on the runc handler only until Ward can join containerd's CNI netns (owned by
-	# the host user namespace; libcontainer unshares the user namespace first). ctr cases run on ward.
-	WARD_E2E_HANDLER=runc WARD_BIN=$(DEBUG_BIN)/ward WARD_SHIM_DIR=$(DEBUG_BIN) $(CARGO) test -p ward-integration -- --test-threads=1
+	WARD_BIN=$(DEBUG_BIN)/ward WARD_SHIM_DIR=$(DEBUG_BIN) $(CARGO) test -p ward-integration -- --test-threads=1
 
 # Every technique of integration/escape against Ward (each enforcing built-in profile, through
 # the CLI and through containerd with the shim), runc, crun and the unconfined host column;

@@ -180,6 +180,9 @@ pub struct Containerd {
     pub subnet: String,
     /// Ward node configs referenced by the `ward` / `ward-strict` runtimes.
     pub ward_config: PathBuf,
+    /// The shim's state dir those configs name (`shim.state_dir`): this instance's own, so
+    /// leak checks see only its containers. Containers live in `<ward_state>/<namespace>`.
+    pub ward_state: PathBuf,
     pub ward_strict_config: PathBuf,
     pub images: TestImages,
     child: Option<Child>,
@@ -197,12 +200,16 @@ impl Containerd {
             fs::create_dir_all(&p).map_err(io_err("create dir", &p))?;
         }
         let images = image::build_test_images(&dir.join("images"))?;
+        // The shim state dir lives below: containers' unprivileged root must be able to
+        // traverse to their rootfs (the runtime refuses a root it cannot reach).
+        search_only_for_others(&dir)?;
         let subnet = format!("10.88.{n}.0/24");
         let mut me = Self {
             address: dir.join("containerd.sock"),
             config: dir.join("config.toml"),
             ward_config: dir.join("ward.toml"),
             ward_strict_config: dir.join("ward-strict.toml"),
+            ward_state: dir.join("ward-state"),
             log: dir.join("containerd.log"),
             dir,
             bridge,
@@ -328,8 +335,14 @@ oom_score = 0
             &self.dir.join("cni/net.d/10-ward-test.conflist"),
             &serde_json::to_string_pretty(&cni).expect("serialize json"),
         )?;
-        write(&self.ward_config, &ward_toml("default", false))?;
-        write(&self.ward_strict_config, &ward_toml("strict", true))?;
+        write(
+            &self.ward_config,
+            &ward_toml("default", false, &self.ward_state),
+        )?;
+        write(
+            &self.ward_strict_config,
+            &ward_toml("strict", true, &self.ward_state),
+        )?;
         Ok(())
     }
 
@@ -533,7 +546,13 @@ impl Drop for Containerd {
     }
 }
 
-/// Ward's shim keeps its state under /run/containerd/ward/<ns> and needs
+/// Make `dir` (a fresh 0700 temp dir) traversable, not readable, by others: 0711.
+fn search_only_for_others(dir: &Path) -> Result<(), HarnessError> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o711)).map_err(io_err("chmod", dir))
+}
+
+/// Ward's shim keeps its state under /run/containerd/ward/<ns> by default and needs
 /// /run/containerd searchable (0711), the mode containerd gives its default
 /// state dir. When `ctr` created it first (fifo dir) it is 0700: widen it to
 /// containerd's own 0711, nothing more.
@@ -559,7 +578,7 @@ fn write(path: &Path, text: &str) -> Result<(), HarnessError> {
 /// A Ward node config for the test runtimes, in the format of
 /// runtime/src/config.rs (`NodeConfig`, unknown keys refused). Profiles come
 /// from the repository's built-in set.
-pub fn ward_toml(profile: &str, strict: bool) -> String {
+pub fn ward_toml(profile: &str, strict: bool, state_dir: &Path) -> String {
     let allowed = if strict {
         r#"["strict"]"#
     } else {
@@ -567,7 +586,8 @@ pub fn ward_toml(profile: &str, strict: bool) -> String {
     };
     let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/builtin");
     format!(
-        "default_profile = \"{profile}\"\nallowed_profiles = {allowed}\nprofile_dirs = [\"{}\", \"/etc/ward/profiles\"]\n",
-        profiles.display()
+        "default_profile = \"{profile}\"\nallowed_profiles = {allowed}\nprofile_dirs = [\"{}\", \"/etc/ward/profiles\"]\n\n[shim]\nstate_dir = \"{}\"\n",
+        profiles.display(),
+        state_dir.display()
     )
 }

@@ -4,8 +4,10 @@
 //! - [`containerd::Containerd`]: a private containerd per test, with CRI, a
 //!   test-only CNI bridge and the `runc`, `ward` and `ward-strict` runtimes.
 //! - [`cri`]: a CRI v1 client acting as kubelet over the unix socket.
+//! - [`leaks`]: what a removed pod may leave behind under Ward's shim.
 
 pub mod containerd;
 pub mod cri;
 pub mod image;
+pub mod leaks;
 pub mod procfs;

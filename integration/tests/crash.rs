@@ -86,6 +86,20 @@ fn shim_killed_task_reported_exited_and_cleaned() {
             .exists()),
             "{rt}: container init {pid} outlived its shim's cleanup"
         );
+        if rt == WARD_RUNTIME {
+            // WARD-ONLY: the `delete` action (a fresh shim) found the node config and state dir
+            // the container was created with (recorded in the bundle) and removed everything.
+            let mut left = vec![];
+            let clean = wait_for(Duration::from_secs(10), || {
+                left = ward_integration::leaks::ward_pod_leftovers(&c, "default", &id, &[]);
+                left.is_empty()
+            });
+            assert!(
+                clean,
+                "{rt}: left behind after the shim's cleanup:\n{}",
+                left.join("\n")
+            );
+        }
         let _ = c.ctr(Some("default"), &["tasks", "delete", "-f", &id]);
         let out = c
             .ctr(Some("default"), &["containers", "delete", &id])

@@ -1,7 +1,12 @@
 //! The RuntimeClass path end to end: a CRI client acting as kubelet picks a
 //! runtime handler (`runc`, `ward`, `ward-strict`) as a RuntimeClass would,
-//! and drives a pod through its life. Pods get their IP from the test's own
-//! CNI bridge; the only traffic is host ⇄ pod on that bridge.
+//! and drives pods through their life. Pods get their IP from the test's own
+//! CNI bridge; the only traffic is host ⇄ pod and pod ⇄ pod on that bridge.
+//!
+//! On `ward` handlers this is the pod path Ward itself implements (runtime
+//! `pod.rs`): the sandbox runs in containerd's host-owned CNI network
+//! namespace, which Ward enters for it, and every other container of the pod
+//! joins the sandbox's namespaces and user namespace.
 
 mod common;
 
@@ -9,9 +14,10 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::Containerd;
+use common::{Containerd, K8S_NS};
 use ward_integration::cri::{container_config, pod_config, CriClient, ExecResult};
 use ward_integration::image::BUSYBOX;
+use ward_integration::leaks;
 use ward_integration::procfs::SandboxFacts;
 
 /// Handlers to run: runc always; ward and ward-strict once Ward's shim answers.
@@ -49,14 +55,46 @@ fn host_reads(ip: &str, port: u16) -> Option<String> {
     None
 }
 
-fn pod_lifecycle(c: &Containerd, cri: &mut CriClient, handler: &str) {
-    let logs = c.dir.join(format!("logs-{handler}"));
+/// Run `cmd` in `id` until it prints `want` (the listener may still be starting).
+fn exec_until(cri: &mut CriClient, id: &str, cmd: &[&str], want: &str) -> ExecResult {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = exec(cri, id, cmd);
+        if r.stdout.contains(want) || Instant::now() > end {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct Pod {
+    id: String,
+    config: k8s_cri::v1::PodSandboxConfig,
+    ip: String,
+    containers: Vec<String>,
+}
+
+fn run_pod(c: &Containerd, cri: &mut CriClient, handler: &str, name: &str) -> Pod {
+    let logs = c.dir.join(format!("logs-{handler}-{name}"));
     std::fs::create_dir_all(&logs).unwrap();
-    let pod_cfg = pod_config(&format!("pod-{handler}"), &logs, &[]);
-    let pod = cri
-        .run_pod(&pod_cfg, handler)
+    let config = pod_config(&format!("{name}-{handler}"), &logs, &[]);
+    let id = cri
+        .run_pod(&config, handler)
         .unwrap_or_else(|e| panic!("{handler}: RunPodSandbox: {e}\n{}", c.log_text()));
-    let status = cri.pod_status(&pod).unwrap();
+    let status = cri.pod_status(&id).unwrap();
     assert_eq!(status.runtime_handler, handler);
     let ip = status.network.map(|n| n.ip).unwrap_or_default();
     let prefix = c.subnet.trim_end_matches("0/24");
@@ -65,30 +103,94 @@ fn pod_lifecycle(c: &Containerd, cri: &mut CriClient, handler: &str) {
         "{handler}: pod ip {ip} not in {}",
         c.subnet
     );
+    Pod {
+        id,
+        config,
+        ip,
+        containers: vec![],
+    }
+}
+
+fn start(
+    c: &Containerd,
+    cri: &mut CriClient,
+    handler: &str,
+    pod: &mut Pod,
+    name: &str,
+    cmd: &[&str],
+) -> String {
+    let cfg = container_config(name, BUSYBOX, cmd);
+    let id = cri
+        .create_container(&pod.id, &pod.config, &cfg)
+        .unwrap_or_else(|e| panic!("{handler}: CreateContainer {name}: {e}\n{}", c.log_text()));
+    cri.start_container(&id)
+        .unwrap_or_else(|e| panic!("{handler}: StartContainer {name}: {e}\n{}", c.log_text()));
+    pod.containers.push(id.clone());
+    id
+}
+
+/// Stop and remove a pod through CRI; on Ward handlers, nothing may be left behind.
+fn remove_pod(c: &Containerd, cri: &mut CriClient, handler: &str, pod: &Pod) {
+    for id in &pod.containers {
+        cri.stop_container(id, 2).unwrap();
+        let cs = cri.container_status(id).unwrap();
+        assert_eq!(
+            cs.state,
+            k8s_cri::v1::ContainerState::ContainerExited as i32
+        );
+        cri.remove_container(id).unwrap();
+    }
+    cri.stop_pod(&pod.id).unwrap();
+    cri.remove_pod(&pod.id).unwrap();
+    if handler.starts_with("ward") {
+        // WARD-ONLY
+        let mut left = vec![];
+        let clean = wait_for(Duration::from_secs(10), || {
+            left = leaks::ward_pod_leftovers(c, K8S_NS, &pod.id, &pod.containers);
+            left.is_empty()
+        });
+        assert!(
+            clean,
+            "{handler}: left behind after RemovePodSandbox:\n{}",
+            left.join("\n")
+        );
+    }
+}
+
+const LISTENER: &str = "(while true; do echo pong | nc -l -p 8080; done) & exec sleep 3600";
+
+fn pod_lifecycle(c: &Containerd, cri: &mut CriClient, handler: &str) {
+    let ward = handler.starts_with("ward");
+    let strict = handler == "ward-strict";
+    let mut pod = run_pod(c, cri, handler, "pod");
+    let ip = pod.ip.clone();
+    if ward {
+        // Positive controls for the leak check: while the pod runs, its shim and socket are seen.
+        let addr = c.address.display().to_string();
+        let shims = leaks::processes_mentioning(&["containerd-shim-ward-v2", &addr, &pod.id]);
+        assert!(
+            !shims.is_empty(),
+            "{handler}: no shim process found for {}",
+            pod.id
+        );
+        let sock = leaks::shim_socket(&c.address, K8S_NS, &pod.id);
+        assert!(
+            sock.exists(),
+            "{handler}: no shim socket {}",
+            sock.display()
+        );
+    }
 
     // The main container: answers on :8080 (unless sockets are denied) and sleeps.
-    let cfg = container_config(
-        "main",
-        BUSYBOX,
-        &[
-            "sh",
-            "-c",
-            "(while true; do echo pong | nc -l -p 8080; done) & exec sleep 3600",
-        ],
-    );
-    let id = cri
-        .create_container(&pod, &pod_cfg, &cfg)
-        .unwrap_or_else(|e| panic!("{handler}: CreateContainer: {e}"));
-    cri.start_container(&id)
-        .unwrap_or_else(|e| panic!("{handler}: StartContainer: {e}\n{}", c.log_text()));
+    let main = start(c, cri, handler, &mut pod, "main", &["sh", "-c", LISTENER]);
 
     // ExecSync: the sandbox seen from inside.
-    let st = exec(cri, &id, &["cat", "/proc/self/status"]);
-    let map = exec(cri, &id, &["cat", "/proc/self/uid_map"]);
+    let st = exec(cri, &main, &["cat", "/proc/self/status"]);
+    let map = exec(cri, &main, &["cat", "/proc/self/uid_map"]);
     assert_eq!(st.exit_code, 0, "{handler}: {}", st.stderr);
     let facts = SandboxFacts::parse(&st.stdout, &map.stdout);
     eprintln!("{handler}: {facts:?}");
-    if handler.starts_with("ward") {
+    if ward {
         // WARD-ONLY
         assert!(!facts.uid_map_is_identity(), "{handler}: identity uid_map");
         assert!(!facts.maps_host_root(), "{handler}: host root mapped");
@@ -96,22 +198,46 @@ fn pod_lifecycle(c: &Containerd, cri: &mut CriClient, handler: &str) {
         assert_eq!(facts.no_new_privs, Some(1), "{handler}: NoNewPrivs");
         assert_eq!(facts.seccomp, Some(2), "{handler}: Seccomp");
     }
-    let ipaddr = exec(cri, &id, &["ip", "-4", "addr", "show", "eth0"]);
-    assert!(ipaddr.stdout.contains(&ip), "{handler}: eth0: {ipaddr:?}");
+
+    // Pod networking: the container is in the pod's network namespace (its address on eth0,
+    // from the kernel's routing table, readable without a socket; /sys is that namespace's).
+    let trie = exec(cri, &main, &["cat", "/proc/net/fib_trie"]);
+    assert!(
+        trie.stdout.contains(&ip),
+        "{handler}: {ip} not local: {trie:?}"
+    );
+    let sys = exec(cri, &main, &["ls", "/sys/class/net"]);
+    assert!(
+        sys.stdout.contains("eth0"),
+        "{handler}: /sys/class/net: {sys:?}"
+    );
+    if !strict {
+        let ipaddr = exec(cri, &main, &["ip", "-4", "addr", "show", "eth0"]);
+        assert!(ipaddr.stdout.contains(&ip), "{handler}: eth0: {ipaddr:?}");
+    }
+    if ward && !strict {
+        // WARD-ONLY: the pod's root has no capability over the pod network namespace.
+        let down = exec(cri, &main, &["ip", "link", "set", "eth0", "down"]);
+        assert_ne!(
+            down.exit_code, 0,
+            "{handler}: pod root reconfigured eth0: {down:?}"
+        );
+        assert!(down.stderr.contains("not permitted"), "{handler}: {down:?}");
+    }
 
     // socket(AF_INET) probe: refused connection (socket works) vs denied socket.
-    let probe = exec(cri, &id, &["nc", "127.0.0.1", "1"]);
+    let probe = exec(cri, &main, &["nc", "127.0.0.1", "1"]);
     let denied = probe.stderr.contains("Operation not permitted")
         || probe.stderr.contains("Permission denied")
         || probe.stderr.contains("Function not implemented");
     eprintln!("{handler}: nc probe: {probe:?}");
     assert_ne!(probe.exit_code, 0, "{handler}: nothing listens on port 1");
-    if handler == "ward-strict" {
+    if strict {
         // WARD-ONLY: the strict profile denies AF_INET sockets.
         assert!(denied, "{handler}: socket(AF_INET) not denied: {probe:?}");
     } else {
         assert!(!denied, "{handler}: socket(AF_INET) denied: {probe:?}");
-        // Pod networking through the CNI bridge: host → pod.
+        // Host → pod through the CNI bridge.
         let got = host_reads(&ip, 8080);
         assert_eq!(
             got.as_deref(),
@@ -120,19 +246,67 @@ fn pod_lifecycle(c: &Containerd, cri: &mut CriClient, handler: &str) {
         );
     }
 
+    // A second container of the same pod: the pod's network, hostname and (on Ward) user
+    // namespace, hence the same uid range; exec into it works like into the first.
+    let side = start(c, cri, handler, &mut pod, "side", &["sleep", "3600"]);
+    let side_map = exec(cri, &side, &["cat", "/proc/self/uid_map"]);
+    assert_eq!(side_map.exit_code, 0, "{handler}: {side_map:?}");
+    assert_eq!(
+        SandboxFacts::parse("", &side_map.stdout).uid_map,
+        facts.uid_map,
+        "{handler}: pod containers in different user namespaces"
+    );
+    let names = [&main, &side].map(|id| exec(cri, id, &["hostname"]).stdout);
+    assert_eq!(names[0], names[1], "{handler}: hostnames differ");
+    let side_trie = exec(cri, &side, &["cat", "/proc/net/fib_trie"]);
+    assert!(
+        side_trie.stdout.contains(&ip),
+        "{handler}: side not in the pod network"
+    );
+    if ward {
+        // WARD-ONLY
+        let st = exec(cri, &side, &["cat", "/proc/self/status"]);
+        let f = SandboxFacts::parse(&st.stdout, &side_map.stdout);
+        assert_eq!(
+            (f.cap_eff, f.no_new_privs, f.seccomp),
+            (Some(0), Some(1), Some(2)),
+            "{handler}: side {f:?}"
+        );
+    }
+    if !strict {
+        let local = exec_until(cri, &side, &["nc", "-w", "3", "127.0.0.1", "8080"], "pong");
+        assert_eq!(
+            local.stdout, "pong\n",
+            "{handler}: side → localhost:8080: {local:?}"
+        );
+    }
+
+    // Pod → pod across the test bridge.
+    if !strict {
+        let mut peer = run_pod(c, cri, handler, "peer");
+        let client = start(c, cri, handler, &mut peer, "client", &["sleep", "3600"]);
+        let got = exec_until(cri, &client, &["nc", "-w", "3", &ip, "8080"], "pong");
+        assert_eq!(
+            got.stdout, "pong\n",
+            "{handler}: {} → {ip}:8080: {got:?}",
+            peer.ip
+        );
+        remove_pod(c, cri, handler, &peer);
+    }
+
     // ContainerStats, then UpdateContainerResources shows in the cgroup.
-    let stats = cri.container_stats(&id).unwrap();
+    let stats = cri.container_stats(&main).unwrap();
     let ws = stats
         .memory
         .and_then(|m| m.working_set_bytes)
         .map(|v| v.value)
         .unwrap_or(0);
     assert!(ws > 0, "{handler}: working set {stats:?}");
-    cri.update_memory(&id, 100 * 1024 * 1024)
+    cri.update_memory(&main, 100 * 1024 * 1024)
         .unwrap_or_else(|e| panic!("{handler}: UpdateContainerResources: {e}"));
     let lim = exec(
         cri,
-        &id,
+        &main,
         &[
             "sh",
             "-c",
@@ -140,23 +314,14 @@ fn pod_lifecycle(c: &Containerd, cri: &mut CriClient, handler: &str) {
         ],
     );
     eprintln!("{handler}: memory limit after update: {lim:?}");
-    if lim.exit_code == 0 {
-        assert_eq!(
-            lim.stdout.trim(),
-            "104857600",
-            "{handler}: limit after update"
-        );
-    }
-
-    cri.stop_container(&id, 2).unwrap();
-    let cs = cri.container_status(&id).unwrap();
+    assert_eq!(lim.exit_code, 0, "{handler}: {lim:?}");
     assert_eq!(
-        cs.state,
-        k8s_cri::v1::ContainerState::ContainerExited as i32
+        lim.stdout.trim(),
+        "104857600",
+        "{handler}: limit after update"
     );
-    cri.remove_container(&id).unwrap();
-    cri.stop_pod(&pod).unwrap();
-    cri.remove_pod(&pod).unwrap();
+
+    remove_pod(c, cri, handler, &pod);
 }
 
 #[test]

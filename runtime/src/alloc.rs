@@ -2,8 +2,13 @@
 //! overlaps no other live container's and never includes host id 0. The table lives under
 //! `--root`, guarded by a file lock so concurrent `ward` calls are safe, and a range is freed
 //! when its owner is deleted.
+//!
+//! Pods: a pod container joins its sandbox's user namespace (see `pod.rs`), so it shares the
+//! sandbox's range ([`Allocator::share`]). A shared range is freed only when the last container
+//! holding it is deleted, whichever order the sandbox and its containers go in: a sandbox that
+//! dies first must not hand its uids to a new container while its pod's containers still run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -21,12 +26,59 @@ pub enum AllocError {
     Sys(#[from] SysError),
     #[error("user namespace ranges: {path}: {message}")]
     Table { path: PathBuf, message: String },
+    #[error("user namespace ranges: pod sandbox {owner} holds no range to share")]
+    NotHeld { owner: String },
+    #[error("user namespace ranges: {member} already holds another range ({}..{})", range.host_start, u64::from(range.host_start) + u64::from(range.size))]
+    HoldsAnother { member: String, range: IdRange },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Table {
     /// slot -> owner container id
     slots: BTreeMap<u32, String>,
+    /// slot -> further containers sharing the owner's range (pod containers in the sandbox's
+    /// user namespace). The slot stays taken while any of them remains.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    shared: BTreeMap<u32, BTreeSet<String>>,
+}
+
+impl Table {
+    fn slot_of(&self, holder: &str) -> Option<u32> {
+        self.slots
+            .iter()
+            .find(|(_, o)| o.as_str() == holder)
+            .map(|(s, _)| *s)
+            .or_else(|| {
+                self.shared
+                    .iter()
+                    .find(|(_, m)| m.contains(holder))
+                    .map(|(s, _)| *s)
+            })
+    }
+
+    /// Drop every holder for which `keep` is false; a slot whose owner went but whose sharers
+    /// remain passes to one of them.
+    fn retain_holders(&mut self, keep: impl Fn(&str) -> bool) {
+        for members in self.shared.values_mut() {
+            members.retain(|m| keep(m));
+        }
+        let slots: Vec<u32> = self.slots.keys().copied().collect();
+        for slot in slots {
+            if keep(&self.slots[&slot]) {
+                continue;
+            }
+            match self.shared.get_mut(&slot).and_then(|m| m.pop_first()) {
+                Some(heir) => {
+                    self.slots.insert(slot, heir);
+                }
+                None => {
+                    self.slots.remove(&slot);
+                }
+            }
+        }
+        self.shared
+            .retain(|s, m| !m.is_empty() && self.slots.contains_key(s));
+    }
 }
 
 pub struct Allocator {
@@ -92,10 +144,10 @@ impl Allocator {
         alive: impl Fn(&str) -> bool,
     ) -> Result<IdRange, AllocError> {
         self.with_table(|t| {
-            if let Some((slot, _)) = t.slots.iter().find(|(_, o)| o.as_str() == owner) {
-                return Ok(self.range_of(*slot));
+            if let Some(slot) = t.slot_of(owner) {
+                return Ok(self.range_of(slot));
             }
-            t.slots.retain(|_, o| alive(o));
+            t.retain_holders(&alive);
             let slot = (0..self.cfg.count)
                 .find(|s| !t.slots.contains_key(s))
                 .ok_or(AllocError::Exhausted {
@@ -107,16 +159,40 @@ impl Allocator {
         })
     }
 
+    /// Let `member` hold `owner`'s range too (a pod container in its sandbox's user namespace).
+    pub fn share(&self, owner: &str, member: &str) -> Result<IdRange, AllocError> {
+        self.with_table(|t| {
+            let slot = t.slot_of(owner).ok_or_else(|| AllocError::NotHeld {
+                owner: owner.to_string(),
+            })?;
+            if let Some(other) = t.slot_of(member).filter(|s| *s != slot) {
+                return Err(AllocError::HoldsAnother {
+                    member: member.to_string(),
+                    range: self.range_of(other),
+                });
+            }
+            t.shared.entry(slot).or_default().insert(member.to_string());
+            Ok(self.range_of(slot))
+        })
+    }
+
+    /// `owner` no longer holds a range; the range is free once no one else shares it.
     pub fn release(&self, owner: &str) -> Result<(), AllocError> {
         self.with_table(|t| {
-            t.slots.retain(|_, o| o != owner);
+            t.retain_holders(|o| o != owner);
             Ok(())
         })
     }
 
-    /// Owners holding a range now.
+    /// Containers holding a range now (owners and sharers).
     pub fn owners(&self) -> Result<Vec<String>, AllocError> {
-        self.with_table(|t| Ok(t.slots.values().cloned().collect()))
+        self.with_table(|t| {
+            Ok(t.slots
+                .values()
+                .cloned()
+                .chain(t.shared.values().flatten().cloned())
+                .collect())
+        })
     }
 }
 
@@ -149,6 +225,72 @@ mod tests {
         let e = a.allocate("e", |o| o != "a").unwrap();
         assert_eq!(e, r1);
         assert_eq!(a.owners().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn shared_range_is_freed_by_the_last_holder() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = UsernsConfig {
+            base: 100_000,
+            size: 1000,
+            count: 2,
+        };
+        let a = Allocator::new(d.path(), &cfg);
+        let sandbox = a.allocate("pod", |_| true).unwrap();
+        assert_eq!(a.share("pod", "c1").unwrap(), sandbox);
+        assert_eq!(a.share("pod", "c2").unwrap(), sandbox);
+        assert!(matches!(
+            a.share("nobody", "c3"),
+            Err(AllocError::NotHeld { .. })
+        ));
+        // A sharer asking again gets the same range; allocate for it finds it too.
+        assert_eq!(a.allocate("c1", |_| true).unwrap(), sandbox);
+        // The sandbox goes first: its containers still hold the range.
+        a.release("pod").unwrap();
+        let other = a.allocate("x", |_| true).unwrap();
+        assert_ne!(other, sandbox);
+        assert!(matches!(
+            a.allocate("y", |_| true),
+            Err(AllocError::Exhausted { .. })
+        ));
+        a.release("c1").unwrap();
+        assert!(a.allocate("y", |_| true).is_err());
+        let mut owners = a.owners().unwrap();
+        owners.sort();
+        assert_eq!(owners, vec!["c2", "x"]);
+        a.release("c2").unwrap();
+        assert_eq!(a.allocate("y", |_| true).unwrap(), sandbox);
+    }
+
+    #[test]
+    fn dead_sharers_are_reclaimed() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = UsernsConfig {
+            base: 100_000,
+            size: 1000,
+            count: 1,
+        };
+        let a = Allocator::new(d.path(), &cfg);
+        let r = a.allocate("pod", |_| true).unwrap();
+        a.share("pod", "c1").unwrap();
+        // The sandbox vanished (crash) but c1 lives: still taken.
+        assert!(a.allocate("n", |o| o == "c1").is_err());
+        // Both gone: reclaimed.
+        assert_eq!(a.allocate("n", |o| o == "n").unwrap(), r);
+        assert_eq!(a.owners().unwrap(), vec!["n"]);
+    }
+
+    #[test]
+    fn table_without_shared_field_still_reads() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("ranges.json"), r#"{"slots":{"0":"old"}}"#).unwrap();
+        let cfg = UsernsConfig {
+            base: 100_000,
+            size: 1000,
+            count: 2,
+        };
+        let a = Allocator::new(d.path(), &cfg);
+        assert_eq!(a.share("old", "c").unwrap().host_start, 100_000);
     }
 
     #[test]

@@ -64,7 +64,29 @@ pub struct NodeConfig {
     pub capabilities: CapsConfig,
     pub mounts: MountsConfig,
     pub namespaces: NamespacesConfig,
+    pub shim: ShimConfig,
 }
+
+/// Settings only `containerd-shim-ward-v2` reads.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShimConfig {
+    /// The shim's state root: containers of containerd namespace `<ns>` live in
+    /// `<state_dir>/<ns>` (as runc-v2 uses /run/containerd/runc/<ns>), with the uid range
+    /// table. Handlers whose configs name different state dirs must use disjoint
+    /// `[userns]` ranges: each table only knows its own.
+    pub state_dir: PathBuf,
+}
+
+impl Default for ShimConfig {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from(DEFAULT_SHIM_STATE_DIR),
+        }
+    }
+}
+
+pub const DEFAULT_SHIM_STATE_DIR: &str = "/run/containerd/ward";
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -117,6 +139,7 @@ impl Default for NodeConfig {
             capabilities: CapsConfig::default(),
             mounts: MountsConfig::default(),
             namespaces: NamespacesConfig::default(),
+            shim: ShimConfig::default(),
         }
     }
 }
@@ -186,6 +209,12 @@ impl NodeConfig {
             crate::harden::caps::normalize_cap(c)
                 .map_err(|_| format!("capabilities: unknown capability {c:?}"))?;
         }
+        if !self.shim.state_dir.is_absolute() {
+            return Err(format!(
+                "shim.state_dir: {} must be an absolute path",
+                self.shim.state_dir.display()
+            ));
+        }
         for ns in &self.namespaces.allow_host {
             if !matches!(ns.as_str(), "pid" | "network" | "ipc") {
                 return Err(format!(
@@ -222,6 +251,12 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("FOO"), "{e}");
         assert!(NodeConfig::load(Path::new("/nonexistent/w.toml"), false).is_ok());
+        assert_eq!(c.shim.state_dir, PathBuf::from("/run/containerd/ward"));
+        let c = NodeConfig::parse(Path::new("w.toml"), "[shim]\nstate_dir = \"/run/w\"\n").unwrap();
+        assert_eq!(c.shim.state_dir, PathBuf::from("/run/w"));
+        let e =
+            NodeConfig::parse(Path::new("w.toml"), "[shim]\nstate_dir = \"run/w\"\n").unwrap_err();
+        assert!(e.to_string().contains("shim.state_dir"), "{e}");
         assert!(NodeConfig::load(Path::new("/nonexistent/w.toml"), true).is_err());
     }
 }

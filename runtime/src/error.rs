@@ -34,6 +34,8 @@ pub enum Error {
     Sys(#[from] crate::sys::SysError),
     #[error(transparent)]
     Sandbox(#[from] crate::sandbox::SandboxError),
+    #[error(transparent)]
+    Pod(#[from] crate::pod::PodError),
     #[error("{op}: {source}")]
     Container {
         op: &'static str,

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod harden;
 pub mod id;
+pub mod pod;
 pub mod rootfs;
 pub mod runtime;
 pub mod sandbox;

@@ -21,6 +21,7 @@ use crate::config::{NodeConfig, DEFAULT_CONFIG_PATH};
 use crate::error::{io, Error, Result};
 use crate::harden::{self, HardenContext, HardenedSpec, Limits, Policy, Tmpfs};
 use crate::id::{ContainerId, Signal};
+use crate::pod;
 use crate::rootfs;
 use crate::sandbox::{SandboxPlan, WardExecutor};
 use crate::state::{State, WardState};
@@ -109,6 +110,7 @@ impl Drop for Cleanup<'_> {
         if let Some(p) = &self.prepared {
             let _ = p.undo();
         }
+        let _ = pod::undo_sysfs(&self.rt.ward_dir.join(self.id.as_str()));
         let _ = std::fs::remove_dir_all(self.rt.ward_dir.join(self.id.as_str()));
         let _ = self.rt.allocator().release(self.id.as_str());
     }
@@ -451,6 +453,7 @@ impl Runtime {
         let profile = self.select_profile(&spec)?;
         let policy = self.policy(&profile)?;
         let ctx = self.context(id, &spec);
+        let mut joins = pod::plan(&spec, id.as_str(), &ctx, |sid| self.pod_sandbox(sid))?;
         // The rootfs must exist before anything is allocated.
         let root_path = spec
             .root()
@@ -478,9 +481,12 @@ impl Runtime {
             cgroup_dirs: vec![],
             cgroup_leaf: None,
         };
-        let range = self
-            .allocator()
-            .allocate(id.as_str(), |o| o != id.as_str() && self.is_alive_owner(o))?;
+        let range = match &joins.sandbox {
+            Some(sb) => self.share_range(sb, id)?,
+            None => self
+                .allocator()
+                .allocate(id.as_str(), |o| o != id.as_str() && self.is_alive_owner(o))?,
+        };
         let HardenedSpec {
             mut spec,
             volumes,
@@ -520,6 +526,7 @@ impl Runtime {
                 mounts[*index].set_source(Some(src.clone()));
             }
         }
+        joins.rewrite(&mut spec, &wdir)?;
         let cgroup = spec
             .linux()
             .as_ref()
@@ -549,6 +556,8 @@ impl Runtime {
         .save(&wdir)
         .map_err(io("write", WardState::path(&wdir)))?;
 
+        // Ward enters a pod's host-owned network namespace itself; the clone inherits it.
+        let entered = joins.enter(&wdir)?;
         let container = self
             .builder(
                 id,
@@ -567,7 +576,9 @@ impl Runtime {
                 op: "create",
                 source,
             })?;
+        drop(entered);
         let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+        joins.verify(pid)?;
         cleanup.armed = false;
         Ok(pid)
     }
@@ -698,6 +709,7 @@ impl Runtime {
             ws.prepared.undo()?;
             remove_cgroup_dirs(&ws.created_cgroup_dirs);
         }
+        pod::undo_sysfs(&wdir)?;
         if wdir.exists() {
             std::fs::remove_dir_all(&wdir).map_err(io("remove", &wdir))?;
         }
@@ -943,6 +955,7 @@ impl Runtime {
         let userns = std::fs::File::open(&userns_path).map_err(io("open", &userns_path))?;
         let console = opts.console_socket.is_some();
         let r = sys::in_forked_child(|| {
+            pod::enter_inherited_netns(&spec, init_pid).map_err(|e| e.to_string())?;
             nix::sched::setns(&userns, nix::sched::CloneFlags::CLONE_NEWUSER)
                 .map_err(|e| format!("setns {}: {e}", userns_path.display()))?;
             builder
@@ -969,6 +982,41 @@ impl Runtime {
         });
         let _ = std::fs::remove_file(&pfile);
         r.map_err(Error::Exec)
+    }
+
+    /// The pod sandbox `sid` (annotation `io.kubernetes.cri.sandbox-id`), if it is a live Ward
+    /// container of this root; otherwise why not.
+    fn pod_sandbox(&self, sid: &str) -> std::result::Result<pod::PodSandbox, String> {
+        let not_ours = || format!("is not a Ward container in {}", self.root.display());
+        let id = ContainerId::new(sid).map_err(|_| not_ours())?;
+        let ws = self.ward_state(&id).map_err(|_| not_ours())?;
+        let c = self.load(&id).map_err(|_| not_ours())?;
+        let pid = match c.status() {
+            ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused => {
+                c.pid().map(|p| p.as_raw())
+            }
+            _ => None,
+        }
+        .ok_or_else(|| format!("is {} (no init process to join)", c.status()))?;
+        Ok(pod::PodSandbox {
+            id: sid.to_string(),
+            pid,
+            range: ws.range,
+        })
+    }
+
+    /// A pod container shares its sandbox's uid range (it joins the sandbox's user namespace).
+    fn share_range(&self, sb: &pod::PodSandbox, id: &ContainerId) -> Result<harden::IdRange> {
+        let range = self.allocator().share(&sb.id, id.as_str())?;
+        if range != sb.range {
+            // The table and the sandbox's state disagree: do not guess which uids it runs as.
+            self.allocator().release(id.as_str())?;
+            return Err(Error::Unsupported(format!(
+                "pod sandbox {}: its recorded uid range {}+{} is not the one the range table holds for it ({}+{})",
+                sb.id, sb.range.host_start, sb.range.size, range.host_start, range.size
+            )));
+        }
+        Ok(range)
     }
 
     /// Ids and uid ranges Ward currently holds (for leak checks).

@@ -43,6 +43,12 @@ pub enum SysError {
     },
     #[error("flock {path}: {errno}")]
     Flock { path: PathBuf, errno: Errno },
+    #[error("{op} {path}: {errno}")]
+    Namespace {
+        op: &'static str,
+        path: PathBuf,
+        errno: Errno,
+    },
 }
 
 fn cpath(p: &Path) -> CString {
@@ -394,4 +400,83 @@ pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     }
     // SAFETY: the kernel just returned this fd to us; nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A namespace file (`/proc/<pid>/ns/<kind>` or a bind-mounted one), opened read-only.
+pub fn open_ns(path: &Path) -> Result<OwnedFd, SysError> {
+    std::fs::File::options()
+        .read(true)
+        .open(path)
+        .map(OwnedFd::from)
+        .map_err(|source| SysError::Io {
+            op: "open",
+            path: path.into(),
+            source,
+        })
+}
+
+/// (st_dev, st_ino) of an open namespace file: its identity.
+pub fn ns_identity(fd: &OwnedFd, path: &Path) -> Result<(u64, u64), SysError> {
+    nix::sys::stat::fstat(fd.as_raw_fd())
+        .map(|st| (st.st_dev, st.st_ino))
+        .map_err(|errno| SysError::Namespace {
+            op: "fstat",
+            path: path.into(),
+            errno,
+        })
+}
+
+const NS_GET_USERNS: libc::c_ulong = 0xb701;
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// The kind of namespace `fd` refers to, as its `CLONE_NEW*` flag (ioctl NS_GET_NSTYPE).
+pub fn ns_type(fd: &OwnedFd, path: &Path) -> Result<libc::c_int, SysError> {
+    // SAFETY: NS_GET_NSTYPE takes no argument and only returns an integer.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
+    if r < 0 {
+        return Err(SysError::Namespace {
+            op: "ioctl(NS_GET_NSTYPE)",
+            path: path.into(),
+            errno: Errno::last(),
+        });
+    }
+    Ok(r)
+}
+
+/// The user namespace that owns the namespace `fd` (ioctl NS_GET_USERNS).
+pub fn ns_owner(fd: &OwnedFd, path: &Path) -> Result<OwnedFd, SysError> {
+    // SAFETY: NS_GET_USERNS takes no argument and returns a new fd we take sole ownership of.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_USERNS) };
+    if r < 0 {
+        return Err(SysError::Namespace {
+            op: "ioctl(NS_GET_USERNS)",
+            path: path.into(),
+            errno: Errno::last(),
+        });
+    }
+    // SAFETY: r is a fresh descriptor returned by the kernel and owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+}
+
+/// Move the calling thread into the namespace `fd` (setns(2) with the kind as a check).
+pub fn setns(fd: &OwnedFd, kind: nix::sched::CloneFlags, path: &Path) -> Result<(), SysError> {
+    nix::sched::setns(fd, kind).map_err(|errno| SysError::Namespace {
+        op: "setns",
+        path: path.into(),
+        errno,
+    })
+}
+
+/// A read-only sysfs at `target` for the calling thread's network namespace (sysfs tags its
+/// network class with the mounter's network namespace).
+pub fn mount_sysfs(target: &Path) -> Result<(), SysError> {
+    use nix::mount::MsFlags;
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    nix::mount::mount(Some("sysfs"), target, Some("sysfs"), flags, None::<&str>).map_err(|errno| {
+        SysError::Mount {
+            fstype: "sysfs".into(),
+            path: target.into(),
+            errno,
+        }
+    })
 }

@@ -95,7 +95,10 @@ fn runtime_kind(e: &ward_runtime::Error) -> Kind {
             Kind::InvalidArgument
         }
         // A policy refusal: the request is well-formed, the node does not allow it.
-        R::Policy(_) | R::ProfileNotAllowed { .. } | R::State { .. } => Kind::FailedPrecondition,
+        R::Policy(_)
+        | R::Pod(ward_runtime::pod::PodError::Policy(_))
+        | R::ProfileNotAllowed { .. }
+        | R::State { .. } => Kind::FailedPrecondition,
         R::Unsupported(_) => Kind::Unimplemented,
         _ => Kind::Internal,
     }

@@ -288,7 +288,8 @@ enum Drained {
 }
 
 fn copy_loop(src: &OwnedFd, dst: &OwnedFd, cancels: &[Arc<EventFd>]) {
-    let mut buf = vec![0u8; 32 * 1024];
+    // 16 KiB: stays resident while the copy runs (for the container's life).
+    let mut buf = vec![0u8; 16 * 1024];
     loop {
         let mut fds = vec![PollFd::new(src.as_fd(), PollFlags::POLLIN)];
         fds.extend(

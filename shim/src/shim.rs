@@ -13,6 +13,7 @@ use containerd_shim::api::DeleteResponse;
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::util::write_address;
 use containerd_shim::{socket_address, spawn, Config, ExitSignal, Flags, StartOpts};
+use containerd_shim_protos::{ttrpc, EventsClient};
 
 use crate::events::{timestamp, EventSink};
 use crate::launcher::client::Launcher;
@@ -60,6 +61,50 @@ pub fn grouping_id(config_json: &str, id: &str) -> String {
         })
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| id.to_string())
+}
+
+/// A client of containerd's events service at `$TTRPC_ADDRESS` (set by containerd).
+fn events_client() -> Result<EventsClient, String> {
+    let address = std::env::var("TTRPC_ADDRESS").map_err(|e| format!("TTRPC_ADDRESS: {e}"))?;
+    let url = if address.contains("://") {
+        address.clone()
+    } else {
+        format!("unix://{address}")
+    };
+    ttrpc::Client::connect(&url)
+        .map(EventsClient::new)
+        .map_err(|e| format!("connect {address}: {e}"))
+}
+
+/// The `delete` action also runs for a shim that died (SIGKILL, OOM kill): its socket, named
+/// in the bundle's `address` file, is then left behind. Remove it when nothing answers on it
+/// any more (connection refused); a socket some shim still serves is left alone.
+fn remove_stale_socket(bundle: &std::path::Path) {
+    let Ok(address) = std::fs::read_to_string(bundle.join("address")) else {
+        return;
+    };
+    let path = PathBuf::from(
+        address
+            .trim()
+            .strip_prefix("unix://")
+            .unwrap_or(address.trim()),
+    );
+    if !path.starts_with("/run/containerd/s") {
+        return;
+    }
+    match UnixStream::connect(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::info!(socket = %path.display(), "removed the dead shim's socket")
+                }
+                Err(e) => {
+                    tracing::warn!(socket = %path.display(), error = %e, "cannot remove the dead shim's socket")
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// True when a shim already serves `address` (e.g. the pod's sandbox shim).
@@ -118,6 +163,7 @@ impl containerd_shim::Shim for WardShim {
         client
             .call(request, Vec::new())
             .map_err(|e| containerd_shim::Error::Other(e.to_string()))?;
+        remove_stale_socket(&self.bundle);
         tracing::info!(id = %self.id, "delete action done");
         Ok(DeleteResponse {
             pid: 0,
@@ -132,7 +178,16 @@ impl containerd_shim::Shim for WardShim {
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
-        let events = EventSink::publisher(publisher, self.namespace.clone());
+        // Our own events client (see events.rs); the crate's publisher connection closes.
+        drop(publisher);
+        let client = match events_client() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot connect to containerd's events service");
+                std::process::exit(1);
+            }
+        };
+        let events = EventSink::publisher(client, self.namespace.clone());
         let (exit_tx, exit_rx) = channel::<(i32, i32)>();
         let exits = Arc::new(ExitTable::new(exit_tx.clone()));
         {

@@ -9,7 +9,8 @@ use crate::Ward;
 /// Deepest cgroup directory level searched below each hierarchy.
 const CGROUP_DEPTH: usize = 12;
 
-/// Owners in `<root>/.ward/ranges.json` (empty if the table does not exist).
+/// Holders in `<root>/.ward/ranges.json`: owners, and containers sharing an owner's range
+/// (pod containers in their sandbox's user namespace). Empty if the table does not exist.
 pub fn range_owners(root: &Path) -> Vec<String> {
     let path = root.join(".ward/ranges.json");
     let Ok(text) = std::fs::read_to_string(&path) else {
@@ -17,14 +18,19 @@ pub fn range_owners(root: &Path) -> Vec<String> {
     };
     let v: serde_json::Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{}: not JSON: {e}: {text}", path.display()));
-    v["slots"]
+    let owners = v["slots"]
         .as_object()
-        .map(|m| {
-            m.values()
-                .filter_map(|o| o.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(|o| o.as_str().map(str::to_string));
+    let sharers = v["shared"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(|a| a.as_array())
+        .flatten()
+        .filter_map(|o| o.as_str().map(str::to_string));
+    owners.chain(sharers).collect()
 }
 
 /// Slot number of `id` in the range table.

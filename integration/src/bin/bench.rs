@@ -8,7 +8,9 @@
 //!    and each container's init (runc: the shim; Ward: the shim and its
 //!    launcher). Target: ≤ 3 MiB PSS per pod.
 //!
-//! Env: `WARD_BENCH_RUNS` (default 30), `WARD_BENCH_PODS` (default 10).
+//! Env: `WARD_BENCH_RUNS` (default 30), `WARD_BENCH_PODS` (default 10),
+//! `WARD_BENCH_SMAPS=1` (print where one shim's memory is, by region),
+//! `WARD_BENCH_ONLY=ward` (skip the runc column).
 
 use std::collections::BTreeSet;
 use std::process::{ExitCode, Stdio};
@@ -104,6 +106,9 @@ fn memory_per_pod(c: &Containerd, rt: &str, pods: usize) -> Result<(f64, f64, us
             }
         }
     }
+    if std::env::var_os("WARD_BENCH_SMAPS").is_some() {
+        print_breakdown(&procs);
+    }
     let (mut pss, mut rss) = (0u64, 0u64);
     for &p in &procs {
         if let Some((ps, rs)) = procfs::pss_rss_kib(p) {
@@ -126,6 +131,31 @@ fn memory_per_pod(c: &Containerd, rt: &str, pods: usize) -> Result<(f64, f64, us
     ))
 }
 
+/// `WARD_BENCH_SMAPS=1`: where the memory of the first shim's processes is.
+fn print_breakdown(procs: &BTreeSet<u32>) {
+    let Some(&shim) = procs
+        .iter()
+        .find(|&&p| procfs::comm(p).is_some_and(|c| c.starts_with("containerd-shim")))
+    else {
+        return;
+    };
+    let mut group = vec![shim];
+    group.extend(procs.iter().filter(|&&p| procfs::ppid(p) == Some(shim)));
+    for p in group {
+        println!(
+            "  pid {p} {} ({} threads):",
+            procfs::comm(p).unwrap_or_default(),
+            procfs::threads(p).unwrap_or(0)
+        );
+        for r in procfs::smaps_breakdown(p) {
+            println!(
+                "    {:<10} PSS {:>6} KiB  RSS {:>6} KiB  private dirty {:>6} KiB",
+                r.name, r.pss, r.rss, r.private_dirty
+            );
+        }
+    }
+}
+
 fn main() -> ExitCode {
     if let Some(why) = containerd::skip_reason() {
         println!("SKIP: ward-bench: {why}");
@@ -134,6 +164,9 @@ fn main() -> ExitCode {
     let runs = env_usize("WARD_BENCH_RUNS", 30);
     let pods = env_usize("WARD_BENCH_PODS", 10);
     let mut runtimes = vec![RUNC_RUNTIME];
+    if std::env::var("WARD_BENCH_ONLY").is_ok_and(|v| v == "ward") {
+        runtimes.clear();
+    }
     match containerd::ward_shim_status() {
         Ok(()) => runtimes.push(WARD_RUNTIME),
         Err(why) => println!("SKIP: ward column: {why}"),
@@ -171,7 +204,12 @@ fn main() -> ExitCode {
         };
         println!("| {rt} | {s} | {p} | {r} | {n} |");
     }
-    if let (Some(Ok(runc)), Some(Ok(ward))) = (start.first(), start.get(1)) {
+    let at = |rt: &str| runtimes.iter().position(|r| *r == rt);
+    let (runc_i, ward_i) = (at(RUNC_RUNTIME), at(WARD_RUNTIME));
+    if let (Some(Ok(runc)), Some(Ok(ward))) = (
+        runc_i.and_then(|i| start.get(i)),
+        ward_i.and_then(|i| start.get(i)),
+    ) {
         let ratio = ward.as_secs_f64() / runc.as_secs_f64();
         println!();
         println!(
@@ -179,7 +217,7 @@ fn main() -> ExitCode {
             if ratio <= 0.8 { "met" } else { "NOT met" }
         );
     }
-    if let Some(Ok((pss, _, _))) = mem.get(1) {
+    if let Some(Ok((pss, _, _))) = ward_i.and_then(|i| mem.get(i)) {
         println!(
             "ward shim PSS per pod: {:.2} MiB (target ≤ 3 MiB: {})",
             pss / 1024.0,

@@ -100,7 +100,11 @@ pub struct HardenContext {
 }
 
 impl HardenContext {
-    fn host_namespace(&self, t: LinuxNamespaceType, path: &Path) -> Result<bool, String> {
+    pub(crate) fn host_namespace(
+        &self,
+        t: LinuxNamespaceType,
+        path: &Path,
+    ) -> Result<bool, String> {
         match self.path_ns.get(path) {
             None => Err(format!("{} was not inspected", path.display())),
             Some(Err(e)) => Err(format!("{}: {e}", path.display())),

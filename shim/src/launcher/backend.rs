@@ -4,7 +4,7 @@
 //! exists only for plumbing tests (`feature = "testing"`).
 
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::protocol::{CgroupPaths, CgroupStats};
 use crate::error::Result;
@@ -44,7 +44,9 @@ pub trait Backend {
     fn exec(&mut self, args: ExecArgs) -> Result<i32>;
     fn kill(&mut self, id: &str, signal: i32, all: bool) -> Result<()>;
     /// Force-deletes the container; a container that does not exist is not an error.
-    fn delete(&mut self, id: &str) -> Result<()>;
+    /// `bundle` is containerd's bundle dir (what `create` recorded there tells a fresh
+    /// launcher, in the `delete` action, which node config and state root apply).
+    fn delete(&mut self, id: &str, bundle: &Path) -> Result<()>;
     fn pause(&mut self, id: &str) -> Result<()>;
     fn resume(&mut self, id: &str) -> Result<()>;
     fn update(&mut self, id: &str, resources: &serde_json::Value) -> Result<()>;
@@ -65,8 +67,8 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     fn kill(&mut self, id: &str, signal: i32, all: bool) -> Result<()> {
         (**self).kill(id, signal, all)
     }
-    fn delete(&mut self, id: &str) -> Result<()> {
-        (**self).delete(id)
+    fn delete(&mut self, id: &str, bundle: &Path) -> Result<()> {
+        (**self).delete(id, bundle)
     }
     fn pause(&mut self, id: &str) -> Result<()> {
         (**self).pause(id)

@@ -39,9 +39,39 @@ pub fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Resul
     }
 }
 
+/// Length of the next datagram, without taking it (MSG_PEEK | MSG_TRUNC). Sizing the buffer
+/// to the message matters for memory: a zero-filled MAX_MESSAGE buffer per message kept
+/// ~0.4 MiB of the heap resident in every shim and launcher.
+fn next_len(sock: BorrowedFd<'_>) -> Result<Option<usize>> {
+    loop {
+        match nix::sys::socket::recv(
+            sock.as_raw_fd(),
+            &mut [],
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC,
+        ) {
+            Ok(n) => return Ok(Some(n)),
+            Err(nix::Error::EINTR) => continue,
+            Err(nix::Error::ECONNRESET) => return Ok(None),
+            Err(e) => {
+                return Err(Error::Sys {
+                    op: "recv(MSG_PEEK)",
+                    source: e,
+                })
+            }
+        }
+    }
+}
+
 /// Receives one message. `Ok(None)` is end of stream (the peer closed).
 pub fn recv(sock: BorrowedFd<'_>) -> Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
-    let mut buf = vec![0u8; MAX_MESSAGE];
+    let Some(len) = next_len(sock)? else {
+        return Ok(None);
+    };
+    if len > MAX_MESSAGE {
+        return Err(Error::Protocol(format!("message of {len} bytes too large")));
+    }
+    // One spare byte: a datagram that grew since the peek shows up as MSG_TRUNC.
+    let mut buf = vec![0u8; len + 1];
     let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS]);
     loop {
         let mut iov = [IoSliceMut::new(&mut buf)];
@@ -116,5 +146,24 @@ mod tests {
         assert_eq!(out, "x");
         drop(a);
         assert!(recv(b.as_fd()).unwrap().is_none());
+    }
+
+    #[test]
+    fn messages_of_any_size_up_to_the_limit() {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        for size in [1, 4095, 4096, 70_000] {
+            let msg: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            send(a.as_fd(), &msg, &[]).unwrap();
+            let (got, fds) = recv(b.as_fd()).unwrap().unwrap();
+            assert_eq!(got, msg);
+            assert!(fds.is_empty());
+        }
+        assert!(send(a.as_fd(), &vec![0u8; MAX_MESSAGE + 1], &[]).is_err());
     }
 }

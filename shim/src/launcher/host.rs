@@ -222,7 +222,7 @@ impl Backend for HostBackend {
         kill(Pid::from_raw(target), signal(sig)?).map_err(Error::sys("kill"))
     }
 
-    fn delete(&mut self, id: &str) -> Result<()> {
+    fn delete(&mut self, id: &str, _bundle: &std::path::Path) -> Result<()> {
         if let Some(c) = self.containers.remove(id) {
             let _ = kill(Pid::from_raw(-c.pid), Signal::SIGKILL);
         }

@@ -7,6 +7,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+use ward_runtime::config::{NodeConfig, DEFAULT_CONFIG_PATH};
+
 use ward_runtime::libcgroups;
 use ward_runtime::libcgroups::common::CgroupSetup;
 use ward_runtime::oci_spec::runtime::{LinuxResources, Process};
@@ -19,33 +22,76 @@ use crate::error::{Error, Result};
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 pub struct WardBackend {
-    root: PathBuf,
+    /// containerd namespace: containers live in `<shim.state_dir>/<namespace>`.
+    namespace: String,
     /// One runtime per node config path (`None`: the node default).
     runtimes: HashMap<Option<PathBuf>, Runtime>,
     /// Which node config each container was created with.
     configs: HashMap<String, Option<PathBuf>>,
 }
 
+/// What `create` records in containerd's bundle dir, for the `delete` action of a shim that
+/// did not create the container (after a crash): which node config and state root it used.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Record {
+    config_path: Option<PathBuf>,
+    root: PathBuf,
+}
+
+const RECORD_FILE: &str = "ward-shim.json";
+
+/// containerd's namespace rule (`[A-Za-z0-9][A-Za-z0-9._-]*`): it becomes a path component.
+fn check_namespace(ns: &str) -> Result<()> {
+    let ok = ns.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+        && ns
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "containerd namespace {ns:?}: not a valid namespace name"
+        )))
+    }
+}
+
 impl WardBackend {
-    /// `root` is the runtime's state directory for this containerd namespace.
-    pub fn new(root: PathBuf) -> Result<Self> {
+    pub fn new(namespace: &str) -> Result<Self> {
+        check_namespace(namespace)?;
         Ok(Self {
-            root,
+            namespace: namespace.to_string(),
             runtimes: HashMap::new(),
             configs: HashMap::new(),
         })
     }
 
+    /// The state root for containers created with `config_path` (the node config's
+    /// `shim.state_dir`, default /run/containerd/ward, plus the namespace).
+    fn root_for(&self, config_path: Option<&Path>) -> Result<PathBuf> {
+        let node = match config_path {
+            Some(p) => NodeConfig::load(p, true),
+            None => NodeConfig::load(Path::new(DEFAULT_CONFIG_PATH), false),
+        }
+        .map_err(ward_runtime::Error::from)?;
+        Ok(node.shim.state_dir.join(&self.namespace))
+    }
+
     fn runtime_for(&mut self, config_path: Option<PathBuf>) -> Result<&Runtime> {
         if !self.runtimes.contains_key(&config_path) {
-            let rt = Runtime::new(RuntimeOptions {
-                root: self.root.clone(),
-                config_path: config_path.clone(),
-                ..Default::default()
-            })?;
-            self.runtimes.insert(config_path.clone(), rt);
+            let root = self.root_for(config_path.as_deref())?;
+            self.insert_runtime(config_path.clone(), root)?;
         }
         Ok(&self.runtimes[&config_path])
+    }
+
+    fn insert_runtime(&mut self, config_path: Option<PathBuf>, root: PathBuf) -> Result<()> {
+        let rt = Runtime::new(RuntimeOptions {
+            root,
+            config_path: config_path.clone(),
+            ..Default::default()
+        })?;
+        self.runtimes.insert(config_path, rt);
+        Ok(())
     }
 
     /// The runtime a container was created with (the default one for a
@@ -162,6 +208,16 @@ impl Backend for WardBackend {
     fn create(&mut self, args: CreateArgs) -> Result<(i32, CgroupPaths)> {
         let id = cid(&args.id)?;
         let rt = self.runtime_for(args.config_path.clone())?;
+        let record = Record {
+            config_path: args.config_path.clone(),
+            root: rt.root().to_path_buf(),
+        };
+        let record_path = args.bundle.join(RECORD_FILE);
+        std::fs::write(
+            &record_path,
+            serde_json::to_vec(&record).expect("serializable"),
+        )
+        .map_err(Error::io("write", &record_path))?;
         let pid = rt.create(
             &id,
             CreateOptions {
@@ -210,8 +266,20 @@ impl Backend for WardBackend {
         Ok(self.runtime(id)?.kill(&cid, sig, all)?)
     }
 
-    fn delete(&mut self, id: &str) -> Result<()> {
+    fn delete(&mut self, id: &str, bundle: &Path) -> Result<()> {
         let cid = cid(id)?;
+        if !self.configs.contains_key(id) {
+            // Not created by this launcher (the `delete` action): use what create recorded.
+            if let Ok(bytes) = std::fs::read(bundle.join(RECORD_FILE)) {
+                let r: Record = serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::InvalidArgument(format!("{}: {e}", bundle.join(RECORD_FILE).display()))
+                })?;
+                if self.runtimes.get(&r.config_path).map(|rt| rt.root()) != Some(&r.root) {
+                    self.insert_runtime(r.config_path.clone(), r.root)?;
+                }
+                self.configs.insert(id.to_string(), r.config_path);
+            }
+        }
         self.runtime(id)?.delete(&cid, true)?;
         self.configs.remove(id);
         Ok(())
@@ -263,6 +331,32 @@ mod tests {
         assert_eq!(c.memory.usage, 100);
         assert_eq!(c.memory_stat["rss"], 5);
         assert!(!c.unified);
+    }
+
+    #[test]
+    fn namespaces_that_cannot_be_path_components_are_refused() {
+        for ok in ["default", "k8s.io", "moby", "a-b_c.d"] {
+            assert!(WardBackend::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "..", ".hidden", "a/b", "../etc", "a b"] {
+            assert!(WardBackend::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn state_root_comes_from_the_node_config() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = d.path().join("ward.toml");
+        std::fs::write(&cfg, "[shim]\nstate_dir = \"/run/ward-test-x\"\n").unwrap();
+        let b = WardBackend::new("k8s.io").unwrap();
+        assert_eq!(
+            b.root_for(Some(&cfg)).unwrap(),
+            PathBuf::from("/run/ward-test-x/k8s.io")
+        );
+        // A ConfigPath that does not exist is an error, not a silent default.
+        assert!(b.root_for(Some(&d.path().join("missing.toml"))).is_err());
+        std::fs::write(&cfg, "[shim]\nstate_dir = \"relative\"\n").unwrap();
+        assert!(b.root_for(Some(&cfg)).is_err());
     }
 
     #[test]
