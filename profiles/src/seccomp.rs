@@ -54,10 +54,12 @@ pub const NOTIFY_PROTOCOL_SYSCALLS: &[&str] = &[
 pub enum Mode {
     /// Deny in the kernel with the profile's action.
     Enforce,
-    /// As Enforce for allowed calls (kernel fast path) and kills; calls the profile
-    /// answers with an errno go to the user-notification supervisor, which logs them and
-    /// replies with the profile's errno (see [`evaluate`]). Install with
-    /// `SECCOMP_FILTER_FLAG_NEW_LISTENER`.
+    /// Allowed calls stay in the kernel (fast path, the action cache keeps them free);
+    /// calls the profile answers with an errno or `kill` go to the user-notification
+    /// supervisor, which reports them and replies with the profile's errno, or kills the
+    /// caller (see [`evaluate`](crate::evaluate)). Install with
+    /// `SECCOMP_FILTER_FLAG_NEW_LISTENER`. Without a listener the kernel fails notified
+    /// calls with ENOSYS: they stay refused.
     EnforceAndReport,
     /// Learn mode: every call except [`NOTIFY_PROTOCOL_SYSCALLS`] goes to the supervisor,
     /// which records it and lets it continue. The profile is ignored.
@@ -347,14 +349,14 @@ pub fn compile_seccomp(
     })
 }
 
-/// Compile a policy to one program. With `notify`, errno results become USER_NOTIF.
+/// Compile a policy to one program. With `notify`, errno and kill results become USER_NOTIF.
 pub(crate) fn compile_policy(
     policy: &SeccompPolicy,
     arch: Arch,
     notify: bool,
 ) -> Result<BpfProgram, ProfileError> {
     let marker = |a: Action| match a {
-        Action::Errno(_) if notify => SeccompAction::Trap,
+        Action::Errno(_) | Action::Kill if notify => SeccompAction::Trap,
         other => other.to_seccompiler(),
     };
     // Key: the seccompiler action the filter returns on match (as u32 for ordering).
@@ -369,7 +371,7 @@ pub(crate) fn compile_policy(
             if a == Action::Allow {
                 allow.always(nr);
             } else {
-                let key = if notify && matches!(a, Action::Errno(_)) {
+                let key = if notify && matches!(a, Action::Errno(_) | Action::Kill) {
                     (1, 0)
                 } else {
                     order(a)
@@ -385,7 +387,7 @@ pub(crate) fn compile_policy(
             if r.action == Action::Allow {
                 allow.add(nr, rules);
             } else {
-                let key = if notify && matches!(r.action, Action::Errno(_)) {
+                let key = if notify && matches!(r.action, Action::Errno(_) | Action::Kill) {
                     (1, 0)
                 } else {
                     order(r.action)

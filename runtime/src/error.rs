@@ -34,6 +34,8 @@ pub enum Error {
     Sys(#[from] crate::sys::SysError),
     #[error(transparent)]
     Sandbox(#[from] crate::sandbox::SandboxError),
+    #[error(transparent)]
+    Supervisor(#[from] crate::supervisor::SupervisorError),
     #[error("{op}: {source}")]
     Container {
         op: &'static str,
