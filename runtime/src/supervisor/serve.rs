@@ -23,6 +23,9 @@ pub const EVENT_BURST: f64 = 100.0;
 /// reported as one "N denials suppressed" line at most once a second.
 pub const EVENT_RATE: f64 = 20.0;
 
+/// How often a "N denials suppressed" line may be written.
+const SUMMARY_EVERY: Duration = Duration::from_secs(1);
+
 /// Syscalls whose arguments learn mode keeps (the draft writes argument rules for them).
 const ARG_FILTERED: &[&str] = &["clone", "socket", "ioctl", "personality", "prctl"];
 const MAX_ARG_SETS: usize = 256;
@@ -301,14 +304,20 @@ impl Server {
                 slots.push(Slot::Listener(i));
                 fds.push(pollfd(l.as_raw_fd()));
             }
-            let timeout = if self.suppressed > 0 { 1000 } else { -1 };
+            // With denials suppressed, wake up when their summary line is due.
+            let timeout = if self.suppressed > 0 {
+                SUMMARY_EVERY
+                    .saturating_sub(self.last_summary.elapsed())
+                    .as_millis() as i32
+                    + 1
+            } else {
+                -1
+            };
             if sn::poll(&mut fds, timeout).is_err() {
                 self.error("poll failed");
                 break;
             }
-            if self.suppressed > 0 && self.last_summary.elapsed() >= Duration::from_secs(1) {
-                self.flush_suppressed();
-            }
+            self.summary_if_due();
             let mut drop_conns = BTreeSet::new();
             let mut drop_listeners = BTreeSet::new();
             let mut stop = false;
@@ -419,7 +428,7 @@ impl Server {
             self.suppressed += 1;
             return;
         }
-        self.flush_suppressed();
+        self.summary_if_due();
         let name = self.arch.syscall_name(nr).map(str::to_string);
         let ev = Event {
             time: now_rfc3339(),
@@ -436,6 +445,13 @@ impl Server {
             message: None,
         };
         self.emit(&ev);
+    }
+
+    /// At most one "N denials suppressed" line a second (and one at exit).
+    fn summary_if_due(&mut self) {
+        if self.suppressed > 0 && self.last_summary.elapsed() >= SUMMARY_EVERY {
+            self.flush_suppressed();
+        }
     }
 
     fn flush_suppressed(&mut self) {
