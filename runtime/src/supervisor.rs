@@ -139,7 +139,8 @@ pub struct Config<'a> {
 pub fn spawn(cfg: &Config<'_>) -> Result<Connection, SupervisorError> {
     let sock_path = cfg.dir.join(SOCKET);
     let _ = std::fs::remove_file(&sock_path);
-    let listening = UnixListener::bind(&sock_path).map_err(io_err("bind", &sock_path))?;
+    let listening =
+        via_short_path(cfg.dir, |p| UnixListener::bind(p)).map_err(io_err("bind", &sock_path))?;
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o600))
@@ -211,13 +212,32 @@ pub fn spawn(cfg: &Config<'_>) -> Result<Connection, SupervisorError> {
                 serde_json::to_vec(&record).expect("serializable"),
             )
             .map_err(io_err("write", &pid_path))?;
-            let stream = UnixStream::connect(&sock_path).map_err(io_err("connect", &sock_path))?;
+            let stream = via_short_path(cfg.dir, |p| UnixStream::connect(p))
+                .map_err(io_err("connect", &sock_path))?;
             Ok(Connection {
                 stream,
                 mode: cfg.mode,
             })
         }
     }
+}
+
+/// Call `f` with a path to `dir/notify.sock` that fits a unix socket address (108 bytes):
+/// the path itself, or the same file reached through `/proc/self/fd/<dirfd>/` when the state
+/// dir's path is too long (podman's 64-hex ids under a long --root).
+fn via_short_path<T>(
+    dir: &Path,
+    f: impl FnOnce(&Path) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    let full = dir.join(SOCKET);
+    if full.as_os_str().len() < 100 {
+        return f(&full);
+    }
+    let d = std::fs::File::open(dir)?;
+    f(&PathBuf::from(format!(
+        "/proc/self/fd/{}/{SOCKET}",
+        d.as_raw_fd()
+    )))
 }
 
 fn stderr_for_log() -> Option<std::fs::File> {
@@ -327,7 +347,8 @@ pub fn connect(dir: &Path) -> Result<Option<Connection>, SupervisorError> {
         return Ok(None);
     };
     let sock_path = dir.join(SOCKET);
-    let stream = UnixStream::connect(&sock_path).map_err(io_err("connect", &sock_path))?;
+    let stream =
+        via_short_path(dir, |p| UnixStream::connect(p)).map_err(io_err("connect", &sock_path))?;
     Ok(Some(Connection { stream, mode }))
 }
 
