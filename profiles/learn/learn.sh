@@ -7,6 +7,8 @@
 #
 #   profiles/learn/learn.sh nginx         OUT.toml   # nginx from `apt-get download nginx`
 #   profiles/learn/learn.sh python-worker OUT.toml   # the host's Debian python3
+#   CHECK=nginx profiles/learn/learn.sh nginx OUT   # run the workload under a profile instead,
+#                                                   # list its denials, fail on any
 #
 # Needs root, busybox-static, python3 (Debian), apt (for nginx). Environment: WARD (the
 # ward binary, default `ward` on PATH). The workload talks to itself over 127.0.0.1 only:
@@ -66,12 +68,12 @@ http {
   uwsgi_temp_path /tmp/uwsgi; scgi_temp_path /tmp/scgi;
   sendfile on; tcp_nopush on; gzip on; gzip_types text/plain; keepalive_timeout 5;
   server {
-    listen 127.0.0.1:18080;
+    listen 127.0.0.1:8080;
     root /srv/www;
-    location /proxy/ { proxy_pass http://127.0.0.1:18081/; }
-    location /upload { client_max_body_size 1m; proxy_pass http://127.0.0.1:18081/; }
+    location /proxy/ { proxy_pass http://127.0.0.1:8080/backend/; }
+    location /upload { client_max_body_size 1m; proxy_pass http://127.0.0.1:8080/backend/; }
+    location /backend/ { return 200 "backend\n"; }
   }
-  server { listen 127.0.0.1:18081; location / { return 200 "backend\n"; } }
 }
 CONF
   UID_GID=33
@@ -80,15 +82,15 @@ nginx -t -e stderr -c /etc/nginx/nginx.conf
 nginx -e stderr -c /etc/nginx/nginx.conf
 sleep 0.5
 for i in 1 2 3; do
-  wget -q -O - http://127.0.0.1:18080/index.html
-  wget -q -O /dev/null http://127.0.0.1:18080/big.txt
-  wget -q -O - http://127.0.0.1:18080/proxy/x
-  wget -q -O - --post-data=hello http://127.0.0.1:18080/upload
-  wget -q -O /dev/null http://127.0.0.1:18080/missing || true
+  wget -q -O - http://127.0.0.1:8080/index.html
+  wget -q -O /dev/null http://127.0.0.1:8080/big.txt
+  wget -q -O - http://127.0.0.1:8080/proxy/x
+  wget -q -O - --post-data=hello http://127.0.0.1:8080/upload
+  wget -q -O /dev/null http://127.0.0.1:8080/missing || true
 done
 nginx -e stderr -c /etc/nginx/nginx.conf -s reload
 sleep 0.5
-wget -q -O - http://127.0.0.1:18080/index.html
+wget -q -O - http://127.0.0.1:8080/index.html
 nginx -e stderr -c /etc/nginx/nginx.conf -s quit
 sleep 1
 echo nginx-workload-done'
@@ -171,5 +173,32 @@ cfg = {
 json.dump(cfg, open(bundle + "/config.json", "w"), indent=1)
 PY
 printf 'allowed_profiles = ["default", "record"]\n[namespaces]\nallow_host = ["network"]\n' >"$WORK/ward.toml"
+if [ -n "${CHECK:-}" ]; then
+  # Check mode: run the same workload under profile $CHECK (report mode) and list what
+  # it denied; non-zero if the workload failed or anything was denied.
+  LOG=$WORK/ward.log
+  set +e
+  "$WARD" ${WARD_FLAGS:-} --root "$ROOT" --config "$WORK/ward.toml" --profile "$CHECK" \
+    --log "$LOG" --log-format json run --bundle "$B" "learn-$WORKLOAD" >"$OUT"
+  code=$?
+  set -e
+  # ENOSYS answers (clone3, glibc falls back to clone) are compatibility, not denials.
+  denials=$(python3 - "$LOG" <<'PY'
+import json, sys
+n = 0
+for l in open(sys.argv[1]):
+    if '"type":"seccomp-denial"' not in l:
+        continue
+    e = json.loads(l)
+    if e["action"] != "errno:ENOSYS":
+        n += 1
+        print("denied:", e["syscall"], e["args"][:3], e["action"], file=sys.stderr)
+print(n)
+PY
+)
+  echo "learn.sh: $WORKLOAD under $CHECK: exit $code, $denials denial(s)" >&2
+  [ "$code" = 0 ] && [ "$denials" = 0 ]
+  exit
+fi
 "$WARD" ${WARD_FLAGS:-} --root "$ROOT" --config "$WORK/ward.toml" profile record --bundle "$B" -o "$OUT" \
   --name "$WORKLOAD" --id "learn-$WORKLOAD" --recording "${OUT%.toml}.recording.json"

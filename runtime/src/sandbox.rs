@@ -106,10 +106,13 @@ pub fn apply_landlock(plan: &LandlockPlan) -> Result<(), SandboxError> {
         .set_compatibility(CompatLevel::HardRequirement)
         .handle_access(AccessFs::from_all(abi))
         .map_err(err)?;
-    if needs_net(plan) {
-        ruleset = ruleset
-            .handle_access(AccessNet::from_all(ABI::V4))
-            .map_err(err)?;
+    // Handle (restrict) only the TCP operations the plan limits: a plan that limits binds
+    // but allows any connect must not deny every connect.
+    if plan.tcp_bind.is_some() {
+        ruleset = ruleset.handle_access(AccessNet::BindTcp).map_err(err)?;
+    }
+    if plan.tcp_connect.is_some() {
+        ruleset = ruleset.handle_access(AccessNet::ConnectTcp).map_err(err)?;
     }
     let mut created = ruleset.create().map_err(err)?;
     for rule in &plan.rules {

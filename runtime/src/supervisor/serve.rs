@@ -223,6 +223,8 @@ pub(crate) struct Server {
     bucket: Bucket,
     suppressed: u64,
     last_summary: Instant,
+    enosys_logged: BTreeSet<u32>,
+    enosys_repeats: u64,
     recording: Recording,
 }
 
@@ -256,6 +258,8 @@ impl Server {
             bucket: Bucket::new(EVENT_BURST, EVENT_RATE),
             suppressed: 0,
             last_summary: Instant::now(),
+            enosys_logged: BTreeSet::new(),
+            enosys_repeats: 0,
             recording: Recording {
                 arch: arch.as_str().to_string(),
                 ..Default::default()
@@ -424,6 +428,13 @@ impl Server {
     }
 
     fn report(&mut self, pid: u32, nr: u32, args: &[u64; 6], action: Action) {
+        // ENOSYS is a compatibility answer (clone3: glibc falls back to clone, whose flags
+        // the filter can check), given on every thread creation: log it once per syscall,
+        // count the repeats.
+        if action == Action::Errno(libc::ENOSYS as u32) && !self.enosys_logged.insert(nr) {
+            self.enosys_repeats += 1;
+            return;
+        }
         if !self.bucket.take_at(Instant::now()) {
             self.suppressed += 1;
             return;
@@ -560,6 +571,31 @@ impl Server {
 
     fn finish(&mut self) {
         self.flush_suppressed();
+        if self.enosys_repeats > 0 {
+            let names: Vec<String> = self
+                .enosys_logged
+                .iter()
+                .map(|nr| {
+                    self.arch
+                        .syscall_name(*nr)
+                        .map_or_else(|| format!("#{nr}"), str::to_string)
+                })
+                .collect();
+            let ev = Event {
+                time: now_rfc3339(),
+                kind: "seccomp-enosys-repeats".into(),
+                id: self.id.clone(),
+                profile: self.profile.name().to_string(),
+                suppressed: Some(self.enosys_repeats),
+                message: Some(format!(
+                    "{} more ENOSYS answers to {} (logged once each)",
+                    self.enosys_repeats,
+                    names.join(", ")
+                )),
+                ..empty_event()
+            };
+            self.emit(&ev);
+        }
         if self.mode == Mode::Record {
             let path = self.dir.join(super::RECORDING_FILE);
             let tmp = self.dir.join(".recording.json.tmp");
