@@ -36,7 +36,7 @@ use ward_profiles::{Mode, Profile};
 
 use crate::sys::notify as sn;
 
-pub use serve::{Event, Recording};
+pub use serve::{Event, Recording, EVENT_BURST, EVENT_RATE};
 
 /// Denial events of one container, one JSON object a line.
 pub const EVENTS_FILE: &str = "events.jsonl";
