@@ -282,6 +282,10 @@ fn detach_and_serve(server: serve::Server, listening: UnixListener, ready: Owned
                     let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
                 }
             }
+            // Do not pin the caller's cwd (a bundle dir that is unmounted later).
+            if std::env::set_current_dir("/").is_err() {
+                return 1;
+            }
             if drop_privileges().is_err() {
                 return 1;
             }

@@ -466,3 +466,37 @@ fn record_profile_by_annotation_when_the_node_allows_it() {
     ward.ok(&["delete", "--force", id.as_str()]);
     ward_tests::assert_no_leftovers(&ward, &id);
 }
+
+/// A `kill` rule in report mode: the supervisor kills the caller (the call never runs) and
+/// reports it with action "kill"; the shell that started it goes on.
+#[test]
+fn kill_rule_kills_the_caller_and_is_reported() {
+    require_root!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profile = dir.path().join("killer.toml");
+    std::fs::write(
+        &profile,
+        "name = \"killer\"\nextends = \"default\"\n[seccomp]\nkill = [\"syslog\"]\n",
+    )
+    .expect("write profile");
+    let (ward, log) = ward_with_log(&["--profile", profile.to_str().expect("utf8")]);
+    let b = bundle_with_helper(
+        "/bin/ward-syscall syslog 0xffffffff; echo \"rc=$?\"; /bin/ward-syscall unshare 0x10000000",
+    );
+    let id = unique_id("killrule");
+    let out = ward.run(&b, &id);
+    assert!(out.success(), "{out}");
+    assert!(out.stdout.contains("rc=137"), "SIGKILL expected:\n{out}");
+    assert!(
+        !out.stdout.contains("syslog "),
+        "the call must not return:\n{out}"
+    );
+    assert!(out.stdout.contains("unshare errno=EPERM"), "{out}");
+    let d = logged_denials(log.path(), &id);
+    assert!(
+        d.iter()
+            .any(|v| v["syscall"] == "syslog" && v["action"] == "kill" && v["profile"] == "killer"),
+        "{d:?}"
+    );
+    ward_tests::assert_no_leftovers(&ward, &id);
+}

@@ -109,9 +109,21 @@ fn main() {
     let enforce = compile_seccomp(&default, arch, Mode::Enforce).expect("compile");
     let report = compile_seccomp(&default, arch, Mode::EnforceAndReport).expect("compile");
     let restricted_prog = compile_seccomp(&restricted, arch, Mode::Enforce).expect("compile");
+    // The floor of any seccomp filter: a one-instruction "allow everything" program puts
+    // the task on the kernel's seccomp entry path without any BPF of ours.
+    let allow_all: Vec<ward_profiles::SeccompProgram> = vec![ward_profiles::SeccompProgram {
+        filters: vec![vec![seccompiler_allow()]],
+    }];
     let mut inst = vec![];
     let mut inst_listener = vec![];
+    let mut inst_floor = vec![];
     for _ in 0..50 {
+        let a = allow_all.clone();
+        inst_floor.push(in_child(move || {
+            let t = Instant::now();
+            install(&a);
+            t.elapsed().as_secs_f64() * 1e6
+        }));
         let e = enforce.clone();
         inst.push(in_child(move || {
             let t = Instant::now();
@@ -128,20 +140,16 @@ fn main() {
             v
         }));
     }
-    let (inst, inst_listener) = (median(inst), median(inst_listener));
+    let (inst, inst_listener, inst_floor) =
+        (median(inst), median(inst_listener), median(inst_floor));
 
     // 3. getppid loop
     let n = 2_000_000;
-    // The floor of any seccomp filter: a one-instruction "allow everything" program puts
-    // the task on the kernel's seccomp entry path without any BPF of ours.
-    let allow_all: Vec<ward_profiles::SeccompProgram> = vec![ward_profiles::SeccompProgram {
-        filters: vec![vec![seccompiler_allow()]],
-    }];
     let mut base = vec![];
     let mut floor = vec![];
     let mut under_default = vec![];
     let mut under_restricted = vec![];
-    for _ in 0..5 {
+    for _ in 0..11 {
         base.push(in_child(|| loop_ns(libc::SYS_getppid, 0, n)));
         let a = allow_all.clone();
         floor.push(in_child(move || {
@@ -213,6 +221,12 @@ fn main() {
         us(inst),
         us(inst_listener),
         inst_listener / inst
+    );
+    println!(
+        "| install a 1-insn allow-all filter (the kernel's fixed cost), median of 50 | {} | `default` {} | {:.2}x |",
+        us(inst_floor),
+        us(inst),
+        inst / inst_floor
     );
     println!(
         "| compile + install (target <= 200 µs) | {} | cached + install {} | {} |",

@@ -47,7 +47,7 @@ pub enum ProfileCommand {
     },
     /// Learn mode: run a bundle under the `record` profile and write a draft profile.
     Record(super::profile_record::RecordArgs),
-    /// Run CMD in a busybox container under `--profile P` and print each denial.
+    /// Run CMD in a busybox container under `--profile P` (default: the node default) and print each denial.
     Test(super::profile_test::TestArgs),
     /// Print a profile as OCI `linux.seccomp` JSON (runc, crun, Kubernetes localhost/).
     Export {

@@ -1,12 +1,12 @@
 //! `ward profile test --profile P -- CMD...`: run CMD in a throwaway busybox container (or
-//! `--rootfs DIR`) under profile P in report mode, then print each denial the container's
-//! supervisor reported. Exits with CMD's exit code.
+//! `--rootfs DIR`) under profile P (default: the node's default profile) in report mode, then
+//! print each denial the container's supervisor reported. Exits with CMD's exit code.
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use ward_runtime::oci_spec::runtime::{RootBuilder, Spec};
 use ward_runtime::{supervisor, ContainerId, CreateOptions};
@@ -65,16 +65,16 @@ impl Drop for TempDir {
 }
 
 pub fn run(g: &GlobalOpts, a: TestArgs) -> Result<i32> {
-    let profile = g
-        .profile
-        .clone()
-        .ok_or_else(|| anyhow!("ward profile test: --profile P is required"))?;
     if matches!(g.seccomp_mode, Some(SeccompModeArg::Enforce)) {
         bail!("--seccomp-mode enforce: `ward profile test` reports denials, it needs report mode");
     }
     let mut g = g.clone();
     g.seccomp_mode = Some(SeccompModeArg::Report);
     let rt = g.runtime()?;
+    let profile = g
+        .profile
+        .clone()
+        .unwrap_or_else(|| rt.node_config().default_profile.clone());
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

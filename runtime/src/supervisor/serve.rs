@@ -23,6 +23,10 @@ pub const EVENT_BURST: f64 = 100.0;
 /// reported as one "N denials suppressed" line at most once a second.
 pub const EVENT_RATE: f64 = 20.0;
 
+/// Size cap of a container's events file (it lives under the state dir, often a tmpfs):
+/// past it, lines go to Ward's log only and one `events-file-full` line says so.
+pub const EVENTS_FILE_CAP: u64 = 16 << 20;
+
 /// How often a "N denials suppressed" line may be written.
 const SUMMARY_EVERY: Duration = Duration::from_secs(1);
 
@@ -225,6 +229,7 @@ pub(crate) struct Server {
     last_summary: Instant,
     enosys_logged: BTreeSet<u32>,
     enosys_repeats: u64,
+    events_bytes: u64,
     recording: Recording,
 }
 
@@ -260,6 +265,7 @@ impl Server {
             last_summary: Instant::now(),
             enosys_logged: BTreeSet::new(),
             enosys_repeats: 0,
+            events_bytes: 0,
             recording: Recording {
                 arch: arch.as_str().to_string(),
                 ..Default::default()
@@ -502,7 +508,26 @@ impl Server {
     fn emit(&mut self, ev: &Event) {
         let mut line = serde_json::to_string(ev).expect("serializable");
         line.push('\n');
-        let _ = self.events.write_all(line.as_bytes());
+        let before = self.events_bytes;
+        if before < EVENTS_FILE_CAP {
+            self.events_bytes += line.len() as u64;
+            let _ = self.events.write_all(line.as_bytes());
+            if self.events_bytes >= EVENTS_FILE_CAP {
+                let full = Event {
+                    time: now_rfc3339(),
+                    kind: "events-file-full".into(),
+                    id: self.id.clone(),
+                    profile: self.profile.name().to_string(),
+                    message: Some(format!(
+                        "events file reached {EVENTS_FILE_CAP} bytes; further events go to Ward's log only"
+                    )),
+                    ..empty_event()
+                };
+                let mut l = serde_json::to_string(&full).expect("serializable");
+                l.push('\n');
+                let _ = self.events.write_all(l.as_bytes());
+            }
+        }
         if let Some(log) = &mut self.log {
             let text = if self.json {
                 log_json(ev)
