@@ -278,8 +278,15 @@ fn detach_and_serve(server: serve::Server, listening: UnixListener, ready: Owned
                 .write(true)
                 .open("/dev/null")
             {
-                for fd in 0..3 {
-                    let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+                // With 0-2 closed, /dev/null lands on 0: keep that one open.
+                let fd = std::os::fd::IntoRawFd::into_raw_fd(null);
+                for t in 0..3 {
+                    if t != fd {
+                        let _ = nix::unistd::dup2(fd, t);
+                    }
+                }
+                if fd > 2 {
+                    let _ = nix::unistd::close(fd);
                 }
             }
             // Do not pin the caller's cwd (a bundle dir that is unmounted later).
