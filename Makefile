@@ -63,6 +63,7 @@ bench: release
 	@echo "## ward CLI vs runc vs crun: create+start+wait+delete of /bin/true (make bench)"
 	@bash integration/bench/cli.sh
 	@$(CARGO) run --release -q -p ward-integration --bin ward-bench
+	@$(CARGO) run --release -q -p ward-integration --bin profile-bench
 
 install: release
 	PREFIX=$(PREFIX) bash deploy/install.sh

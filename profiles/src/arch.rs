@@ -47,6 +47,14 @@ impl Arch {
         }
     }
 
+    /// `AUDIT_ARCH_*`: `seccomp_data.arch` of a native call.
+    pub(crate) fn audit_arch(self) -> u32 {
+        match self {
+            Arch::X86_64 => 0xc000_003e,
+            Arch::Aarch64 => 0xc000_00b7,
+        }
+    }
+
     /// `SCMP_ARCH_*` name as used by OCI `linux.seccomp.architectures`.
     pub(crate) fn scmp_name(self) -> &'static str {
         match self {

@@ -36,6 +36,8 @@ pub use seccomp::{
     compile_seccomp, rewrite_trap_to_notify, Mode, SeccompProgram, NOTIFY_PROTOCOL_SYSCALLS,
     SECCOMP_RET_USER_NOTIF,
 };
+/// One classic BPF instruction (seccompiler's `sock_filter`, the kernel's layout).
+pub use seccompiler::sock_filter as SockFilter;
 pub use tools::{
     compile_seccomp_cached, diff, draft_from_recording, lint, Finding, ProfileDiff, Severity,
     DANGEROUS_CAPABILITIES, SET_ID_MODE_CALLS,

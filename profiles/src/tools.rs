@@ -412,6 +412,9 @@ pub fn compile_seccomp_cached(
     Ok(program)
 }
 
+/// Every namespace flag of clone(2).
+const CLONE_NAMESPACE_FLAGS: &str = "CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWCGROUP|CLONE_NEWTIME";
+
 /// Draft a profile from a recording: `seen` maps syscall name to the argument vectors
 /// observed, `paths` are paths the workload wrote to (become `landlock.write`). Groups
 /// used completely are listed as groups, the rest by name; syscalls the default profile
@@ -434,6 +437,16 @@ pub fn draft_from_recording(
         ("prctl", 0),
     ];
     let mut rules = String::new();
+    // Threads made with clone3 in learn mode are made with clone once clone3 is denied.
+    let clone_seen: Vec<[u64; 6]>;
+    let seen = if seen.contains_key("clone3") && !seen.contains_key("clone") {
+        clone_seen = vec![[0; 6]];
+        let mut s = seen.clone();
+        s.insert("clone".into(), clone_seen);
+        std::borrow::Cow::Owned(s)
+    } else {
+        std::borrow::Cow::Borrowed(seen)
+    };
     for (sys, idx) in ARG_FILTERED {
         if let Some(calls) = seen.get(*sys) {
             used.remove(sys);
@@ -450,12 +463,12 @@ pub fn draft_from_recording(
                 q(sys)
             ));
             if *sys == "clone" {
-                // clone's low byte is the exit signal: forbid the flag bits never seen.
-                let seen_bits = vals.iter().fold(0u64, |a, v| a | v);
-                let mask = !seen_bits & 0x7fff_ff00;
+                // Any clone without namespace flags. Not "only the flags seen": in learn
+                // mode threads come from clone3, which `default` answers with ENOSYS, so
+                // under enforcement glibc falls back to clone with thread flags never seen.
                 rules.push_str(&format!(
                     "args = [{{ index = 0, op = \"none_set\", mask = {} }}]\n",
-                    q(&format!("{mask:#x}"))
+                    q(CLONE_NAMESPACE_FLAGS)
                 ));
             } else {
                 rules.push_str(&format!(
@@ -464,6 +477,24 @@ pub fn draft_from_recording(
                 ));
             }
         }
+    }
+    // What the parent (`default`) denies stays denied whatever the draft allows (a deny
+    // beats an allow): list such calls in a comment instead of a misleading allow entry.
+    let parent = crate::load("default", &[]).ok();
+    let kept_denied: Vec<&str> = used
+        .iter()
+        .copied()
+        .filter(|s| {
+            parent.as_ref().is_some_and(|p| {
+                matches!(
+                    unconditional(p.seccomp(), s),
+                    Some(Action::Errno(_) | Action::Kill)
+                )
+            })
+        })
+        .collect();
+    for s in &kept_denied {
+        used.remove(s);
     }
     let mut allow: Vec<String> = Vec::new();
     let mut covered: BTreeSet<&str> = BTreeSet::new();
@@ -492,8 +523,16 @@ pub fn draft_from_recording(
     write.sort();
     write.dedup();
     let write: Vec<String> = write.iter().map(|s| q(s)).collect();
+    let denied_note = if kept_denied.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "# Seen, but denied by `default` and kept denied: {}\n",
+            kept_denied.join(", ")
+        )
+    };
     format!(
-        "# Draft generated from a recording on {arch}. Review, then `ward profile lint`.\nname = {}\ndescription = \"learned profile (draft)\"\nextends = \"default\"\n\n[seccomp]\ndefault_action = \"errno\"\nallow = [\n    {},\n]\n{rules}\n[landlock]\nwrite = [{}]\n",
+        "# Draft generated from a recording on {arch}. Review, then `ward profile lint`.\nname = {}\ndescription = \"learned profile (draft)\"\nextends = \"default\"\n\n[seccomp]\ndefault_action = \"errno\"\n{denied_note}allow = [\n    {},\n]\n{rules}\n[landlock]\nwrite = [{}]\n",
         q(name),
         allow.join(",\n    "),
         write.join(", ")

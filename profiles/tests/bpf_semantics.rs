@@ -140,3 +140,37 @@ fn explain_names_the_group() {
     assert!(e.to_string().contains("any_set"), "{e}");
     assert!(explain(&p, "open", Arch::Aarch64).is_err());
 }
+
+/// Report mode: the same results, except that errno and kill results become user
+/// notifications (the supervisor answers them); numbers no table names get the default.
+#[test]
+fn report_mode_programs_match_the_reference_semantics() {
+    for name in builtin_names() {
+        let p = load(name, &[]).unwrap();
+        for arch in Arch::ALL {
+            let Ok(prog) = compile_seccomp(&p, arch, Mode::EnforceAndReport) else {
+                continue; // a profile that denies part of the notification protocol
+            };
+            let prog = &prog.filters[0];
+            let samples = arg_samples(arch);
+            let want_of = |a: Action| match a {
+                Action::Errno(_) | Action::Kill => SECCOMP_RET_USER_NOTIF,
+                other => ret_of(other),
+            };
+            for sys in arch.syscall_names() {
+                let nr = arch.syscall_number(sys).unwrap();
+                for args in &samples {
+                    let got = run(prog, audit_arch(arch), nr, args);
+                    let want = want_of(evaluate(p.seccomp(), arch, nr, args));
+                    assert_eq!(got, want, "{name}/{arch}: {sys}{args:x?}");
+                }
+            }
+            for nr in [1000, 4095, 0x3fff_ffff] {
+                let got = run(prog, audit_arch(arch), nr, &[0; 6]);
+                let want = want_of(evaluate(p.seccomp(), arch, nr, &[0; 6]));
+                assert_eq!(got, want, "{name}/{arch}: unnamed nr {nr}");
+            }
+            assert_eq!(run(prog, 0x4000_0003, 1, &[0; 6]), RET_KILL_PROCESS);
+        }
+    }
+}

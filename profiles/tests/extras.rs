@@ -221,6 +221,15 @@ fn draft_from_a_recording_parses() {
         evaluate(p.seccomp(), arch, clone, &[0x4000_0011, 0, 0, 0, 0, 0]),
         Action::Errno(1)
     );
+    // Thread flags never seen (glibc's fallback from clone3) are allowed, namespace flags not.
+    assert_eq!(
+        evaluate(p.seccomp(), arch, clone, &[0x7d0f00, 0, 0, 0, 0, 0]),
+        Action::Allow
+    );
+    assert_eq!(
+        evaluate(p.seccomp(), arch, clone, &[0x1000_0000, 0, 0, 0, 0, 0]),
+        Action::Errno(1)
+    );
     assert_eq!(unconditional(p.seccomp(), "read"), Some(Action::Allow));
     assert_eq!(unconditional(p.seccomp(), "write"), Some(Action::Errno(1)));
     assert_eq!(p.landlock().write, ["/var/lib/app"]);
@@ -270,5 +279,34 @@ fn set_id_rules_visible_in_explain_and_lint() {
     assert!(
         msgs.iter().any(|m| m.starts_with("openat2 is allowed")),
         "{msgs:?}"
+    );
+}
+
+#[test]
+fn draft_keeps_default_denials_and_allows_clone_fallback() {
+    let arch = Arch::native();
+    let mut seen: BTreeMap<String, Vec<[u64; 6]>> = BTreeMap::new();
+    seen.insert("clone3".into(), vec![[0; 6]]);
+    seen.insert("unshare".into(), vec![[0x1000_0000, 0, 0, 0, 0, 0]]);
+    seen.insert("read".into(), vec![[0; 6]]);
+    let text = draft_from_recording("t", &seen, &[]);
+    assert!(
+        text.contains("kept denied: clone3, unshare"),
+        "denied calls are named in a comment:\n{text}"
+    );
+    assert!(
+        !text.contains("\"clone3\",") && !text.contains("\"unshare\","),
+        "{text}"
+    );
+    let p = parse("t.toml", &text, &[]).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    // Threads seen as clone3 get clone (glibc's fallback once clone3 says ENOSYS).
+    let clone = arch.syscall_number("clone").unwrap();
+    assert_eq!(
+        evaluate(p.seccomp(), arch, clone, &[0x3d0f00, 0, 0, 0, 0, 0]),
+        Action::Allow
+    );
+    assert_eq!(
+        unconditional(p.seccomp(), "clone3"),
+        Some(Action::Errno(38))
     );
 }

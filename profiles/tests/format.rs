@@ -200,7 +200,7 @@ fn typed_accessors() {
         .capabilities()
         .contains(&"CAP_NET_BIND_SERVICE".to_string()));
     assert_eq!(p.shareable_namespaces(), ["network"]);
-    assert_eq!(p.landlock().tcp_bind, Some(vec![80, 443]));
+    assert_eq!(p.landlock().tcp_bind, Some(vec![80, 443, 8080]));
     assert_eq!(p.landlock().tcp_connect, None);
     let d = load("default", &[]).unwrap();
     assert_eq!(

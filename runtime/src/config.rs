@@ -65,6 +65,30 @@ pub struct NodeConfig {
     pub mounts: MountsConfig,
     pub namespaces: NamespacesConfig,
     pub shim: ShimConfig,
+    /// What happens to a denied syscall: `report` (default: denied with the profile's errno
+    /// and reported as an event by the container's supervisor) or `enforce` (denied in the
+    /// kernel only, no supervisor process, no events).
+    pub seccomp_mode: SeccompMode,
+}
+
+/// How denied syscalls are handled (node config `seccomp_mode`, `ward --seccomp-mode`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SeccompMode {
+    /// Denied in the kernel and reported through seccomp user notification.
+    #[default]
+    Report,
+    /// Denied in the kernel only.
+    Enforce,
+}
+
+impl SeccompMode {
+    pub fn as_profiles_mode(self) -> ward_profiles::Mode {
+        match self {
+            SeccompMode::Report => ward_profiles::Mode::EnforceAndReport,
+            SeccompMode::Enforce => ward_profiles::Mode::Enforce,
+        }
+    }
 }
 
 /// Settings only `containerd-shim-ward-v2` reads.
@@ -140,6 +164,7 @@ impl Default for NodeConfig {
             mounts: MountsConfig::default(),
             namespaces: NamespacesConfig::default(),
             shim: ShimConfig::default(),
+            seccomp_mode: SeccompMode::default(),
         }
     }
 }
@@ -250,6 +275,11 @@ mod tests {
         let e = NodeConfig::parse(Path::new("w.toml"), "[capabilities]\nallowed=[\"FOO\"]\n")
             .unwrap_err();
         assert!(e.to_string().contains("FOO"), "{e}");
+        assert_eq!(c.seccomp_mode, SeccompMode::Report);
+        let c = NodeConfig::parse(Path::new("w.toml"), "seccomp_mode = \"enforce\"\n").unwrap();
+        assert_eq!(c.seccomp_mode, SeccompMode::Enforce);
+        let e = NodeConfig::parse(Path::new("w.toml"), "seccomp_mode = \"off\"\n").unwrap_err();
+        assert!(e.to_string().contains("seccomp_mode"), "{e}");
         assert!(NodeConfig::load(Path::new("/nonexistent/w.toml"), false).is_ok());
         assert_eq!(c.shim.state_dir, PathBuf::from("/run/containerd/ward"));
         let c = NodeConfig::parse(Path::new("w.toml"), "[shim]\nstate_dir = \"/run/w\"\n").unwrap();

@@ -36,6 +36,8 @@ pub enum Error {
     Sandbox(#[from] crate::sandbox::SandboxError),
     #[error(transparent)]
     Pod(#[from] crate::pod::PodError),
+    #[error(transparent)]
+    Supervisor(#[from] crate::supervisor::SupervisorError),
     #[error("{op}: {source}")]
     Container {
         op: &'static str,

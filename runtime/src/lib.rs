@@ -14,6 +14,7 @@ pub mod rootfs;
 pub mod runtime;
 pub mod sandbox;
 pub mod state;
+pub mod supervisor;
 pub mod sys;
 
 pub use error::{Error, Result};

@@ -37,6 +37,10 @@ pub struct RuntimeOptions {
     /// Profile chosen by the operator (`--profile`): beats the annotation and the node default.
     pub profile: Option<String>,
     pub systemd_cgroup: bool,
+    /// `--seccomp-mode`: beats the node config's `seccomp_mode`.
+    pub seccomp_mode: Option<crate::config::SeccompMode>,
+    /// Where the seccomp supervisor writes denial events besides the events file.
+    pub event_log: crate::supervisor::EventLog,
 }
 
 impl Default for RuntimeOptions {
@@ -46,6 +50,8 @@ impl Default for RuntimeOptions {
             config_path: None,
             profile: None,
             systemd_cgroup: false,
+            seccomp_mode: None,
+            event_log: Default::default(),
         }
     }
 }
@@ -79,6 +85,8 @@ pub struct Runtime {
     node: NodeConfig,
     config_path: Option<PathBuf>,
     profile_flag: Option<String>,
+    seccomp_mode: Option<crate::config::SeccompMode>,
+    event_log: crate::supervisor::EventLog,
 }
 
 /// Undo list for a create that fails half-way: nothing may be left behind.
@@ -96,6 +104,7 @@ impl Drop for Cleanup<'_> {
         if !self.armed {
             return;
         }
+        let _ = crate::supervisor::stop(&self.rt.ward_dir.join(self.id.as_str()));
         let cdir = self.rt.root.join(self.id.as_str());
         if cdir.exists() {
             if let Ok(mut c) = Container::load(cdir.clone()) {
@@ -211,6 +220,8 @@ impl Runtime {
             node,
             config_path,
             profile_flag: opts.profile,
+            seccomp_mode: opts.seccomp_mode,
+            event_log: opts.event_log,
         })
     }
 
@@ -397,6 +408,17 @@ impl Runtime {
         self.ward_dir.join(owner).exists() || self.root.join(owner).exists()
     }
 
+    /// How denied syscalls are handled: learn mode for the `record` profile, else
+    /// `--seccomp-mode` > node config (default: report).
+    pub fn seccomp_mode(&self, profile: &Profile) -> Mode {
+        if profile.name() == "record" {
+            return Mode::Record;
+        }
+        self.seccomp_mode
+            .unwrap_or(self.node.seccomp_mode)
+            .as_profiles_mode()
+    }
+
     /// Seccomp filters (profile's, then the spec's own) and the Landlock plan.
     fn sandbox_plan(
         &self,
@@ -404,12 +426,22 @@ impl Runtime {
         spec: &Spec,
         spec_seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
         preserve_fds: u32,
+        mode: Mode,
     ) -> Result<SandboxPlan> {
         let perr = |source| Error::Profile {
             name: profile.name().to_string(),
             source,
         };
-        let mut seccomp = ward_profiles::compile_seccomp(profile, arch(), Mode::Enforce)
+        // Compiled programs are cached by the resolved profile's hash, arch and mode.
+        let cache = self.ward_dir.join("bpf-cache");
+        let mut seccomp =
+            match ward_profiles::compile_seccomp_cached(profile, arch(), mode, &cache) {
+                Err(ward_profiles::ProfileError::Cache { path, message }) => {
+                    tracing::debug!(path = %path.display(), %message, "seccomp cache not usable");
+                    ward_profiles::compile_seccomp(profile, arch(), mode)
+                }
+                other => other,
+            }
             .map_err(perr)?
             .filters;
         if let Some(s) = spec_seccomp {
@@ -429,6 +461,7 @@ impl Runtime {
             seccomp,
             landlock: ward_profiles::landlock_plan(profile, &mounts),
             preserve_fds,
+            notify: None,
         })
     }
 
@@ -496,7 +529,14 @@ impl Runtime {
         if !dropped_caps.is_empty() {
             tracing::info!(id = %id, dropped = ?dropped_caps, "capabilities not allowed by policy were dropped");
         }
-        let plan = self.sandbox_plan(&profile, &spec, spec_seccomp.as_ref(), opts.preserve_fds)?;
+        let mode = self.seccomp_mode(&profile);
+        let mut plan = self.sandbox_plan(
+            &profile,
+            &spec,
+            spec_seccomp.as_ref(),
+            opts.preserve_fds,
+            mode,
+        )?;
 
         {
             use std::os::unix::fs::DirBuilderExt;
@@ -556,6 +596,9 @@ impl Runtime {
         .save(&wdir)
         .map_err(io("write", WardState::path(&wdir)))?;
 
+        // Report and learn modes: the container's supervisor, started before the clone so
+        // the init inherits the connection its listener goes through.
+        let _supervisor = self.start_supervisor(id, &wdir, &profile, mode, &mut plan)?;
         // Ward enters a pod's host-owned network namespace itself; the clone inherits it.
         let entered = joins.enter(&wdir)?;
         let container = self
@@ -581,6 +624,33 @@ impl Runtime {
         joins.verify(pid)?;
         cleanup.armed = false;
         Ok(pid)
+    }
+
+    fn start_supervisor(
+        &self,
+        id: &ContainerId,
+        wdir: &Path,
+        profile: &Profile,
+        mode: Mode,
+        plan: &mut SandboxPlan,
+    ) -> Result<Option<crate::supervisor::Connection>> {
+        if mode == Mode::Enforce {
+            return Ok(None);
+        }
+        let conn = crate::supervisor::spawn(&crate::supervisor::Config {
+            id: id.as_str(),
+            dir: wdir,
+            profile,
+            mode,
+            log: &self.event_log,
+        })?;
+        plan.notify = Some(conn.handoff());
+        Ok(Some(conn))
+    }
+
+    /// Ward's state directory of a container (its events file, recording, supervisor).
+    pub fn state_dir(&self, id: &ContainerId) -> PathBuf {
+        self.ward_dir.join(id.as_str())
     }
 
     /// libcontainer's builder with what `create` and `exec` share: state root, pid file,
@@ -705,6 +775,7 @@ impl Runtime {
             })?;
             let _ = std::fs::remove_dir_all(&cdir);
         }
+        crate::supervisor::stop(&wdir)?;
         if let Ok(ws) = WardState::load(&wdir) {
             ws.prepared.undo()?;
             remove_cgroup_dirs(&ws.created_cgroup_dirs);
@@ -910,9 +981,12 @@ impl Runtime {
         process.set_user(user);
         process.set_apparmor_profile(None);
         process.set_selinux_label(None);
-        let plan = self.sandbox_plan(&profile, &spec, None, opts.preserve_fds)?;
+        // The exec'd process reports to the container's supervisor, if it has one.
+        let supervisor = crate::supervisor::connect(&wdir)?;
+        let mode = supervisor.as_ref().map_or(Mode::Enforce, |c| c.mode);
+        let mut plan = self.sandbox_plan(&profile, &spec, None, opts.preserve_fds, mode)?;
+        plan.notify = supervisor.as_ref().map(|c| c.handoff());
         // The spec's own linux.seccomp was moved out by harden; recompile it from the bundle.
-        let mut plan = plan;
         if let Ok(orig) = load_spec(&ws.bundle) {
             if let Some(s) = orig.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
                 plan.seccomp

@@ -26,6 +26,9 @@ pub struct SandboxPlan {
     pub seccomp: Vec<seccompiler::BpfProgram>,
     pub landlock: LandlockPlan,
     pub preserve_fds: u32,
+    /// Report and learn modes: `seccomp[0]` (the profile's program) is installed last, with a
+    /// listener that goes to the container's supervisor through this connection.
+    pub notify: Option<crate::supervisor::Handoff>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +50,8 @@ pub enum SandboxError {
     CloseRange(nix::errno::Errno),
     #[error("cwd: the working directory is outside the container's root ({0})")]
     CwdOutside(String),
+    #[error("seccomp: handing the notification listener to the supervisor: sendmsg: {0}")]
+    Handoff(nix::errno::Errno),
     #[error("process.args: {0}")]
     Args(String),
 }
@@ -101,10 +106,13 @@ pub fn apply_landlock(plan: &LandlockPlan) -> Result<(), SandboxError> {
         .set_compatibility(CompatLevel::HardRequirement)
         .handle_access(AccessFs::from_all(abi))
         .map_err(err)?;
-    if needs_net(plan) {
-        ruleset = ruleset
-            .handle_access(AccessNet::from_all(ABI::V4))
-            .map_err(err)?;
+    // Handle (restrict) only the TCP operations the plan limits: a plan that limits binds
+    // but allows any connect must not deny every connect.
+    if plan.tcp_bind.is_some() {
+        ruleset = ruleset.handle_access(AccessNet::BindTcp).map_err(err)?;
+    }
+    if plan.tcp_connect.is_some() {
+        ruleset = ruleset.handle_access(AccessNet::ConnectTcp).map_err(err)?;
     }
     let mut created = ruleset.create().map_err(err)?;
     for rule in &plan.rules {
@@ -139,6 +147,38 @@ pub fn apply_seccomp(filters: &[seccompiler::BpfProgram]) -> Result<(), SandboxE
             index,
             message: e.to_string(),
         })?;
+    }
+    Ok(())
+}
+
+/// Install the profile's program with a notification listener and send the listener to the
+/// supervisor. Between the install and the end of `sendmsg` only
+/// [`ward_profiles::NOTIFY_PROTOCOL_SYSCALLS`] run (no allocation, no other call): those are
+/// never notified (learn mode) and must be allowed by the profile (report mode), so nothing
+/// here can wait for a supervisor that does not hold the listener yet. The spec's own
+/// filters are installed before this one, so they cannot deny a later install.
+pub fn install_and_hand_off(
+    program: &seccompiler::BpfProgram,
+    handoff: crate::supervisor::Handoff,
+) -> Result<(), SandboxError> {
+    let listener =
+        sys::notify::install_listener_filter(program).map_err(|e| SandboxError::Seccomp {
+            index: 0,
+            message: format!("seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER): {e}"),
+        })?;
+    let sent = sys::notify::send_fd(handoff.sock, std::os::fd::AsRawFd::as_raw_fd(&listener));
+    drop(listener);
+    // SAFETY: `handoff.sock` is the inherited handoff connection; its owner (a UnixStream in
+    // Ward's memory, copied by clone) is never dropped in this process, which execs next.
+    unsafe { libc::close(handoff.sock) };
+    if let Err(e) = sent {
+        if handoff.mode == ward_profiles::Mode::Record {
+            // With the listener closed every notified call fails with ENOSYS, memory
+            // allocation included: leave without running more Rust code.
+            // SAFETY: _exit ends the process at once (exit_group is a protocol syscall).
+            unsafe { libc::_exit(125) };
+        }
+        return Err(SandboxError::Handoff(e));
     }
     Ok(())
 }
@@ -201,7 +241,18 @@ impl Executor for WardExecutor {
             Err(e) => return Err(exec_error(SandboxError::CwdOutside(e.to_string()))),
         }
         apply_landlock(&self.plan.landlock).map_err(exec_error)?;
-        apply_seccomp(&self.plan.seccomp).map_err(exec_error)?;
+        match self.plan.notify {
+            None => apply_seccomp(&self.plan.seccomp).map_err(exec_error)?,
+            Some(handoff) => {
+                let (profile, spec_filters) = self
+                    .plan
+                    .seccomp
+                    .split_first()
+                    .ok_or_else(|| exec_error(SandboxError::SeccompMissing))?;
+                apply_seccomp(spec_filters).map_err(exec_error)?;
+                install_and_hand_off(profile, handoff).map_err(exec_error)?;
+            }
+        }
         let err = nix::unistd::execvp(&argv[0], &argv).unwrap_err();
         Err(ExecutorError::Execution(
             format!("exec {:?}: {err}", args[0]).into(),

@@ -12,6 +12,8 @@ use nix::errno::Errno;
 
 use crate::harden::IdRange;
 
+pub mod notify;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SysError {

@@ -111,6 +111,24 @@ impl Bundle {
         self.edit(|c| c["mounts"].as_array_mut().expect("mounts").push(m))
     }
 
+    /// Copy a host binary to `inside` (absolute path in the rootfs) with the shared libraries
+    /// `ldd` lists for it, each at its host path, so a dynamically linked program runs in the
+    /// busybox rootfs.
+    pub fn add_host_binary(&mut self, host: &Path, inside: &str) -> &mut Self {
+        let dest = self.rootfs().join(inside.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(host, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", host.display()));
+        for lib in shared_libraries(host) {
+            let d = self.rootfs().join(lib.trim_start_matches('/'));
+            if d.exists() {
+                continue;
+            }
+            std::fs::create_dir_all(d.parent().expect("parent")).expect("mkdir lib dir");
+            std::fs::copy(&lib, &d).unwrap_or_else(|e| panic!("copy {lib}: {e}"));
+        }
+        self
+    }
+
     /// Overwrite config.json with raw text (for malformed-JSON cases).
     pub fn write_raw(&self, text: &str) {
         std::fs::write(self.config_path(), text).expect("write config.json");
@@ -123,4 +141,23 @@ impl Bundle {
         )
         .expect("write config.json");
     }
+}
+
+/// Absolute paths of the shared libraries (and the loader) `ldd` lists for `bin`.
+pub fn shared_libraries(bin: &Path) -> Vec<String> {
+    let out = std::process::Command::new("ldd")
+        .arg(bin)
+        .output()
+        .unwrap_or_else(|e| panic!("ldd {}: {e}", bin.display()));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let path = match l.split_once("=>") {
+                Some((_, rhs)) => rhs.split_whitespace().next()?,
+                None => l.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| path.to_string())
+        })
+        .collect()
 }

@@ -5,12 +5,15 @@ pub mod logging;
 mod checkcmd;
 mod create;
 mod delete;
+mod events;
 mod exec;
 mod features;
 mod kill;
 mod list;
 mod pause;
 mod profile;
+mod profile_record;
+mod profile_test;
 mod ps;
 mod resume;
 mod run;
@@ -31,6 +34,12 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SeccompModeArg {
+    Report,
+    Enforce,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -54,6 +63,10 @@ pub struct GlobalOpts {
     /// Sandbox profile: a built-in name, a name in the node's profile_dirs, or a path.
     #[arg(long, global = true, env = "WARD_PROFILE")]
     pub profile: Option<String>,
+    /// Denied syscalls: `report` (denied and reported as events, the default) or `enforce`
+    /// (denied in the kernel only). Beats the node config's `seccomp_mode`.
+    #[arg(long, global = true, value_enum)]
+    pub seccomp_mode: Option<SeccompModeArg>,
     /// Accepted for runc compatibility (rootless is decided by Ward, not the caller).
     #[arg(long, global = true, hide = true)]
     pub rootless: Option<String>,
@@ -83,6 +96,8 @@ pub enum Command {
     Start(start::StartArgs),
     /// Create and start a container; without -d wait for it and delete it.
     Run(run::RunArgs),
+    /// Print a container's seccomp denial events (and cgroup stats, as runc), following by default.
+    Events(events::EventsArgs),
     /// Print a container's OCI state as JSON.
     State(state::StateArgs),
     /// Send a signal to a container's init (or all its processes).
@@ -105,7 +120,7 @@ pub enum Command {
     Features,
     /// Write a hardened config.json template for a rootfs.
     Spec(spec::SpecArgs),
-    /// Tools for profile authors: show, lint, diff, explain, import, export.
+    /// Tools for profile authors: show, lint, diff, explain, import, export, record, test.
     Profile(profile::ProfileArgs),
     /// Check that this node can run Ward's sandbox.
     Check(checkcmd::CheckArgs),
@@ -113,11 +128,25 @@ pub enum Command {
 
 impl GlobalOpts {
     pub fn runtime(&self) -> Result<Runtime> {
+        self.runtime_with_profile(self.profile.clone())
+    }
+
+    /// The runtime with `profile` in place of `--profile`.
+    pub fn runtime_with_profile(&self, profile: Option<String>) -> Result<Runtime> {
+        use ward_runtime::config::SeccompMode;
         Ok(Runtime::new(RuntimeOptions {
             root: self.root.clone(),
             config_path: self.config.clone(),
-            profile: self.profile.clone(),
+            profile,
             systemd_cgroup: self.systemd_cgroup,
+            seccomp_mode: self.seccomp_mode.map(|m| match m {
+                SeccompModeArg::Report => SeccompMode::Report,
+                SeccompModeArg::Enforce => SeccompMode::Enforce,
+            }),
+            event_log: ward_runtime::supervisor::EventLog {
+                path: self.log.clone(),
+                json: matches!(self.log_format, LogFormat::Json),
+            },
         })?)
     }
 }
@@ -130,6 +159,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Start(a) => start::run(g, a),
         Command::Run(a) => run::run(g, a),
         Command::State(a) => state::run(g, a),
+        Command::Events(a) => events::run(g, a),
         Command::Kill(a) => kill::run(g, a),
         Command::Delete(a) => delete::run(g, a),
         Command::Exec(a) => exec::run(g, a),

@@ -45,6 +45,10 @@ pub enum ProfileCommand {
         #[arg(long, default_value = "imported")]
         name: String,
     },
+    /// Learn mode: run a bundle under the `record` profile and write a draft profile.
+    Record(super::profile_record::RecordArgs),
+    /// Run CMD in a busybox container under `--profile P` (default: the node default) and print each denial.
+    Test(super::profile_test::TestArgs),
     /// Print a profile as OCI `linux.seccomp` JSON (runc, crun, Kubernetes localhost/).
     Export {
         name: String,
@@ -104,6 +108,8 @@ pub fn run(g: &GlobalOpts, a: ProfileArgs) -> Result<i32> {
             let p = load(g, &profile_name)?;
             println!("{}", ward_profiles::explain(&p, &syscall, arch(&ar)?)?);
         }
+        ProfileCommand::Record(a) => return super::profile_record::run(g, a),
+        ProfileCommand::Test(a) => return super::profile_test::run(g, a),
         ProfileCommand::Import { file, name } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("read {}", file.display()))?;
