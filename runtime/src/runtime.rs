@@ -190,6 +190,25 @@ fn load_spec(bundle: &Path) -> Result<Spec> {
     })
 }
 
+/// Wait (bounded) until the container's init has exec'd its program. `start` returns once the
+/// init is told to go; until its execve the init is not dumpable and its memory belongs to the
+/// host's user namespace, so an exec's helper, already inside the container's user namespace,
+/// could not read its namespaces (EACCES on /proc/<init>/ns/*). An exec right after start
+/// (a kubelet probe) would fail for a few milliseconds. libcontainer names the init
+/// `youki:[2:INIT]` until then.
+fn wait_init_exec(pid: i32) {
+    let comm = PathBuf::from(format!("/proc/{pid}/comm"));
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < end {
+        match std::fs::read_to_string(&comm) {
+            Ok(c) if c.starts_with("youki:") => {
+                std::thread::sleep(std::time::Duration::from_millis(2))
+            }
+            _ => return,
+        }
+    }
+}
+
 fn arch() -> Arch {
     Arch::native()
 }
@@ -1025,6 +1044,7 @@ impl Runtime {
             status: c.status().to_string(),
             what: "exec needs the init pid",
         })?;
+        wait_init_exec(init_pid);
         let userns_path = PathBuf::from(format!("/proc/{init_pid}/ns/user"));
         let userns = std::fs::File::open(&userns_path).map_err(io("open", &userns_path))?;
         let console = opts.console_socket.is_some();
