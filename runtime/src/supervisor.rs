@@ -22,6 +22,8 @@
 //! before a listener arrived. `delete` stops it by the pid recorded in `<state>/supervisor.json`,
 //! after checking the process start time (no pid reuse), and nothing else.
 
+mod event;
+mod record;
 mod serve;
 
 use std::io::Read;
@@ -36,7 +38,9 @@ use ward_profiles::{Mode, Profile};
 
 use crate::sys::notify as sn;
 
-pub use serve::{Event, Recording, EVENT_BURST, EVENT_RATE};
+pub use event::{Event, EVENT_BURST, EVENT_RATE};
+pub use record::Recording;
+pub use serve::EVENTS_FILE_CAP;
 
 /// Denial events of one container, one JSON object a line.
 pub const EVENTS_FILE: &str = "events.jsonl";

@@ -201,14 +201,30 @@ fn denial_shows_in_ward_events_and_delete_stops_the_supervisor() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn ward events");
-    let mut lines = std::io::BufReader::new(follow.stdout.take().expect("stdout")).lines();
-    let first = lines.next().expect("a line").expect("read");
+    // Read the follower on a thread, so a missing line fails the test instead of hanging it.
+    let stdout = follow.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || {
+        rx.recv_timeout(Duration::from_secs(15))
+            .expect("ward events printed nothing within 15 s")
+    };
+    let first = next();
     assert!(first.contains("\"syscall\":\"unshare\""), "{first}");
 
     // An exec'd process reports to the same supervisor.
     let out = ward.output(&["exec", id.as_str(), "/bin/ward-syscall", "bpf", "0"]);
     assert!(out.stdout.contains("bpf errno=EPERM"), "{out}");
-    let second = lines.next().expect("a line").expect("read");
+    let second = next();
     assert!(second.contains("\"syscall\":\"bpf\""), "{second}");
 
     let rec: Value = serde_json::from_slice(
