@@ -54,6 +54,8 @@ pub enum SandboxError {
     Handoff(nix::errno::Errno),
     #[error("process.args: {0}")]
     Args(String),
+    #[error("stdio: re-open /dev/null for writing: {0}")]
+    Stdio(nix::errno::Errno),
 }
 
 #[derive(Clone)]
@@ -230,6 +232,7 @@ impl Executor for WardExecutor {
         // fds: nothing inherited beyond stdio and the ones passed on purpose survives exec.
         sys::cloexec_from(3 + self.plan.preserve_fds)
             .map_err(|e| exec_error(SandboxError::CloseRange(e)))?;
+        sys::writable_dev_null_stdio().map_err(|e| exec_error(SandboxError::Stdio(e)))?;
         // cwd: must resolve inside the rootfs (CVE-2024-21626).
         match std::env::current_dir() {
             Ok(p) if p.is_absolute() && !p.to_string_lossy().starts_with("(unreachable)") => {}

@@ -482,3 +482,33 @@ pub fn mount_sysfs(target: &Path) -> Result<(), SysError> {
         }
     })
 }
+
+/// Give back write access to stdout/stderr that are `/dev/null`. libcontainer 0.7 re-opens the
+/// container's own /dev/null over any stdio fd that pointed at the host's, but read-only, so a
+/// process started with its output sent to /dev/null (`ward run ... >/dev/null`, an engine's
+/// default) got EBADF on every write. Runs in the container init, after pivot_root.
+pub fn writable_dev_null_stdio() -> Result<(), Errno> {
+    let null = nix::sys::stat::stat("/dev/null")?;
+    for fd in [1, 2] {
+        // SAFETY: fds 1 and 2 stay open in the init for its whole life; borrowed only here.
+        let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
+            continue;
+        };
+        let same = st.st_rdev == null.st_rdev && (st.st_mode & libc::S_IFMT) == libc::S_IFCHR;
+        let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL)?;
+        let read_only = flags & libc::O_ACCMODE == libc::O_RDONLY;
+        if same && read_only {
+            let w = nix::fcntl::open(
+                "/dev/null",
+                nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )?;
+            // SAFETY: `w` is a fresh fd we own; dup2 onto stdio then close it.
+            let r = unsafe { libc::dup2(w, bfd.as_raw_fd()) };
+            let _ = nix::unistd::close(w);
+            Errno::result(r)?;
+        }
+    }
+    Ok(())
+}

@@ -522,3 +522,27 @@ fn bind_to_missing_destination_is_named_or_works() {
         );
     }
 }
+
+/// Output sent to /dev/null stays writable: libcontainer re-opens /dev/null over such stdio
+/// read-only, and every write failed with EBADF until Ward re-opened it for writing.
+#[test]
+fn stdout_to_dev_null_is_writable() {
+    require_root!();
+    let b = Bundle::sh("echo to-null; echo rc=$? >&2");
+    let ward = Ward::new();
+    let id = unique_id("devnull");
+    let mut c = ward.cmd(&[
+        "run".as_ref(),
+        "--bundle".as_ref(),
+        b.path().as_os_str(),
+        id.as_str().as_ref(),
+    ]);
+    c.stdout(std::process::Stdio::null());
+    let o = Ward::output_of(c);
+    assert!(o.success(), "{o}");
+    assert!(
+        o.stderr.contains("rc=0"),
+        "write to /dev/null stdout failed:\n{o}"
+    );
+    assert_no_leftovers(&ward, &id);
+}

@@ -67,8 +67,9 @@ pub struct GlobalOpts {
     /// (denied in the kernel only). Beats the node config's `seccomp_mode`.
     #[arg(long, global = true, value_enum)]
     pub seccomp_mode: Option<SeccompModeArg>,
-    /// Accepted for runc compatibility (rootless is decided by Ward, not the caller).
-    #[arg(long, global = true, hide = true)]
+    /// Accepted for runc compatibility, with a value (`--rootless auto`) or without one
+    /// (`spec --rootless`): Ward always uses a user namespace.
+    #[arg(long, global = true, hide = true, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
     /// Accepted for runc compatibility.
     #[arg(long, global = true, hide = true)]
@@ -201,4 +202,16 @@ pub fn error_line(e: &anyhow::Error) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency check (conflicting flags and the like panic in debug builds
+    /// only when the command is used; this catches them in `cargo test`).
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -14,9 +14,6 @@ pub struct SpecArgs {
     /// Root filesystem path, relative to the bundle.
     #[arg(long, default_value = "rootfs")]
     pub rootfs: PathBuf,
-    /// Accepted for runc compatibility (Ward always uses a user namespace).
-    #[arg(long)]
-    pub rootless: bool,
 }
 
 /// runc's default spec, passed through Ward's policy, so what is written is what will run
