@@ -620,6 +620,15 @@ impl Runtime {
         let _supervisor = self.start_supervisor(id, &wdir, &profile, mode, &mut plan)?;
         // Ward enters a pod's host-owned network namespace itself; the clone inherits it.
         let entered = joins.enter(&wdir)?;
+        let new_netns = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|nss| {
+                nss.iter().any(|n| {
+                    n.typ() == oci_spec::runtime::LinuxNamespaceType::Network && n.path().is_none()
+                })
+            });
         let container = self
             .builder(
                 id,
@@ -641,6 +650,13 @@ impl Runtime {
         drop(entered);
         let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
         joins.verify(pid)?;
+        if new_netns {
+            // As runc and crun: a network namespace of the container's own has its loopback
+            // up (libcontainer leaves it down, and the container has no CAP_NET_ADMIN to fix
+            // it). Ward, in the host's user namespace, sets it from outside.
+            let ns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+            sys::loopback_up(&ns)?;
+        }
         cleanup.armed = false;
         Ok(pid)
     }

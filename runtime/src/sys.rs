@@ -512,3 +512,44 @@ pub fn writable_dev_null_stdio() -> Result<(), Errno> {
     }
     Ok(())
 }
+
+/// Bring the loopback interface up in the network namespace at `netns` (SIOCSIFFLAGS on
+/// "lo"), from outside: enter it, set the flag, come back. The caller must be single-threaded
+/// or accept that only its calling thread moves (setns of a network namespace is per thread).
+pub fn loopback_up(netns: &Path) -> Result<(), SysError> {
+    let err = |op: &'static str| {
+        move |errno| SysError::Namespace {
+            op,
+            path: netns.into(),
+            errno,
+        }
+    };
+    let own = open_ns(Path::new("/proc/thread-self/ns/net"))?;
+    let target = open_ns(netns)?;
+    nix::sched::setns(&target, nix::sched::CloneFlags::CLONE_NEWNET).map_err(err("setns"))?;
+    let r = (|| {
+        let sock = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Inet,
+            nix::sys::socket::SockType::Datagram,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(err("socket"))?;
+        // SAFETY: ifreq is plain old data; all-zero is a valid value.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+            *d = *s as libc::c_char;
+        }
+        // SAFETY: SIOCGIFFLAGS reads the interface named in `ifr` and writes its flags into it.
+        Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) })
+            .map_err(err("SIOCGIFFLAGS lo"))?;
+        // SAFETY: the flags member of the union is the one SIOCGIFFLAGS filled in.
+        unsafe { ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+        // SAFETY: SIOCSIFFLAGS reads the name and flags from `ifr`.
+        Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) })
+            .map_err(err("SIOCSIFFLAGS lo"))?;
+        Ok(())
+    })();
+    nix::sched::setns(&own, nix::sched::CloneFlags::CLONE_NEWNET).map_err(err("setns back"))?;
+    r
+}

@@ -546,3 +546,22 @@ fn stdout_to_dev_null_is_writable() {
     );
     assert_no_leftovers(&ward, &id);
 }
+
+/// The container's own network namespace has its loopback up, as under runc and crun, and
+/// nothing else: a TCP round trip on 127.0.0.1 works, the host's interfaces are not there.
+#[test]
+fn own_network_namespace_has_loopback_up() {
+    require_root!();
+    let b = Bundle::sh(
+        "ip -o link show | cut -d: -f2 | tr -d ' ' | tr '\\n' ' '; echo; \
+         (echo pong | nc -l -p 9000 &); sleep 0.3; nc 127.0.0.1 9000 </dev/null",
+    );
+    let ward = Ward::new();
+    let id = unique_id("lo");
+    let o = ward.run(&b, &id);
+    assert!(o.success(), "{o}");
+    let mut lines = o.stdout.lines();
+    assert_eq!(lines.next().map(str::trim), Some("lo"), "interfaces:\n{o}");
+    assert_eq!(lines.next(), Some("pong"), "loopback round trip:\n{o}");
+    assert_no_leftovers(&ward, &id);
+}
