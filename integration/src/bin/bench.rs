@@ -1,8 +1,8 @@
 //! `ward-bench` (`make bench`): Ward's shim against containerd-shim-runc-v2,
 //! side by side on one private containerd.
 //!
-//! 1. `ctr run --rm <busybox> /bin/true` end to end: median of N runs each.
-//!    Target: Ward ≤ 0.8 × runc.
+//! 1. `ctr run --rm <busybox> /bin/true` end to end: median of N runs each,
+//!    the runtimes taking turns run by run. Target: Ward ≤ 0.8 × runc.
 //! 2. Memory per pod: 10 sleeping containers per runtime; PSS and RSS from
 //!    /proc/PID/smaps_rollup of every runtime-side process between containerd
 //!    and each container's init (runc: the shim; Ward: the shim and its
@@ -42,26 +42,46 @@ fn run_cmd(c: &Containerd, rt: &str) -> std::process::Command {
     cmd
 }
 
-/// Median wall time of `ctr run --rm ... /bin/true`, or the first failure.
-fn startup_median(c: &Containerd, rt: &str, runs: usize) -> Result<Duration, String> {
-    let mut times = Vec::with_capacity(runs);
+/// Median wall time of `ctr run --rm ... /bin/true` per runtime, or its first failure. The
+/// runtimes take turns run by run, so a change in the machine's load hits them alike.
+fn startup_medians(
+    c: &Containerd,
+    runtimes: &[&str],
+    runs: usize,
+) -> Vec<Result<Duration, String>> {
+    let mut times: Vec<Result<Vec<Duration>, String>> =
+        runtimes.iter().map(|_| Ok(Vec::new())).collect();
     for i in 0..runs + 3 {
-        let id = format!("bench-{}-{i}", short(rt));
-        let t = Instant::now();
-        let out = run_cmd(c, rt)
-            .args(["--rm", BUSYBOX, &id, "/bin/true"])
-            .output()
-            .map_err(|e| e.to_string())?;
-        let dt = t.elapsed();
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-        }
-        if i >= 3 {
-            times.push(dt); // first 3 are warm-up
+        for (rt, acc) in runtimes.iter().zip(times.iter_mut()) {
+            let Ok(v) = acc else { continue };
+            let id = format!("bench-{}-{i}", short(rt));
+            let t = Instant::now();
+            let out = run_cmd(c, rt)
+                .args(["--rm", BUSYBOX, &id, "/bin/true"])
+                .output();
+            let dt = t.elapsed();
+            match out {
+                Ok(o) if o.status.success() => {
+                    if i >= 3 {
+                        v.push(dt); // first 3 are warm-up
+                    }
+                }
+                Ok(o) => *acc = Err(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+                Err(e) => *acc = Err(e.to_string()),
+            }
         }
     }
-    times.sort();
-    Ok(times[times.len() / 2])
+    times
+        .into_iter()
+        .map(|t| {
+            t.and_then(|mut v| {
+                v.sort();
+                v.get(v.len() / 2)
+                    .copied()
+                    .ok_or_else(|| "no runs".to_string())
+            })
+        })
+        .collect()
 }
 
 fn short(rt: &str) -> &'static str {
@@ -248,11 +268,10 @@ fn main() -> ExitCode {
     };
     println!("## containerd shims: ward vs runc ({runs} runs of `ctr run --rm /bin/true`, {pods} sleeping containers for memory)");
     println!("binaries from {}", containerd::ward_bin_dir().display());
-    let mut start = Vec::new();
+    let start = startup_medians(&c, &runtimes, runs);
     let mut mem = Vec::new();
     let mut cri_mem = Vec::new();
     for rt in &runtimes {
-        start.push(startup_median(&c, rt, runs));
         mem.push(memory_per_pod(&c, rt, pods));
         let handler = if *rt == WARD_RUNTIME { "ward" } else { "runc" };
         cri_mem.push(memory_per_cri_pod(&c, handler, pods));
