@@ -43,7 +43,8 @@ test-cli:
 	WARD_BIN=$(DEBUG_BIN)/ward $(CARGO) test -p ward-tests -- --test-threads=2
 
 test-integration:
-	WARD_BIN=$(DEBUG_BIN)/ward WARD_SHIM_DIR=$(DEBUG_BIN) $(CARGO) test -p ward-integration -- --test-threads=1
+	# Every ctr and CRI case runs on ward too; a missing shim is a failure, not a skip.
+	WARD_E2E_REQUIRE_WARD=1 WARD_BIN=$(DEBUG_BIN)/ward WARD_SHIM_DIR=$(DEBUG_BIN) $(CARGO) test -p ward-integration -- --test-threads=1
 
 # Every technique of integration/escape against Ward (each enforcing built-in profile, through
 # the CLI and through containerd with the shim), runc, crun and the unconfined host column;

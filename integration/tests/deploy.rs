@@ -192,11 +192,13 @@ fn install_refuses_ward_tables_outside_its_block() {
 
 #[test]
 fn example_node_configs_parse_with_wards_parser() {
+    let mut shim_state = vec![];
     for f in ["ward.toml", "ward-strict.toml"] {
         let p = repo().join("deploy/etc").join(f);
         let text = fs::read_to_string(&p).unwrap();
         let cfg = ward_runtime::config::NodeConfig::parse(&p, &text)
             .unwrap_or_else(|e| panic!("{f}: {e}"));
+        shim_state.push((cfg.shim.state_dir.clone(), cfg.userns.clone()));
         for name in cfg.allowed_profiles.iter().chain([&cfg.default_profile]) {
             assert!(
                 ward_profiles_exists(name),
@@ -204,6 +206,16 @@ fn example_node_configs_parse_with_wards_parser() {
             );
         }
     }
+    // Both handlers hand out the same uid ranges, so they must share one range table (the
+    // shim's state dir): two tables would give two pods the same host uids.
+    assert_eq!(
+        shim_state[0], shim_state[1],
+        "ward.toml and ward-strict.toml"
+    );
+    assert_eq!(
+        shim_state[0].0,
+        std::path::PathBuf::from(ward_runtime::config::DEFAULT_SHIM_STATE_DIR)
+    );
 }
 
 fn ward_profiles_exists(name: &str) -> bool {

@@ -80,6 +80,10 @@ pub struct Joins {
     expected: Vec<(&'static str, NsId)>,
     /// `net.*` sysctls of the spec, which Ward writes in the joined network namespace.
     net_sysctls: Vec<(String, String)>,
+    /// The joined network namespace is the host's own (the node allows it).
+    host_net: bool,
+    /// The container does not own its network namespace: Ward mounts its `/sys`.
+    sysfs: bool,
 }
 
 fn proc_name(t: LinuxNamespaceType) -> &'static str {
@@ -250,6 +254,7 @@ pub fn plan(
                 return Err(refuse(n.kind, "named twice".into()));
             }
             joins.expected.push(("net", n.id));
+            joins.host_net = ctx.host_namespace(n.kind, &n.path) == Ok(true);
             joins.netns = Some((n.path, n.fd, n.id));
         } else if joins.sandbox_userns == Some(n.owner) {
             joins.expected.push((proc_name(n.kind), n.id));
@@ -294,8 +299,31 @@ impl Joins {
     /// `/sys` bound from Ward's sysfs of that namespace, `net.*` sysctls taken out (Ward
     /// writes them there: the container's root cannot), the sandbox's user namespace by path.
     pub fn rewrite(&mut self, spec: &mut Spec, ward_dir: &Path) -> Result<(), PodError> {
+        let listed = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|n| n.iter().any(|n| n.typ() == LinuxNamespaceType::Network));
+        // Without an entry the container stays in the host's network namespace (the node
+        // allows it); with a path, Ward joins it. Either way the container does not own it.
+        self.sysfs = self.netns.is_some() || !listed;
         if self.netns.is_some() {
             self.net_sysctls = take_net_sysctls(spec)?;
+        }
+        if self.host_net || !listed {
+            if let Some(key) = spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.sysctl().as_ref())
+                .and_then(|m| m.keys().find(|k| k.starts_with("net")).cloned())
+                .or_else(|| self.net_sysctls.first().map(|(k, _)| k.clone()))
+            {
+                return Err(PolicyError::Spec {
+                    field: format!("linux.sysctl[{key:?}]"),
+                    detail: "a network sysctl in the host's network namespace would change the host's network settings".into(),
+                }
+                .into());
+            }
         }
         if let Some(linux) = spec.linux_mut() {
             if let Some(nss) = linux.namespaces_mut() {
@@ -311,7 +339,7 @@ impl Joins {
                 }
             }
         }
-        if self.netns.is_none() {
+        if !self.sysfs {
             return Ok(());
         }
         let source = ward_dir.join(SYSFS_DIR);
@@ -336,18 +364,21 @@ impl Joins {
         Ok(())
     }
 
-    /// Enter the network namespace Ward joins for this container (nothing to do otherwise) and
-    /// mount its sysfs under `ward_dir`. The caller must be single-threaded and clone the
+    /// Enter the network namespace Ward joins for this container (if any), write its `net.*`
+    /// sysctls, and mount the sysfs of the network namespace the container will be in under
+    /// `ward_dir` when the container does not own that namespace. The caller must be single-threaded and clone the
     /// container while the returned guard lives; dropping it returns to the caller's own
     /// network namespace.
     pub fn enter(&self, ward_dir: &Path) -> Result<Option<Entered>, SysError> {
-        let Some((path, fd, _)) = &self.netns else {
-            return Ok(None);
+        let entered = match &self.netns {
+            Some((path, fd, _)) => {
+                let own = PathBuf::from("/proc/thread-self/ns/net");
+                let original = sys::open_ns(&own)?;
+                sys::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET, path)?;
+                Some(Entered { original, own })
+            }
+            None => None,
         };
-        let own = PathBuf::from("/proc/thread-self/ns/net");
-        let original = sys::open_ns(&own)?;
-        sys::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET, path)?;
-        let entered = Entered { original, own };
         for (key, value) in &self.net_sysctls {
             // /proc/sys/net is the calling thread's network namespace's: the pod's now.
             let p = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
@@ -357,14 +388,17 @@ impl Joins {
                 source,
             })?;
         }
-        let sysfs = ward_dir.join(SYSFS_DIR);
-        std::fs::create_dir_all(&sysfs).map_err(|source| SysError::Io {
-            op: "mkdir",
-            path: sysfs.clone(),
-            source,
-        })?;
-        sys::mount_sysfs(&sysfs)?;
-        Ok(Some(entered))
+        if self.sysfs {
+            // The sysfs of the network namespace the container will be in (tagged at mount).
+            let sysfs = ward_dir.join(SYSFS_DIR);
+            std::fs::create_dir_all(&sysfs).map_err(|source| SysError::Io {
+                op: "mkdir",
+                path: sysfs.clone(),
+                source,
+            })?;
+            sys::mount_sysfs(&sysfs)?;
+        }
+        Ok(entered)
     }
 
     /// Check that the new container's init `pid` is in exactly the planned namespaces.
@@ -548,7 +582,10 @@ mod tests {
     #[test]
     fn net_sysctls_move_to_ward_and_must_be_plain_names() {
         let s = spec_with(&[(LinuxNamespaceType::Network, "/proc/self/ns/net")], None);
-        let mut j = plan(&s, "c", &host_ctx(), no_sandbox).unwrap();
+        // Pretend the host's network namespace is another one: ours stands in for a pod's.
+        let mut ctx = host_ctx();
+        ctx.host_ns.insert("net".into(), vec![(0, 0)]);
+        let mut j = plan(&s, "c", &ctx, no_sandbox).unwrap();
         let mut s2 = s.clone();
         let mut m = std::collections::HashMap::new();
         m.insert(
@@ -583,6 +620,55 @@ mod tests {
                 .to_string();
             assert!(e.contains("linux.sysctl"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn no_net_sysctl_in_the_hosts_network_namespace() {
+        let sysctl = |s: &mut Spec| {
+            let mut m = std::collections::HashMap::new();
+            m.insert("net.ipv4.ip_forward".to_string(), "1".to_string());
+            s.linux_mut().as_mut().unwrap().set_sysctl(Some(m));
+        };
+        // The host's own network namespace by path (a node allowing it): joined, but no sysctl.
+        let mut s = spec_with(&[(LinuxNamespaceType::Network, "/proc/self/ns/net")], None);
+        let mut j = plan(&s, "c", &host_ctx(), no_sandbox).unwrap();
+        sysctl(&mut s);
+        let e = j
+            .rewrite(&mut s, Path::new("/w/c"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("linux.sysctl") && e.contains("host"), "{e}");
+        // No network entry at all (host network allowed): /sys bound from Ward, no sysctl.
+        let mut s = spec_with(&[], None);
+        s.linux_mut()
+            .as_mut()
+            .unwrap()
+            .namespaces_mut()
+            .as_mut()
+            .unwrap()
+            .retain(|n| n.typ() != LinuxNamespaceType::Network);
+        s.set_mounts(Some(vec![MountBuilder::default()
+            .destination("/sys")
+            .typ("sysfs")
+            .source("sysfs")
+            .build()
+            .unwrap()]));
+        let mut j = plan(&s, "c", &host_ctx(), no_sandbox).unwrap();
+        j.rewrite(&mut s.clone(), Path::new("/w/c")).unwrap();
+        assert!(j.sysfs && !j.joins_netns());
+        let mut s2 = s.clone();
+        j.rewrite(&mut s2, Path::new("/w/c")).unwrap();
+        assert_eq!(
+            s2.mounts().as_ref().unwrap()[0].source().as_deref(),
+            Some(Path::new("/w/c/sys"))
+        );
+        sysctl(&mut s);
+        assert!(j.rewrite(&mut s, Path::new("/w/c")).is_err());
+        // A network namespace of its own: nothing to do.
+        let mut s = Spec::default();
+        let mut j = plan(&s, "c", &host_ctx(), no_sandbox).unwrap();
+        j.rewrite(&mut s, Path::new("/w/c")).unwrap();
+        assert!(!j.sysfs);
     }
 
     #[test]

@@ -324,3 +324,41 @@ fn namespaces_of_anything_but_the_pod_sandbox_are_refused() {
     ward.ok(&["delete", "--force", &other]);
     assert_root_clean(&ward);
 }
+
+/// A node that allows the host's network (`hostNetwork` pods): the container stays in it,
+/// `/sys` is Ward's sysfs of that namespace (the container cannot mount one for a namespace
+/// it does not own), and a network sysctl, which would change the host's, is refused.
+#[test]
+fn host_network_when_the_node_allows_it() {
+    require_root!();
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(cfg.path(), "[namespaces]\nallow_host = [\"network\"]\n").unwrap();
+    let ward = Ward::new().with_global(["--config".into(), cfg.path().as_os_str().to_owned()]);
+    let mut b = Bundle::new(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "network")
+    });
+    let id = unique_id("hostnet");
+    ward.run_detached(&b, &id);
+    let init = ward.pid(&id);
+    assert_eq!(ns(init, "net"), ns(std::process::id() as i32, "net"));
+    let o = exec(&ward, &id, "ls /sys/class/net");
+    assert!(o.success(), "{o}");
+    let mut inside: Vec<String> = o.stdout.lines().map(String::from).collect();
+    let mut host: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    inside.sort();
+    host.sort();
+    assert_eq!(inside, host, "/sys/class/net is not the host network's");
+    ward.ok(&["delete", "--force", &id]);
+    assert_no_leftovers(&ward, &id);
+
+    b.edit(|c| c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"}));
+    refused(&ward, &b, &["linux.sysctl", "host's network settings"]);
+    assert_root_clean(&ward);
+}
