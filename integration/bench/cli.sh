@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CLI benchmark: create+start+wait+delete of a /bin/true busybox container
 # (`RUNTIME run`), Ward with the full sandbox vs runc and crun on the same bundle,
-# side by side in one hyperfine run. Prints medians and ratios.
+# side by side, taking turns. Prints medians and ratios.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -29,16 +29,25 @@ if command -v crun >/dev/null && crun --root "$state/crun" run cb >/dev/null 2>&
 else
   echo "note: crun cannot run here ($(crun --root "$state/crun" run cb 2>&1 | tail -1)); left out" >&2
 fi
-args=()
-for i in "${!cmds[@]}"; do args+=(-n "${names[$i]}" "${cmds[$i]}"); done
-hyperfine -N --warmup 3 --runs "$runs" --export-json "$work/h.json" "${args[@]}" >/dev/null
-python3 - "$work/h.json" <<'PY'
-import json, sys
-r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-med = {k: v["median"] * 1000 for k, v in r.items()}
-print("| runtime | median (ms) | min (ms) | ward / runtime |")
+# The runtimes take turns (ward, runc, crun, ward, ...) so that a change of load on this
+# noisy machine hits all of them alike; hyperfine would run all of one, then all of the next.
+python3 - "$runs" "${#cmds[@]}" "${names[@]}" "${cmds[@]}" <<'PY'
+import shlex, statistics, subprocess, sys, time
+runs, n = int(sys.argv[1]), int(sys.argv[2])
+names, cmds = sys.argv[3:3 + n], [shlex.split(c) for c in sys.argv[3 + n:3 + 2 * n]]
+times = {k: [] for k in names}
+for i in range(runs + 3):
+    for name, cmd in zip(names, cmds):
+        t = time.perf_counter()
+        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        dt = time.perf_counter() - t
+        if r.returncode != 0:
+            sys.exit(f"{name}: {' '.join(cmd)} exited {r.returncode}")
+        if i >= 3:  # warm-up rounds
+            times[name].append(dt * 1000)
+med = {k: statistics.median(v) for k, v in times.items()}
+print(f"| runtime | median (ms) | min (ms) | ward / runtime |  ({runs} interleaved runs each)")
 print("|---|---|---|---|")
-for k, v in r.items():
-    ratio = med["ward"] / med[k]
-    print(f"| {k} | {med[k]:.1f} | {v['min']*1000:.1f} | {ratio:.2f}x |")
+for k in names:
+    print(f"| {k} | {med[k]:.1f} | {min(times[k]):.1f} | {med['ward'] / med[k]:.2f}x |")
 PY
