@@ -211,6 +211,9 @@ impl Server {
                 let _ = sn::notif_send(listener, n.id, Answer::Continue);
             }
             Mode::EnforceAndReport | Mode::Enforce => {
+                // Read while the caller is still blocked in the call: once answered it may
+                // exit, and its /proc entry with it.
+                let cpid = container_pid(n.pid);
                 let action = ward_profiles::evaluate(self.profile.seccomp(), self.arch, nr, &args);
                 let given = match action {
                     Action::Errno(e) => {
@@ -235,12 +238,12 @@ impl Server {
                         Action::Errno(libc::EPERM as u32)
                     }
                 };
-                self.report(n.pid, nr, &args, given);
+                self.report(n.pid, cpid, nr, &args, given);
             }
         }
     }
 
-    fn report(&mut self, pid: u32, nr: u32, args: &[u64; 6], action: Action) {
+    fn report(&mut self, pid: u32, cpid: Option<u32>, nr: u32, args: &[u64; 6], action: Action) {
         // ENOSYS is a compatibility answer (clone3: glibc falls back to clone, whose flags
         // the filter can check), given on every thread creation: log it once per syscall,
         // count the repeats.
@@ -256,7 +259,7 @@ impl Server {
         let name = self.arch.syscall_name(nr).map(str::to_string);
         let ev = Event {
             pid: Some(pid),
-            container_pid: container_pid(pid),
+            container_pid: cpid,
             syscall: Some(name.unwrap_or_else(|| format!("#{nr}"))),
             nr: Some(nr),
             args: Some(args.iter().map(|a| format!("{a:#x}")).collect()),
