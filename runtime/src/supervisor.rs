@@ -300,6 +300,10 @@ fn detach_and_serve(server: serve::Server, listening: UnixListener, ready: Owned
             if drop_privileges().is_err() {
                 return 1;
             }
+            // Say what this process is in `ps` (it started as a copy of its creator, e.g. the
+            // shim's launcher).
+            // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+            unsafe { libc::prctl(libc::PR_SET_NAME, c"ward-supervisor".as_ptr(), 0, 0, 0) };
             let pid = std::process::id() as i32;
             let mut w = std::fs::File::from(ready);
             if std::io::Write::write_all(&mut w, &pid.to_le_bytes()).is_err() {

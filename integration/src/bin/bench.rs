@@ -4,9 +4,9 @@
 //! 1. `ctr run --rm <busybox> /bin/true` end to end: median of N runs each,
 //!    the runtimes taking turns run by run. Target: Ward ≤ 0.8 × runc.
 //! 2. Memory per pod: 10 sleeping containers per runtime; PSS and RSS from
-//!    /proc/PID/smaps_rollup of every runtime-side process between containerd
-//!    and each container's init (runc: the shim; Ward: the shim and its
-//!    launcher). Target: ≤ 3 MiB PSS per pod.
+//!    /proc/PID/smaps_rollup of every runtime-side process of each container
+//!    (runc: the shim; Ward: the shim, its launcher and the container's seccomp
+//!    supervisor, found by the shim's command line). Target: ≤ 3 MiB PSS per pod.
 //! 3. The same for 10 real CRI pods per RuntimeClass handler (`runc`, `ward`):
 //!    RunPodSandbox (pause) plus one sleeping container each, one shim per pod
 //!    serving both; the processes are found by their command line (the pod id
@@ -108,27 +108,14 @@ fn memory_per_pod(c: &Containerd, rt: &str, pods: usize) -> Result<(f64, f64, us
         }
     }
     std::thread::sleep(Duration::from_secs(2)); // let shims settle
-    let ls = c
-        .ctr_ok("default", &["tasks", "ls"])
-        .map_err(|e| e.to_string())?;
+                                                // Every runtime-side process of the container: the shim and whatever it forked (Ward:
+                                                // the launcher and the container's seccomp supervisor) carry the shim's command line,
+                                                // with the container id (the shim's id) and this containerd's address.
+    let addr = c.address.display().to_string();
     let mut procs = BTreeSet::new();
-    for line in ls.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 2 || !ids.iter().any(|i| i == f[0]) {
-            continue;
-        }
-        let Ok(init) = f[1].parse::<u32>() else {
-            continue;
-        };
-        // Every ancestor up to and including the shim is runtime overhead.
-        let mut pid = init;
-        for _ in 0..4 {
-            let Some(p) = procfs::ppid(pid) else { break };
-            pid = p;
+    for id in &ids {
+        for (pid, _) in leaks::processes_mentioning(&["containerd-shim", &addr, id]) {
             procs.insert(pid);
-            if procfs::comm(pid).is_some_and(|c| c.starts_with("containerd-shim")) {
-                break;
-            }
         }
     }
     if std::env::var_os("WARD_BENCH_SMAPS").is_some() {
@@ -164,8 +151,20 @@ fn print_breakdown(procs: &BTreeSet<u32>) {
     else {
         return;
     };
+    // The shim and every measured process below it (launcher, supervisors, ...).
+    let below = |p: u32| {
+        let mut q = p;
+        for _ in 0..4 {
+            match procfs::ppid(q) {
+                Some(pp) if pp == shim => return true,
+                Some(pp) if pp > 1 => q = pp,
+                _ => return false,
+            }
+        }
+        false
+    };
     let mut group = vec![shim];
-    group.extend(procs.iter().filter(|&&p| procfs::ppid(p) == Some(shim)));
+    group.extend(procs.iter().filter(|&&p| p != shim && below(p)));
     for p in group {
         println!(
             "  pid {p} {} ({} threads):",

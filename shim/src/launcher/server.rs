@@ -226,9 +226,7 @@ impl<B: Backend> Server<B> {
 /// A create leaves a few hundred KiB of freed heap behind (libcontainer, spec parsing) that
 /// would otherwise stay resident for the pod's lifetime: hand it back to the kernel.
 fn release_free_heap() {
-    // SAFETY: malloc_trim only returns free heap pages to the kernel; the launcher is
-    // single-threaded, so no allocation runs concurrently.
-    unsafe { libc::malloc_trim(0) };
+    ward_runtime::sys::release_free_heap();
 }
 
 fn drain(fd: BorrowedFd<'_>) {
