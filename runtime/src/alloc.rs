@@ -98,11 +98,90 @@ impl Allocator {
         self.dir.join("ranges.json")
     }
 
+    /// The node-wide claim marker of `slot`. Its content is the claimant's state path
+    /// (`<this table's dir>/<holder>`), which exists while that container does.
+    fn claim_path(&self, slot: u32) -> PathBuf {
+        self.cfg.claims_dir.join(slot.to_string())
+    }
+
+    fn claimant(&self, holder: &str) -> String {
+        self.dir.join(holder).display().to_string()
+    }
+
+    /// Slots another table's live container holds. Claims of containers that are gone (a
+    /// crash) do not count.
+    fn foreign_claims(&self) -> BTreeSet<u32> {
+        let ours = format!("{}/", self.dir.display());
+        let Ok(rd) = std::fs::read_dir(&self.cfg.claims_dir) else {
+            return BTreeSet::new();
+        };
+        rd.flatten()
+            .filter_map(|e| {
+                let slot: u32 = e.file_name().to_str()?.parse().ok()?;
+                let who = std::fs::read_to_string(e.path()).ok()?;
+                // A claim is made just before its container's state dir: a fresh one counts
+                // even while that dir does not exist yet.
+                let fresh = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age < std::time::Duration::from_secs(120));
+                (!who.starts_with(&ours) && (fresh || Path::new(who.trim()).exists()))
+                    .then_some(slot)
+            })
+            .collect()
+    }
+
+    /// Make the claims dir say what this table holds: a claim per held slot naming its
+    /// current holder, none for slots this table no longer holds.
+    fn sync_claims(&self, t: &Table) -> Result<(), AllocError> {
+        let claims = &self.cfg.claims_dir;
+        let cerr = |e: std::io::Error| AllocError::Table {
+            path: claims.clone(),
+            message: e.to_string(),
+        };
+        let ours = format!("{}/", self.dir.display());
+        if let Ok(rd) = std::fs::read_dir(claims) {
+            for e in rd.flatten() {
+                let Some(slot) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                    continue;
+                };
+                let who = std::fs::read_to_string(e.path()).unwrap_or_default();
+                if who.starts_with(&ours) && !t.slots.contains_key(&slot) {
+                    std::fs::remove_file(e.path()).map_err(cerr)?;
+                }
+            }
+        }
+        for (slot, holder) in &t.slots {
+            let want = self.claimant(holder);
+            let p = self.claim_path(*slot);
+            if std::fs::read_to_string(&p).ok().as_deref() != Some(want.as_str()) {
+                std::fs::write(&p, &want).map_err(cerr)?;
+            }
+        }
+        Ok(())
+    }
+
     fn with_table<T>(
         &self,
-        f: impl FnOnce(&mut Table) -> Result<T, AllocError>,
+        f: impl FnOnce(&mut Table, &BTreeSet<u32>) -> Result<T, AllocError>,
     ) -> Result<T, AllocError> {
         let _lock = sys::lock_exclusive(&self.dir.join("ranges.lock"))?;
+        // Then the node-wide lock, always in this order.
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.cfg.claims_dir)
+                .map_err(|e| AllocError::Table {
+                    path: self.cfg.claims_dir.clone(),
+                    message: e.to_string(),
+                })?;
+        }
+        let _node = sys::lock_exclusive(&self.cfg.claims_dir.join(".lock"))?;
+        let foreign = self.foreign_claims();
         let path = self.table_path();
         let mut table: Table = match std::fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| AllocError::Table {
@@ -117,7 +196,8 @@ impl Allocator {
                 })
             }
         };
-        let out = f(&mut table)?;
+        let out = f(&mut table, &foreign)?;
+        self.sync_claims(&table)?;
         let tmp = path.with_extension("json.tmp");
         let data = serde_json::to_vec(&table).expect("serializable");
         std::fs::write(&tmp, data)
@@ -143,13 +223,13 @@ impl Allocator {
         owner: &str,
         alive: impl Fn(&str) -> bool,
     ) -> Result<IdRange, AllocError> {
-        self.with_table(|t| {
+        self.with_table(|t, foreign| {
             if let Some(slot) = t.slot_of(owner) {
                 return Ok(self.range_of(slot));
             }
             t.retain_holders(&alive);
             let slot = (0..self.cfg.count)
-                .find(|s| !t.slots.contains_key(s))
+                .find(|s| !t.slots.contains_key(s) && !foreign.contains(s))
                 .ok_or(AllocError::Exhausted {
                     count: self.cfg.count,
                     size: self.cfg.size,
@@ -161,7 +241,7 @@ impl Allocator {
 
     /// Let `member` hold `owner`'s range too (a pod container in its sandbox's user namespace).
     pub fn share(&self, owner: &str, member: &str) -> Result<IdRange, AllocError> {
-        self.with_table(|t| {
+        self.with_table(|t, _| {
             let slot = t.slot_of(owner).ok_or_else(|| AllocError::NotHeld {
                 owner: owner.to_string(),
             })?;
@@ -178,7 +258,7 @@ impl Allocator {
 
     /// `owner` no longer holds a range; the range is free once no one else shares it.
     pub fn release(&self, owner: &str) -> Result<(), AllocError> {
-        self.with_table(|t| {
+        self.with_table(|t, _| {
             t.retain_holders(|o| o != owner);
             Ok(())
         })
@@ -186,7 +266,7 @@ impl Allocator {
 
     /// Containers holding a range now (owners and sharers).
     pub fn owners(&self) -> Result<Vec<String>, AllocError> {
-        self.with_table(|t| {
+        self.with_table(|t, _| {
             Ok(t.slots
                 .values()
                 .cloned()
@@ -200,6 +280,48 @@ impl Allocator {
 mod tests {
     use super::*;
 
+    /// A private claims dir per test (the node-wide one is for real runs).
+    fn claims_dir() -> PathBuf {
+        tempfile::tempdir().unwrap().keep()
+    }
+
+    #[test]
+    fn two_roots_never_share_a_slot() {
+        let claims = claims_dir();
+        let cfg = UsernsConfig {
+            base: 100_000,
+            size: 1000,
+            count: 3,
+            claims_dir: claims.clone(),
+        };
+        let (ra, rb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b) = (
+            Allocator::new(ra.path(), &cfg),
+            Allocator::new(rb.path(), &cfg),
+        );
+        // A claim names the holder's state dir: alive while it exists.
+        std::fs::create_dir(ra.path().join("c1")).unwrap();
+        let r1 = a.allocate("c1", |_| true).unwrap();
+        let r2 = b.allocate("c2", |_| true).unwrap();
+        assert_ne!(r1, r2, "two roots handed out the same range");
+        // c1 is gone without release (a crash): once its claim is no longer fresh, it no
+        // longer blocks the slot.
+        std::fs::remove_dir(ra.path().join("c1")).unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+        std::fs::File::options()
+            .write(true)
+            .open(claims.join("0"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let r3 = b.allocate("c3", |_| true).unwrap();
+        assert_eq!(r3, r1);
+        // Releasing removes this root's claim only.
+        b.release("c2").unwrap();
+        assert!(!claims.join("1").exists());
+        assert!(claims.join("0").exists());
+    }
+
     #[test]
     fn allocate_disjoint_release_reclaim() {
         let d = tempfile::tempdir().unwrap();
@@ -207,6 +329,7 @@ mod tests {
             base: 100_000,
             size: 1000,
             count: 3,
+            claims_dir: claims_dir(),
         };
         let a = Allocator::new(d.path(), &cfg);
         let r1 = a.allocate("a", |_| true).unwrap();
@@ -234,6 +357,7 @@ mod tests {
             base: 100_000,
             size: 1000,
             count: 2,
+            claims_dir: claims_dir(),
         };
         let a = Allocator::new(d.path(), &cfg);
         let sandbox = a.allocate("pod", |_| true).unwrap();
@@ -269,6 +393,7 @@ mod tests {
             base: 100_000,
             size: 1000,
             count: 1,
+            claims_dir: claims_dir(),
         };
         let a = Allocator::new(d.path(), &cfg);
         let r = a.allocate("pod", |_| true).unwrap();
@@ -288,6 +413,7 @@ mod tests {
             base: 100_000,
             size: 1000,
             count: 2,
+            claims_dir: claims_dir(),
         };
         let a = Allocator::new(d.path(), &cfg);
         assert_eq!(a.share("old", "c").unwrap().host_start, 100_000);
@@ -300,6 +426,7 @@ mod tests {
             base: 100_000,
             size: 10,
             count: 64,
+            claims_dir: claims_dir(),
         };
         let handles: Vec<_> = (0..8)
             .map(|i| {

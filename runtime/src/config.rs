@@ -110,6 +110,9 @@ impl Default for ShimConfig {
     }
 }
 
+/// Where node-wide uid range claims live (see [`UsernsConfig::claims_dir`]).
+pub const DEFAULT_CLAIMS_DIR: &str = "/run/ward-uid-claims";
+
 pub const DEFAULT_SHIM_STATE_DIR: &str = "/run/containerd/ward";
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -121,6 +124,10 @@ pub struct UsernsConfig {
     pub size: u32,
     /// How many ranges exist.
     pub count: u32,
+    /// Node-wide claims on range slots, shared by every `--root` (the CLI's, each shim
+    /// namespace's): a slot that another root's live container holds is never handed out,
+    /// so two roots cannot give two containers the same host uids.
+    pub claims_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -175,6 +182,7 @@ impl Default for UsernsConfig {
             base: 1 << 20,
             size: 65536,
             count: 4096,
+            claims_dir: PathBuf::from(DEFAULT_CLAIMS_DIR),
         }
     }
 }

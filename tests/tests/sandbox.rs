@@ -565,3 +565,28 @@ fn own_network_namespace_has_loopback_up() {
     assert_eq!(lines.next(), Some("pong"), "loopback round trip:\n{o}");
     assert_no_leftovers(&ward, &id);
 }
+
+/// Two state roots (the CLI's and a shim namespace's, say) never give two live containers the
+/// same host uids: range slots are claimed node-wide.
+#[test]
+fn two_roots_get_disjoint_ranges() {
+    require_root!();
+    let b = Bundle::new(&["sleep", "1000"]);
+    let (w1, w2) = (Ward::new(), Ward::new());
+    let (id1, id2) = (unique_id("root1"), unique_id("root2"));
+    w1.run_detached(&b, &id1);
+    w2.run_detached(&b, &id2);
+    let map = |w: &Ward, id: &str| {
+        let m = std::fs::read_to_string(format!("/proc/{}/uid_map", w.pid(id))).unwrap();
+        parse_id_map(&m)[0]
+    };
+    let ((_, h1, n1), (_, h2, _)) = (map(&w1, &id1), map(&w2, &id2));
+    assert!(
+        h2 >= h1 + n1 || h1 >= h2 + n1,
+        "two roots share host ids: {h1}+{n1} and {h2}"
+    );
+    w1.ok(&["delete", "--force", &id1]);
+    w2.ok(&["delete", "--force", &id2]);
+    assert_no_leftovers(&w1, &id1);
+    assert_no_leftovers(&w2, &id2);
+}
