@@ -160,11 +160,34 @@ fn missing_cgroup_ancestors(cgroup: &Path) -> Vec<PathBuf> {
 fn remove_cgroup_dirs(dirs: &[PathBuf]) {
     for d in dirs {
         if d.is_absolute() && d.starts_with("/sys/fs/cgroup") {
-            let _ = std::fs::remove_dir(d);
+            remove_cgroup_dir(d);
         } else {
             for m in cgroup_mounts() {
-                let _ = std::fs::remove_dir(m.join(d.strip_prefix("/").unwrap_or(d)));
+                remove_cgroup_dir(&m.join(d.strip_prefix("/").unwrap_or(d)));
             }
+        }
+    }
+}
+
+/// rmdir a cgroup, waiting up to a second while tasks keep it busy: after a create that
+/// failed in the container's init (e.g. a mount target that cannot be prepared), that
+/// process may still be exiting when the undo list runs (seen by the escape suite's leak
+/// check). A cgroup busy because it has child cgroups (other containers) is left at once.
+fn remove_cgroup_dir(d: &Path) {
+    let has_children = || {
+        std::fs::read_dir(d)
+            .map(|rd| {
+                rd.flatten()
+                    .any(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            })
+            .unwrap_or(true)
+    };
+    for _ in 0..50 {
+        match std::fs::remove_dir(d) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && !has_children() => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            _ => return,
         }
     }
 }
