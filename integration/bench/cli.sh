@@ -23,6 +23,8 @@ if ! grep -q ' /sys/fs/cgroup/hugetlb ' /proc/self/mountinfo && [ -d /sys/fs/cgr
 fi
 cd "$work/bundle"
 cmds+=("$ward --root $state/ward run wb"); names+=(ward)
+# The same sandbox with denials refused in the kernel only (no supervisor process).
+cmds+=("$ward --root $state/ward-enforce --seccomp-mode enforce run we"); names+=(ward-enforce)
 command -v runc >/dev/null && { cmds+=("runc --root $state/runc run rb"); names+=(runc); }
 if command -v crun >/dev/null && crun --root "$state/crun" run cb >/dev/null 2>&1; then
   cmds+=("crun --root $state/crun run cb"); names+=(crun)
