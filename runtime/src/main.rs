@@ -6,6 +6,10 @@ use clap::Parser;
 
 fn main() {
     let args = cli::Cli::parse();
+    if args.command.only_prints() {
+        // SAFETY: restores the default disposition of SIGPIPE before any thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let log = cli::logging::init(&args.global);
     let code = match cli::dispatch(args) {
         Ok(code) => code,

@@ -127,6 +127,28 @@ pub enum Command {
     Check(checkcmd::CheckArgs),
 }
 
+impl Command {
+    /// Verbs that only print (no container is made, changed or waited for). For them a
+    /// closed stdout (`ward list | head`) ends the process quietly, as for any Unix filter,
+    /// instead of a panic on EPIPE. Verbs that run containers keep SIGPIPE ignored: dying
+    /// half-way would leave a container behind.
+    pub fn only_prints(&self) -> bool {
+        match self {
+            Command::State(_)
+            | Command::List(_)
+            | Command::Ps(_)
+            | Command::Features
+            | Command::Check(_)
+            | Command::Events(_) => true,
+            Command::Profile(p) => !matches!(
+                p.command,
+                profile::ProfileCommand::Record(_) | profile::ProfileCommand::Test(_)
+            ),
+            _ => false,
+        }
+    }
+}
+
 impl GlobalOpts {
     pub fn runtime(&self) -> Result<Runtime> {
         self.runtime_with_profile(self.profile.clone())
