@@ -18,6 +18,8 @@ echo "landlock:       $(if mkdir /dev/ward-x 2>/dev/null; then echo NOT ENFORCED
 echo "owner of /bin/busybox inside: uid $(stat -c %u /bin/busybox)"
 for f in /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max; do [ -r $f ] && echo "pids limit:     $(cat $f)"; done
 for f in /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max; do [ -r $f ] && echo "memory limit:   $(cat $f)"; done
+if [ -r /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then echo "cpu quota:      $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us)/$(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us) us"; elif [ -r /sys/fs/cgroup/cpu.max ]; then echo "cpu quota:      $(cat /sys/fs/cgroup/cpu.max)"; fi
+ip -o link show lo | grep -q "UP" && echo "network:        own namespace, loopback up" || echo "network:        own namespace"
 true'
 "$here/make-bundle.sh" "$work/bundle" "$(python3 -c 'import json,sys; print(json.dumps(["sh","-c",sys.argv[1]]))' "$report")" >/dev/null
 echo "== Ward $("$ward" --version) — container report (read from inside) =="
