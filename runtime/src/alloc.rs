@@ -165,7 +165,7 @@ impl Allocator {
 
     fn with_table<T>(
         &self,
-        f: impl FnOnce(&mut Table, &BTreeSet<u32>) -> Result<T, AllocError>,
+        f: impl FnOnce(&mut Table) -> Result<T, AllocError>,
     ) -> Result<T, AllocError> {
         let _lock = sys::lock_exclusive(&self.dir.join("ranges.lock"))?;
         // Then the node-wide lock, always in this order.
@@ -181,7 +181,6 @@ impl Allocator {
                 })?;
         }
         let _node = sys::lock_exclusive(&self.cfg.claims_dir.join(".lock"))?;
-        let foreign = self.foreign_claims();
         let path = self.table_path();
         let mut table: Table = match std::fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| AllocError::Table {
@@ -196,7 +195,7 @@ impl Allocator {
                 })
             }
         };
-        let out = f(&mut table, &foreign)?;
+        let out = f(&mut table)?;
         self.sync_claims(&table)?;
         let tmp = path.with_extension("json.tmp");
         let data = serde_json::to_vec(&table).expect("serializable");
@@ -223,11 +222,13 @@ impl Allocator {
         owner: &str,
         alive: impl Fn(&str) -> bool,
     ) -> Result<IdRange, AllocError> {
-        self.with_table(|t, foreign| {
+        self.with_table(|t| {
             if let Some(slot) = t.slot_of(owner) {
                 return Ok(self.range_of(slot));
             }
             t.retain_holders(&alive);
+            // Only a new allocation needs the other roots' claims (the node lock is held).
+            let foreign = self.foreign_claims();
             let slot = (0..self.cfg.count)
                 .find(|s| !t.slots.contains_key(s) && !foreign.contains(s))
                 .ok_or(AllocError::Exhausted {
@@ -241,7 +242,7 @@ impl Allocator {
 
     /// Let `member` hold `owner`'s range too (a pod container in its sandbox's user namespace).
     pub fn share(&self, owner: &str, member: &str) -> Result<IdRange, AllocError> {
-        self.with_table(|t, _| {
+        self.with_table(|t| {
             let slot = t.slot_of(owner).ok_or_else(|| AllocError::NotHeld {
                 owner: owner.to_string(),
             })?;
@@ -258,7 +259,7 @@ impl Allocator {
 
     /// `owner` no longer holds a range; the range is free once no one else shares it.
     pub fn release(&self, owner: &str) -> Result<(), AllocError> {
-        self.with_table(|t, _| {
+        self.with_table(|t| {
             t.retain_holders(|o| o != owner);
             Ok(())
         })
@@ -266,7 +267,7 @@ impl Allocator {
 
     /// Containers holding a range now (owners and sharers).
     pub fn owners(&self) -> Result<Vec<String>, AllocError> {
-        self.with_table(|t, _| {
+        self.with_table(|t| {
             Ok(t.slots
                 .values()
                 .cloned()
