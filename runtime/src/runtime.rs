@@ -192,6 +192,13 @@ fn remove_cgroup_dir(d: &Path) {
     }
 }
 
+/// See [`sys::start_migration_warmup`]: the grace period of the container's move into its
+/// cgroup then runs while Ward prepares the container.
+fn migration_warmup() -> sys::MigrationWarmup {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    sys::start_migration_warmup(&sys::own_cgroup_procs(&own))
+}
+
 fn ns_id(path: &Path) -> std::result::Result<(u64, u64), String> {
     std::fs::metadata(path)
         .map(|m| {
@@ -520,6 +527,7 @@ impl Runtime {
         if cdir.exists() || wdir.exists() {
             return Err(Error::Exists(id.to_string()));
         }
+        let _warmup = migration_warmup();
         let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| Error::Spec {
             path: opts.bundle.clone(),
             message: format!("bundle: {e}"),
@@ -1002,6 +1010,7 @@ impl Runtime {
                 what: "exec needs a running container",
             });
         }
+        let _warmup = migration_warmup();
         let ws = self.ward_state(id)?;
         let wdir = self.ward_dir.join(id.as_str());
         let spec = load_spec(&wdir)?;

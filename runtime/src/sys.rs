@@ -561,3 +561,142 @@ pub fn release_free_heap() {
     // own locks, so it is safe at any point where malloc itself may be called.
     unsafe { libc::malloc_trim(0) };
 }
+
+/// The `cgroup.procs` files of the caller's own cgroups, from the text of /proc/self/cgroup:
+/// cgroup2 (at /sys/fs/cgroup/unified on a hybrid host, else at /sys/fs/cgroup), then the v1
+/// pids hierarchy. The first that opens is used; the others are fallbacks.
+pub fn own_cgroup_procs(proc_self_cgroup: &str) -> Vec<PathBuf> {
+    let mut unified = vec![];
+    let mut v1 = vec![];
+    for line in proc_self_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let rel = path.trim_start_matches('/');
+        if ctrls.is_empty() {
+            for mnt in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+                unified.push(Path::new(mnt).join(rel).join("cgroup.procs"));
+            }
+        } else if ctrls.split(',').any(|c| c == "pids") {
+            v1.push(
+                Path::new("/sys/fs/cgroup")
+                    .join(ctrls)
+                    .join(rel)
+                    .join("cgroup.procs"),
+            );
+        }
+    }
+    unified.extend(v1);
+    unified
+}
+
+/// A short-lived child started by [`start_migration_warmup`]; reaped on drop.
+#[derive(Debug)]
+pub struct MigrationWarmup {
+    child: Option<nix::unistd::Pid>,
+}
+
+impl Drop for MigrationWarmup {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            // By the time a create or exec ends, the container's own migration has waited for
+            // the same grace period, so the child is gone or about to be. ECHILD (a reaper of
+            // all children, like the shim's launcher, got it first) is fine.
+            let _ = nix::sys::wait::waitpid(child, None);
+        }
+    }
+}
+
+/// Start the kernel's grace period for moving a process between cgroups early, so that it
+/// runs alongside Ward's own setup instead of after it.
+///
+/// The first write of a pid to any `cgroup.procs` (on cgroup v1 and v2 alike) waits for a full
+/// RCU grace period before it takes the kernel's global cgroup_threadgroup_rwsem for writing,
+/// 10-25 ms on this machine kind; writes within a grace period after another writer do not
+/// wait. libcontainer's intermediate process makes that write some 10 ms into a create, and
+/// then waits. This child writes "0" (itself) to the cgroup it is already in, a migration that
+/// moves nothing, right at the start: the grace period then overlaps Ward's setup.
+///
+/// Purely an optimisation: if no file opens or the write fails, the child exits and nothing
+/// else changes. Must be called from a single-threaded process.
+pub fn start_migration_warmup(procs: &[PathBuf]) -> MigrationWarmup {
+    let paths: Vec<CString> = procs.iter().map(|p| cpath(p)).collect();
+    // SAFETY: the caller is single-threaded (documented). The child makes only async-signal-
+    // safe calls (open, write, close, _exit) on memory prepared before the fork.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            let mut code = 1;
+            for p in &paths {
+                // SAFETY: `p` is a valid NUL-terminated path; the fd is closed below.
+                let fd = unsafe { libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+                if fd < 0 {
+                    continue;
+                }
+                // SAFETY: writes one byte from a static buffer to the fd opened above.
+                let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+                // SAFETY: closes the fd opened above.
+                unsafe { libc::close(fd) };
+                if n == 1 {
+                    code = 0;
+                    break;
+                }
+            }
+            // SAFETY: terminate the child without running the parent's destructors or atexit.
+            unsafe { libc::_exit(code) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => MigrationWarmup { child: Some(child) },
+        Err(_) => MigrationWarmup { child: None },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_cgroup_procs_hybrid_v2_and_v1() {
+        let hybrid = "10:hugetlb:/\n8:pids:/a/b\n4:memory:/a/b\n1:cpu,cpuacct:/a\n0::/a/b\n";
+        assert_eq!(
+            own_cgroup_procs(hybrid),
+            vec![
+                PathBuf::from("/sys/fs/cgroup/unified/a/b/cgroup.procs"),
+                PathBuf::from("/sys/fs/cgroup/a/b/cgroup.procs"),
+                PathBuf::from("/sys/fs/cgroup/pids/a/b/cgroup.procs"),
+            ]
+        );
+        assert_eq!(
+            own_cgroup_procs("0::/\n"),
+            vec![
+                PathBuf::from("/sys/fs/cgroup/unified/cgroup.procs"),
+                PathBuf::from("/sys/fs/cgroup/cgroup.procs"),
+            ]
+        );
+        // v1 only, pids co-mounted with another controller.
+        assert_eq!(
+            own_cgroup_procs("3:pids,freezer:/x\ngarbage\n"),
+            vec![PathBuf::from("/sys/fs/cgroup/pids,freezer/x/cgroup.procs")]
+        );
+        assert!(own_cgroup_procs("").is_empty());
+    }
+
+    #[test]
+    fn warmup_child_writes_first_openable_file_and_is_reaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing/cgroup.procs");
+        let target = dir.path().join("cgroup.procs");
+        let unused = dir.path().join("unused");
+        std::fs::write(&target, "").unwrap();
+        std::fs::write(&unused, "").unwrap();
+        let w = start_migration_warmup(&[missing, target.clone(), unused.clone()]);
+        let child = w.child.expect("forked");
+        drop(w);
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "0");
+        assert_eq!(std::fs::read_to_string(&unused).unwrap(), "");
+        // Reaped on drop: no such child any more.
+        assert_eq!(
+            nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)),
+            Err(Errno::ECHILD)
+        );
+    }
+}
