@@ -195,8 +195,10 @@ fn remove_cgroup_dir(d: &Path) {
 /// See [`sys::start_migration_warmup`]: the grace period of the container's move into its
 /// cgroup then runs while Ward prepares the container.
 fn migration_warmup() -> sys::MigrationWarmup {
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    sys::start_migration_warmup(&sys::own_cgroup_procs(&own))
+    let pure_v2 = sys::fs_magic(Path::new("/sys/fs/cgroup")).ok() == Some(CGROUP2_SUPER_MAGIC);
+    sys::start_migration_warmup(&sys::own_cgroup_procs(&own, pure_v2))
 }
 
 fn ns_id(path: &Path) -> std::result::Result<(u64, u64), String> {

@@ -563,9 +563,10 @@ pub fn release_free_heap() {
 }
 
 /// The `cgroup.procs` files of the caller's own cgroups, from the text of /proc/self/cgroup:
-/// cgroup2 (at /sys/fs/cgroup/unified on a hybrid host, else at /sys/fs/cgroup), then the v1
-/// pids hierarchy. The first that opens is used; the others are fallbacks.
-pub fn own_cgroup_procs(proc_self_cgroup: &str) -> Vec<PathBuf> {
+/// on a pure cgroup v2 host the one under /sys/fs/cgroup; otherwise the cgroup2 one of a
+/// hybrid host (/sys/fs/cgroup/unified), then the v1 pids hierarchy's. The first that opens
+/// is used. Each is the cgroup the caller already is in, never another one.
+pub fn own_cgroup_procs(proc_self_cgroup: &str, pure_v2: bool) -> Vec<PathBuf> {
     let mut unified = vec![];
     let mut v1 = vec![];
     for line in proc_self_cgroup.lines() {
@@ -575,10 +576,13 @@ pub fn own_cgroup_procs(proc_self_cgroup: &str) -> Vec<PathBuf> {
         };
         let rel = path.trim_start_matches('/');
         if ctrls.is_empty() {
-            for mnt in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
-                unified.push(Path::new(mnt).join(rel).join("cgroup.procs"));
-            }
-        } else if ctrls.split(',').any(|c| c == "pids") {
+            let mnt = if pure_v2 {
+                "/sys/fs/cgroup"
+            } else {
+                "/sys/fs/cgroup/unified"
+            };
+            unified.push(Path::new(mnt).join(rel).join("cgroup.procs"));
+        } else if !pure_v2 && ctrls.split(',').any(|c| c == "pids") {
             v1.push(
                 Path::new("/sys/fs/cgroup")
                     .join(ctrls)
@@ -658,26 +662,22 @@ mod tests {
     fn own_cgroup_procs_hybrid_v2_and_v1() {
         let hybrid = "10:hugetlb:/\n8:pids:/a/b\n4:memory:/a/b\n1:cpu,cpuacct:/a\n0::/a/b\n";
         assert_eq!(
-            own_cgroup_procs(hybrid),
+            own_cgroup_procs(hybrid, false),
             vec![
                 PathBuf::from("/sys/fs/cgroup/unified/a/b/cgroup.procs"),
-                PathBuf::from("/sys/fs/cgroup/a/b/cgroup.procs"),
                 PathBuf::from("/sys/fs/cgroup/pids/a/b/cgroup.procs"),
             ]
         );
         assert_eq!(
-            own_cgroup_procs("0::/\n"),
-            vec![
-                PathBuf::from("/sys/fs/cgroup/unified/cgroup.procs"),
-                PathBuf::from("/sys/fs/cgroup/cgroup.procs"),
-            ]
+            own_cgroup_procs("0::/x.slice/y.scope\n", true),
+            vec![PathBuf::from("/sys/fs/cgroup/x.slice/y.scope/cgroup.procs")]
         );
         // v1 only, pids co-mounted with another controller.
         assert_eq!(
-            own_cgroup_procs("3:pids,freezer:/x\ngarbage\n"),
+            own_cgroup_procs("3:pids,freezer:/x\ngarbage\n", false),
             vec![PathBuf::from("/sys/fs/cgroup/pids,freezer/x/cgroup.procs")]
         );
-        assert!(own_cgroup_procs("").is_empty());
+        assert!(own_cgroup_procs("", false).is_empty());
     }
 
     #[test]
