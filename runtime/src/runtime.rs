@@ -195,10 +195,16 @@ fn remove_cgroup_dir(d: &Path) {
 /// See [`sys::start_migration_warmup`]: the grace period of the container's move into its
 /// cgroup then runs while Ward prepares the container.
 fn migration_warmup() -> sys::MigrationWarmup {
-    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let pure_v2 = sys::fs_magic(Path::new("/sys/fs/cgroup")).ok() == Some(CGROUP2_SUPER_MAGIC);
-    sys::start_migration_warmup(&sys::own_cgroup_procs(&own, pure_v2))
+    sys::start_migration_warmup(&sys::own_cgroup_procs(&own, pure_cgroup_v2()))
+}
+
+/// Whether the host has cgroup v2 only (else v1 or hybrid).
+fn pure_cgroup_v2() -> bool {
+    matches!(
+        libcgroups::common::get_cgroup_setup(),
+        Ok(libcgroups::common::CgroupSetup::Unified)
+    )
 }
 
 fn ns_id(path: &Path) -> std::result::Result<(u64, u64), String> {
@@ -409,10 +415,7 @@ impl Runtime {
     }
 
     fn context(&self, id: &ContainerId, spec: &Spec) -> HardenContext {
-        let pure_v2 = matches!(
-            libcgroups::common::get_cgroup_setup(),
-            Ok(libcgroups::common::CgroupSetup::Unified)
-        );
+        let pure_v2 = pure_cgroup_v2();
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         let mut cgroup_dirs: Vec<String> = vec!["/sys/fs/cgroup".into()];
         for m in cgroup_mounts() {
