@@ -28,6 +28,8 @@ pub enum AllocError {
     Table { path: PathBuf, message: String },
     #[error("user namespace ranges: pod sandbox {owner} holds no range to share")]
     NotHeld { owner: String },
+    #[error("container {0} already exists")]
+    Exists(String),
     #[error("user namespace ranges: {member} already holds another range ({}..{})", range.host_start, u64::from(range.host_start) + u64::from(range.size))]
     HoldsAnother { member: String, range: IdRange },
 }
@@ -119,16 +121,9 @@ impl Allocator {
             .filter_map(|e| {
                 let slot: u32 = e.file_name().to_str()?.parse().ok()?;
                 let who = std::fs::read_to_string(e.path()).ok()?;
-                // A claim is made just before its container's state dir: a fresh one counts
-                // even while that dir does not exist yet.
-                let fresh = e
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age < std::time::Duration::from_secs(120));
-                (!who.starts_with(&ours) && (fresh || Path::new(who.trim()).exists()))
-                    .then_some(slot)
+                // A claim is made under the lock after its container's state dir
+                // ([`Allocator::claim_new`]): a claimant whose dir is gone is gone.
+                (!who.starts_with(&ours) && Path::new(who.trim()).exists()).then_some(slot)
             })
             .collect()
     }
@@ -222,7 +217,22 @@ impl Allocator {
         owner: &str,
         alive: impl Fn(&str) -> bool,
     ) -> Result<IdRange, AllocError> {
+        self.claim_new(owner, || Ok(()), alive)
+    }
+
+    /// Identity and range in one locked step: `identity()` (which makes the owner's state dir,
+    /// failing with [`AllocError::Exists`] if it is there) runs under the table's lock before
+    /// the range is chosen. An owner's state dir therefore exists whenever its slot is in the
+    /// table, so `alive` may judge an owner by it: a missing dir means gone, never "not made
+    /// yet".
+    pub fn claim_new(
+        &self,
+        owner: &str,
+        identity: impl FnOnce() -> Result<(), AllocError>,
+        alive: impl Fn(&str) -> bool,
+    ) -> Result<IdRange, AllocError> {
         self.with_table(|t| {
+            identity()?;
             if let Some(slot) = t.slot_of(owner) {
                 return Ok(self.range_of(slot));
             }
@@ -242,7 +252,18 @@ impl Allocator {
 
     /// Let `member` hold `owner`'s range too (a pod container in its sandbox's user namespace).
     pub fn share(&self, owner: &str, member: &str) -> Result<IdRange, AllocError> {
+        self.claim_shared(owner, member, || Ok(()))
+    }
+
+    /// [`Allocator::share`] with `identity()` (the member's state dir) made under the lock.
+    pub fn claim_shared(
+        &self,
+        owner: &str,
+        member: &str,
+        identity: impl FnOnce() -> Result<(), AllocError>,
+    ) -> Result<IdRange, AllocError> {
         self.with_table(|t| {
+            identity()?;
             let slot = t.slot_of(owner).ok_or_else(|| AllocError::NotHeld {
                 owner: owner.to_string(),
             })?;

@@ -31,6 +31,8 @@ pub enum Error {
     #[error(transparent)]
     Rootfs(#[from] crate::rootfs::RootfsError),
     #[error(transparent)]
+    Resolve(#[from] crate::resolve::ResolveError),
+    #[error(transparent)]
     Sys(#[from] crate::sys::SysError),
     #[error(transparent)]
     Sandbox(#[from] crate::sandbox::SandboxError),

@@ -10,6 +10,8 @@ pub mod error;
 pub mod harden;
 pub mod id;
 pub mod pod;
+pub mod prepare;
+pub mod resolve;
 pub mod rootfs;
 pub mod runtime;
 pub mod sandbox;

@@ -3,11 +3,20 @@
 //! chowned. The rootfs becomes an overlay of idmapped lower layers (an overlay itself cannot be
 //! idmapped) with a fresh upper layer in Ward's state dir, remounted read-only by the launcher
 //! once mount points exist.
+//!
+//! Two phases, so no host user can reach any of it: [`detach`] clones each checked handle
+//! (from `resolve`) into a detached, idmapped, `nosuid,nodev` mount (layers read-only) in the
+//! host's mount namespace; [`attach`] mounts them and the overlay inside Ward's private mount
+//! namespace (see `prepare`), which the container's init inherits.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use crate::harden::{IdRange, Volume};
+use nix::errno::Errno;
+
+use crate::harden::IdRange;
+use crate::resolve::{Handle, Resolved};
+use crate::sys::fs::{self as sysfs, Object};
 use crate::sys::{self, SysError};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +36,12 @@ pub enum RootfsError {
         volume: PathBuf,
         source: SysError,
     },
-    #[error("mounts[{index}].source: {path} does not exist")]
-    VolumeMissing { index: usize, path: PathBuf },
+    #[error("root.path: layer {layer} of overlay {rootfs}: {errno}")]
+    Layer {
+        rootfs: PathBuf,
+        layer: PathBuf,
+        errno: Errno,
+    },
     #[error(
         "root.path: {rootfs} is an overlay whose layers cannot be read from /proc/self/mountinfo"
     )]
@@ -48,6 +61,10 @@ pub struct Prepared {
     pub volume_sources: Vec<(usize, PathBuf)>,
     /// Whether everything is idmapped (false only when the node allows unmapped mounts).
     pub idmapped: bool,
+    /// Mounted in Ward's private mount namespace: nothing to unmount on the host, the mounts
+    /// go with the container's mount namespace.
+    #[serde(default)]
+    pub private: bool,
 }
 
 impl Prepared {
@@ -84,19 +101,24 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The layers (upper first, then lowers) of the overlay mounted at `mountpoint`, from
-/// /proc/self/mountinfo text.
-pub fn overlay_layers(mountinfo: &str, mountpoint: &Path) -> Option<Vec<PathBuf>> {
-    let mut found = None;
+/// The layers (upper first, then lowers) of the overlay mount with mount id `mount_id`, from
+/// /proc/self/mountinfo text, when `real` (the kernel's name of the rootfs handle) is that
+/// mount's root.
+pub fn overlay_layers(mountinfo: &str, mount_id: u64, real: &Path) -> Option<Vec<PathBuf>> {
     for line in mountinfo.lines() {
         let (pre, post) = line.split_once(" - ")?;
-        let mp = unescape(pre.split(' ').nth(4)?);
-        if Path::new(&mp) != mountpoint {
+        let mut f = pre.split(' ');
+        if f.next()?.parse::<u64>().ok()? != mount_id {
             continue;
+        }
+        let root = f.nth(2)?;
+        let mp = unescape(f.next()?);
+        if root != "/" || Path::new(&mp) != real {
+            return None;
         }
         let mut it = post.split(' ');
         if it.next()? != "overlay" {
-            continue;
+            return None;
         }
         let opts = it.nth(1)?;
         let mut upper = None;
@@ -112,9 +134,9 @@ pub fn overlay_layers(mountinfo: &str, mountpoint: &Path) -> Option<Vec<PathBuf>
         }
         let mut all: Vec<PathBuf> = upper.into_iter().collect();
         all.extend(lowers);
-        found = Some(all); // the last entry for a mount point is the visible one
+        return Some(all).filter(|v| !v.is_empty());
     }
-    found.filter(|v| !v.is_empty())
+    None
 }
 
 fn mkdir(p: &Path) -> Result<(), SysError> {
@@ -125,119 +147,185 @@ fn mkdir(p: &Path) -> Result<(), SysError> {
     })
 }
 
-fn idmapped_copy(src: &Path, userns: &OwnedFd, target: &Path) -> Result<(), SysError> {
-    let tree = sys::open_tree_clone(src)?;
-    sys::idmap(&tree, userns, src)?;
-    sys::move_mount(&tree, target)
+/// The container's layers and volumes as detached mounts: cloned from the checked handles
+/// (no path is walked again), idmapped onto the range, `nosuid,nodev`, layers read-only. A
+/// detached mount is reachable through no host path: nothing here is visible to another host
+/// user. Made in the host's mount namespace (open_tree clones only mounts of the caller's).
+#[derive(Debug)]
+pub struct Detached {
+    /// Rootfs layers, upper-most first.
+    layers: Vec<OwnedFd>,
+    /// Owner and mode of the rootfs's top directory.
+    top: Object,
+    /// (volume index, detached mount, source is a directory)
+    volumes: Vec<(usize, OwnedFd, bool)>,
+    idmapped: bool,
 }
 
-/// Build the container's rootfs under `state_dir` and idmapped copies of its volumes.
-/// On error everything mounted so far is undone.
-pub fn prepare(
-    rootfs: &Path,
-    state_dir: &Path,
-    range: &IdRange,
+/// Clone `src`'s mount, idmap it (or, where the node allows it, leave it unmapped) and set
+/// `attrs` on it.
+fn detached_copy(
+    src: &Handle,
+    recursive: bool,
     userns: &OwnedFd,
-    volumes: &[Volume],
+    attrs: u64,
     allow_unmapped: bool,
-) -> Result<Prepared, RootfsError> {
+) -> Result<(OwnedFd, bool), SysError> {
+    let tree = sysfs::clone_tree(src.fd.as_fd(), recursive, &src.real)?;
+    // Only the top mount is idmapped: submounts of an rbind keep host ids (files owned by host
+    // users show as the overflow id and are not writable as them).
+    let idmapped = match sys::idmap(&tree, userns, &src.real) {
+        Ok(()) => true,
+        Err(e @ SysError::Idmap { .. }) if allow_unmapped => {
+            tracing::warn!(path = %src.real.display(), error = %e, "NOT idmapped (allowed by mounts.allow_unmapped): host-owned files show as uid 65534");
+            false
+        }
+        Err(e) => return Err(e),
+    };
+    sysfs::set_mount_attrs(tree.as_fd(), attrs, recursive, &src.real)?;
+    Ok((tree, idmapped))
+}
+
+/// The layers of the rootfs: itself, or, for an overlay mount (containerd's snapshotter,
+/// podman), the overlay's layers read from /proc/self/mountinfo by the handle's mount id.
+fn rootfs_layers(rootfs: &Handle) -> Result<Vec<Handle>, RootfsError> {
+    if sysfs::fd_fs_magic(rootfs.fd.as_fd(), &rootfs.real)? != sys::OVERLAYFS_SUPER_MAGIC {
+        let fd = rootfs.fd.try_clone().map_err(|source| SysError::Io {
+            op: "dup",
+            path: rootfs.real.clone(),
+            source,
+        })?;
+        return Ok(vec![Handle {
+            fd,
+            spelled: rootfs.spelled.clone(),
+            real: rootfs.real.clone(),
+            object: rootfs.object,
+        }]);
+    }
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| SysError::Io {
+        op: "read",
+        path: "/proc/self/mountinfo".into(),
+        source,
+    })?;
+    let id = sysfs::mount_id(rootfs.fd.as_fd(), &rootfs.real)?;
+    let paths =
+        overlay_layers(&mi, id, &rootfs.real).ok_or_else(|| RootfsError::OverlayLayers {
+            rootfs: rootfs.spelled.clone(),
+        })?;
+    paths
+        .iter()
+        .map(|p| {
+            let fd = sysfs::open_path(None, p, sysfs::Walk::NoSymlinks).map_err(|errno| {
+                RootfsError::Layer {
+                    rootfs: rootfs.spelled.clone(),
+                    layer: p.clone(),
+                    errno,
+                }
+            })?;
+            let object = sysfs::object(fd.as_fd(), p)?;
+            Ok(Handle {
+                fd,
+                spelled: p.clone(),
+                real: p.clone(),
+                object,
+            })
+        })
+        .collect()
+}
+
+/// Phase one, in the host's mount namespace: every layer and volume as a detached mount.
+pub fn detach(
+    resolved: &Resolved,
+    userns: &OwnedFd,
+    allow_unmapped: bool,
+) -> Result<Detached, RootfsError> {
+    let layers = rootfs_layers(&resolved.rootfs)?;
+    let mut d = Detached {
+        layers: vec![],
+        top: layers[0].object,
+        volumes: vec![],
+        idmapped: true,
+    };
+    let ro = sysfs::MOUNT_ATTR_RDONLY | sysfs::MOUNT_ATTR_NOSUID | sysfs::MOUNT_ATTR_NODEV;
+    for layer in &layers {
+        let (tree, mapped) =
+            detached_copy(layer, false, userns, ro, allow_unmapped).map_err(|source| {
+                RootfsError::IdmapRootfs {
+                    rootfs: resolved.rootfs.spelled.clone(),
+                    layer: layer.real.clone(),
+                    source,
+                }
+            })?;
+        d.idmapped &= mapped;
+        d.layers.push(tree);
+    }
+    let rw = sysfs::MOUNT_ATTR_NOSUID | sysfs::MOUNT_ATTR_NODEV;
+    for v in &resolved.volumes {
+        let (tree, mapped) = detached_copy(&v.handle, v.recursive, userns, rw, allow_unmapped)
+            .map_err(|source| RootfsError::IdmapVolume {
+                index: v.index,
+                volume: v.handle.spelled.clone(),
+                source,
+            })?;
+        d.idmapped &= mapped;
+        d.volumes.push((v.index, tree, v.handle.object.is_dir()));
+    }
+    Ok(d)
+}
+
+/// Phase two, inside Ward's private mount namespace: attach the detached layers and volumes
+/// under `state_dir` and build the overlay rootfs over the layers. Nothing attached here
+/// shows in the host's mount namespace; the container's init inherits it.
+pub fn attach(d: Detached, state_dir: &Path, range: &IdRange) -> Result<Prepared, RootfsError> {
     let mut p = Prepared {
         rootfs: state_dir.join("rootfs"),
-        idmapped: true,
+        idmapped: d.idmapped,
+        private: true,
         ..Default::default()
     };
-    let r = prepare_inner(
-        rootfs,
-        state_dir,
-        range,
-        userns,
-        volumes,
-        allow_unmapped,
-        &mut p,
-    );
+    let r = attach_inner(d, state_dir, range, &mut p);
     if r.is_err() {
         let _ = p.undo();
     }
     r.map(|()| p)
 }
 
-fn prepare_inner(
-    rootfs: &Path,
+fn attach_inner(
+    d: Detached,
     state_dir: &Path,
     range: &IdRange,
-    userns: &OwnedFd,
-    volumes: &[Volume],
-    allow_unmapped: bool,
     p: &mut Prepared,
 ) -> Result<(), RootfsError> {
-    if !rootfs.is_dir() {
-        return Err(RootfsError::Missing {
-            path: rootfs.into(),
-        });
-    }
-    let layers = if sys::fs_magic(rootfs)? == sys::OVERLAYFS_SUPER_MAGIC {
-        let mi =
-            std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| SysError::Io {
-                op: "read",
-                path: "/proc/self/mountinfo".into(),
-                source,
-            })?;
-        overlay_layers(&mi, rootfs).ok_or_else(|| RootfsError::OverlayLayers {
-            rootfs: rootfs.into(),
-        })?
-    } else {
-        vec![rootfs.to_path_buf()]
-    };
     let mut lowers = vec![];
-    for (i, layer) in layers.iter().enumerate() {
+    for (i, tree) in d.layers.iter().enumerate() {
         let target = state_dir.join("layers").join(i.to_string());
         mkdir(&target)?;
-        match idmapped_copy(layer, userns, &target) {
-            Ok(()) => {
-                p.mounts.push(target.clone());
-                lowers.push(target);
-            }
-            Err(e @ SysError::Idmap { .. }) if allow_unmapped => {
-                tracing::warn!(layer = %layer.display(), error = %e, "rootfs layer NOT idmapped (allowed by mounts.allow_unmapped): files show as uid 65534");
-                p.idmapped = false;
-                lowers.push(layer.clone());
-            }
-            Err(source) => {
-                return Err(RootfsError::IdmapRootfs {
-                    rootfs: rootfs.into(),
-                    layer: layer.clone(),
-                    source,
-                })
-            }
-        }
+        sys::move_mount(tree, &target)?;
+        p.mounts.push(target.clone());
+        lowers.push(target);
     }
     let upper = state_dir.join("upper");
     let work = state_dir.join("work");
-    for d in [&upper, &work, &p.rootfs] {
-        mkdir(d)?;
+    for dir in [&upper, &work, &p.rootfs] {
+        mkdir(dir)?;
     }
     // The overlay's root directory takes its owner and mode from the upper layer: make the
     // (empty, Ward-owned) upper belong to the container's root with the image root's mode, so
     // the container sees `/` as its own, as on the idmapped lowers. Nothing of the image is
     // chowned.
     {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        let top = std::fs::metadata(&layers[0]).map_err(|source| SysError::Io {
-            op: "stat",
-            path: layers[0].clone(),
-            source,
-        })?;
-        let (uid, gid) = if p.idmapped {
-            (range.host_start + top.uid(), range.host_start + top.gid())
+        use std::os::unix::fs::PermissionsExt;
+        let (uid, gid) = if d.idmapped {
+            (range.host_start + d.top.uid, range.host_start + d.top.gid)
         } else {
-            (top.uid(), top.gid())
+            (d.top.uid, d.top.gid)
         };
         std::os::unix::fs::chown(&upper, Some(uid), Some(gid)).map_err(|source| SysError::Io {
             op: "chown",
             path: upper.clone(),
             source,
         })?;
-        std::fs::set_permissions(&upper, std::fs::Permissions::from_mode(top.mode() & 0o7777))
+        std::fs::set_permissions(&upper, std::fs::Permissions::from_mode(d.top.mode & 0o7777))
             .map_err(|source| SysError::Io {
                 op: "chmod",
                 path: upper.clone(),
@@ -247,15 +335,9 @@ fn prepare_inner(
     sys::mount_overlay(&lowers, Some((&upper, &work)), &p.rootfs)?;
     p.mounts.push(p.rootfs.clone());
 
-    for v in volumes {
-        if !v.source.exists() {
-            return Err(RootfsError::VolumeMissing {
-                index: v.index,
-                path: v.source.clone(),
-            });
-        }
-        let target = state_dir.join("volumes").join(v.index.to_string());
-        if v.source.is_dir() {
+    for (index, tree, is_dir) in &d.volumes {
+        let target = state_dir.join("volumes").join(index.to_string());
+        if *is_dir {
             mkdir(&target)?;
         } else {
             mkdir(target.parent().expect("has parent"))?;
@@ -265,23 +347,9 @@ fn prepare_inner(
                 source,
             })?;
         }
-        match idmapped_copy(&v.source, userns, &target) {
-            Ok(()) => {
-                p.mounts.push(target.clone());
-                p.volume_sources.push((v.index, target));
-            }
-            Err(e @ SysError::Idmap { .. }) if allow_unmapped => {
-                tracing::warn!(volume = %v.source.display(), error = %e, "volume NOT idmapped (allowed by mounts.allow_unmapped)");
-                p.idmapped = false;
-            }
-            Err(source) => {
-                return Err(RootfsError::IdmapVolume {
-                    index: v.index,
-                    volume: v.source.clone(),
-                    source,
-                })
-            }
-        }
+        sys::move_mount(tree, &target)?;
+        p.mounts.push(target.clone());
+        p.volume_sources.push((*index, target));
     }
     Ok(())
 }
@@ -296,7 +364,7 @@ mod tests {
 100 27 0:50 / /var/lib/x/merged rw,relatime - overlay overlay rw,lowerdir=/l/a:/l/b,upperdir=/u/diff,workdir=/u/work\n\
 101 27 0:51 / /other\\040dir rw - overlay overlay rw,lowerdir=/q\\054r\n";
         assert_eq!(
-            overlay_layers(mi, Path::new("/var/lib/x/merged")).unwrap(),
+            overlay_layers(mi, 100, Path::new("/var/lib/x/merged")).unwrap(),
             vec![
                 PathBuf::from("/u/diff"),
                 PathBuf::from("/l/a"),
@@ -304,9 +372,11 @@ mod tests {
             ]
         );
         assert_eq!(
-            overlay_layers(mi, Path::new("/other dir")).unwrap(),
+            overlay_layers(mi, 101, Path::new("/other dir")).unwrap(),
             vec![PathBuf::from("/q,r")]
         );
-        assert!(overlay_layers(mi, Path::new("/")).is_none());
+        assert!(overlay_layers(mi, 27, Path::new("/")).is_none());
+        // The id's mount point must be the handle's real path.
+        assert!(overlay_layers(mi, 100, Path::new("/elsewhere")).is_none());
     }
 }

@@ -22,10 +22,11 @@ use crate::error::{io, Error, Result};
 use crate::harden::{self, HardenContext, HardenedSpec, Limits, Policy, Tmpfs};
 use crate::id::{ContainerId, Signal};
 use crate::pod;
-use crate::rootfs;
 use crate::sandbox::{SandboxPlan, WardExecutor};
 use crate::state::{State, WardState};
 use crate::sys;
+
+mod create;
 
 pub const PROFILE_ANNOTATION: &str = "ward.dev/profile";
 
@@ -89,42 +90,6 @@ pub struct Runtime {
     event_log: crate::supervisor::EventLog,
 }
 
-/// Undo list for a create that fails half-way: nothing may be left behind.
-struct Cleanup<'a> {
-    rt: &'a Runtime,
-    id: &'a ContainerId,
-    armed: bool,
-    prepared: Option<rootfs::Prepared>,
-    cgroup_dirs: Vec<PathBuf>,
-    cgroup_leaf: Option<PathBuf>,
-}
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let _ = crate::supervisor::stop(&self.rt.ward_dir.join(self.id.as_str()));
-        let cdir = self.rt.root.join(self.id.as_str());
-        if cdir.exists() {
-            if let Ok(mut c) = Container::load(cdir.clone()) {
-                let _ = c.delete(true);
-            }
-            let _ = std::fs::remove_dir_all(&cdir);
-        }
-        if let Some(leaf) = &self.cgroup_leaf {
-            remove_cgroup_dirs(std::slice::from_ref(leaf));
-        }
-        remove_cgroup_dirs(&self.cgroup_dirs);
-        if let Some(p) = &self.prepared {
-            let _ = p.undo();
-        }
-        let _ = pod::undo_sysfs(&self.rt.ward_dir.join(self.id.as_str()));
-        let _ = std::fs::remove_dir_all(self.rt.ward_dir.join(self.id.as_str()));
-        let _ = self.rt.allocator().release(self.id.as_str());
-    }
-}
-
 /// cgroup mount points (v1 controllers and/or the v2 root) from /proc/self/mountinfo.
 fn cgroup_mounts() -> Vec<PathBuf> {
     let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -136,25 +101,6 @@ fn cgroup_mounts() -> Vec<PathBuf> {
             (fstype == "cgroup" || fstype == "cgroup2").then(|| PathBuf::from(mp))
         })
         .collect()
-}
-
-/// Directories (absolute, under every cgroup mount) that do not exist yet on the way to
-/// `cgroup` (exclusive of the leaf, which libcontainer owns), deepest first.
-fn missing_cgroup_ancestors(cgroup: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    for m in cgroup_mounts() {
-        let rel = cgroup.strip_prefix("/").unwrap_or(cgroup);
-        let mut cur = m.clone();
-        let comps: Vec<_> = rel.components().collect();
-        for c in comps.iter().take(comps.len().saturating_sub(1)) {
-            cur.push(c);
-            if !cur.exists() {
-                out.push(cur.clone());
-            }
-        }
-    }
-    out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    out
 }
 
 fn remove_cgroup_dirs(dirs: &[PathBuf]) {
@@ -517,206 +463,6 @@ impl Runtime {
             preserve_fds,
             notify: None,
         })
-    }
-
-    /// Create a container: everything up to (not including) the user program.
-    /// Returns the init pid, a child of the caller.
-    pub fn create(&self, id: &ContainerId, opts: CreateOptions) -> Result<i32> {
-        if opts.no_pivot {
-            return Err(Error::Unsupported(
-                "--no-pivot: refused: the sandbox needs pivot_root (chroot can be escaped)".into(),
-            ));
-        }
-        let cdir = self.root.join(id.as_str());
-        let wdir = self.ward_dir.join(id.as_str());
-        if cdir.exists() || wdir.exists() {
-            return Err(Error::Exists(id.to_string()));
-        }
-        let _warmup = migration_warmup();
-        let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| Error::Spec {
-            path: opts.bundle.clone(),
-            message: format!("bundle: {e}"),
-        })?;
-        let spec = load_spec(&bundle)?;
-        let profile = self.select_profile(&spec)?;
-        let policy = self.policy(&profile)?;
-        let ctx = self.context(id, &spec);
-        let mut joins = pod::plan(&spec, id.as_str(), &ctx, |sid| self.pod_sandbox(sid))?;
-        // The rootfs must exist before anything is allocated.
-        let root_path = spec
-            .root()
-            .as_ref()
-            .map(|r| r.path().clone())
-            .ok_or_else(|| harden::PolicyError::Spec {
-                field: "root".into(),
-                detail: "missing".into(),
-            })?;
-        let rootfs_src = if root_path.is_absolute() {
-            root_path.clone()
-        } else {
-            bundle.join(&root_path)
-        };
-        if !rootfs_src.is_dir() {
-            return Err(rootfs::RootfsError::Missing { path: rootfs_src }.into());
-        }
-        self.ensure_dirs()?;
-
-        let mut cleanup = Cleanup {
-            rt: self,
-            id,
-            armed: true,
-            prepared: None,
-            cgroup_dirs: vec![],
-            cgroup_leaf: None,
-        };
-        let range = match &joins.sandbox {
-            Some(sb) => self.share_range(sb, id)?,
-            None => self
-                .allocator()
-                .allocate(id.as_str(), |o| o != id.as_str() && self.is_alive_owner(o))?,
-        };
-        let HardenedSpec {
-            mut spec,
-            volumes,
-            spec_seccomp,
-            dropped_caps,
-        } = harden::harden(spec, &policy, &range, &ctx)?;
-        if !dropped_caps.is_empty() {
-            tracing::info!(id = %id, dropped = ?dropped_caps, "capabilities not allowed by policy were dropped");
-        }
-        let mode = self.seccomp_mode(&profile);
-        let mut plan = self.sandbox_plan(
-            &profile,
-            &spec,
-            spec_seccomp.as_ref(),
-            opts.preserve_fds,
-            mode,
-        )?;
-
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .mode(0o711)
-                .create(&wdir)
-                .map_err(io("mkdir", &wdir))?;
-        }
-        let userns = sys::userns_for(&range)?;
-        let prepared = rootfs::prepare(
-            &rootfs_src,
-            &wdir,
-            &range,
-            &userns,
-            &volumes,
-            self.node.mounts.allow_unmapped,
-        )?;
-        drop(userns);
-        cleanup.prepared = Some(prepared.clone());
-
-        // Point the spec at the prepared rootfs and idmapped volumes.
-        let mut root = spec.root().clone().expect("checked");
-        root.set_path(prepared.rootfs.clone());
-        spec.set_root(Some(root));
-        if let Some(mounts) = spec.mounts_mut() {
-            for (index, src) in &prepared.volume_sources {
-                mounts[*index].set_source(Some(src.clone()));
-            }
-        }
-        joins.rewrite(&mut spec, &wdir)?;
-        let cgroup = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.cgroups_path().clone())
-            .expect("harden sets cgroupsPath");
-        cleanup.cgroup_dirs = missing_cgroup_ancestors(&cgroup);
-        cleanup.cgroup_leaf = Some(cgroup);
-
-        let cfg = wdir.join("config.json");
-        std::fs::write(
-            &cfg,
-            serde_json::to_vec_pretty(&spec).expect("serializable"),
-        )
-        .map_err(io("write", &cfg))?;
-        WardState {
-            id: id.to_string(),
-            bundle: bundle.clone(),
-            profile: profile.name().to_string(),
-            profile_hash: profile.hash(),
-            range,
-            prepared,
-            created_cgroup_dirs: cleanup.cgroup_dirs.clone(),
-            dropped_caps,
-            config_path: self.config_path.clone(),
-            preserve_fds: opts.preserve_fds,
-        }
-        .save(&wdir)
-        .map_err(io("write", WardState::path(&wdir)))?;
-
-        // Report and learn modes: the container's supervisor, started before the clone so
-        // the init inherits the connection its listener goes through.
-        let _supervisor = self.start_supervisor(id, &wdir, &profile, mode, &mut plan)?;
-        // Ward enters a pod's host-owned network namespace itself; the clone inherits it.
-        let entered = joins.enter(&wdir)?;
-        let new_netns = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().as_ref())
-            .is_some_and(|nss| {
-                nss.iter().any(|n| {
-                    n.typ() == oci_spec::runtime::LinuxNamespaceType::Network && n.path().is_none()
-                })
-            });
-        let container = self
-            .builder(
-                id,
-                "create",
-                opts.pid_file.as_ref(),
-                opts.console_socket.as_ref(),
-                opts.preserve_fds,
-                plan,
-                [opts.stdin, opts.stdout, opts.stderr],
-            )?
-            .as_init(&wdir)
-            .with_systemd(false)
-            .with_detach(true)
-            .build()
-            .map_err(|source| Error::Container {
-                op: "create",
-                source,
-            })?;
-        drop(entered);
-        let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
-        joins.verify(pid)?;
-        if new_netns {
-            // As runc and crun: a network namespace of the container's own has its loopback
-            // up (libcontainer leaves it down, and the container has no CAP_NET_ADMIN to fix
-            // it). Ward, in the host's user namespace, sets it from outside.
-            let ns = PathBuf::from(format!("/proc/{pid}/ns/net"));
-            sys::loopback_up(&ns)?;
-        }
-        cleanup.armed = false;
-        Ok(pid)
-    }
-
-    fn start_supervisor(
-        &self,
-        id: &ContainerId,
-        wdir: &Path,
-        profile: &Profile,
-        mode: Mode,
-        plan: &mut SandboxPlan,
-    ) -> Result<Option<crate::supervisor::Connection>> {
-        if mode == Mode::Enforce {
-            return Ok(None);
-        }
-        let conn = crate::supervisor::spawn(&crate::supervisor::Config {
-            id: id.as_str(),
-            dir: wdir,
-            profile,
-            mode,
-            log: &self.event_log,
-        })?;
-        plan.notify = Some(conn.handoff());
-        Ok(Some(conn))
     }
 
     /// Ward's state directory of a container (its events file, recording, supervisor).
@@ -1150,20 +896,6 @@ impl Runtime {
             pid,
             range: ws.range,
         })
-    }
-
-    /// A pod container shares its sandbox's uid range (it joins the sandbox's user namespace).
-    fn share_range(&self, sb: &pod::PodSandbox, id: &ContainerId) -> Result<harden::IdRange> {
-        let range = self.allocator().share(&sb.id, id.as_str())?;
-        if range != sb.range {
-            // The table and the sandbox's state disagree: do not guess which uids it runs as.
-            self.allocator().release(id.as_str())?;
-            return Err(Error::Unsupported(format!(
-                "pod sandbox {}: its recorded uid range {}+{} is not the one the range table holds for it ({}+{})",
-                sb.id, sb.range.host_start, sb.range.size, range.host_start, range.size
-            )));
-        }
-        Ok(range)
     }
 
     /// Ids and uid ranges Ward currently holds (for leak checks).

@@ -12,6 +12,7 @@ use nix::errno::Errno;
 
 use crate::harden::IdRange;
 
+pub mod fs;
 pub mod notify;
 
 #[derive(Debug, thiserror::Error)]

@@ -13,8 +13,9 @@ use super::{Policy, PolicyError};
 
 /// Host paths that a bind mount may not expose (the path itself, anything above it, and for
 /// most of them anything below it).
-const SENSITIVE: &[&str] = &[
+pub const SENSITIVE: &[&str] = &[
     "/",
+    "/etc",
     "/proc",
     "/sys",
     "/dev",
@@ -36,7 +37,7 @@ const SENSITIVE: &[&str] = &[
 ];
 
 /// Below these, paths are as sensitive as the directory itself...
-const SENSITIVE_SUBTREES: &[&str] = &[
+pub const SENSITIVE_SUBTREES: &[&str] = &[
     "/proc",
     "/sys",
     "/dev",
@@ -50,7 +51,7 @@ const SENSITIVE_SUBTREES: &[&str] = &[
 ];
 
 /// ...except these, where engines keep per-container files (hosts, resolv.conf, shm, volumes).
-const ENGINE_PER_CONTAINER: &[&str] = &[
+pub const ENGINE_PER_CONTAINER: &[&str] = &[
     "/var/lib/kubelet/pods/",
     "/run/containerd/io.containerd.grpc.v1.cri/sandboxes/",
     "/var/run/containerd/io.containerd.grpc.v1.cri/sandboxes/",

@@ -1,0 +1,341 @@
+//! `Runtime::create`, as one orchestrator over the steps of ARCHITECTURE.md:
+//! spec → policy (`harden`) → resolve (handles) → prepare (identity + range under one lock,
+//! private mounts) → launch (libcontainer + Ward's executor).
+
+use std::path::{Path, PathBuf};
+
+use libcontainer::container::Container;
+use oci_spec::runtime::Spec;
+use ward_profiles::{Mode, Profile};
+
+use super::{load_spec, migration_warmup, remove_cgroup_dirs, Runtime};
+use crate::alloc::AllocError;
+use crate::error::{io, Error, Result};
+use crate::harden::{self, HardenedSpec, IdRange};
+use crate::id::ContainerId;
+use crate::pod;
+use crate::prepare::{self, PrivateMounts};
+use crate::resolve::{self, Protected, Resolved};
+use crate::rootfs;
+use crate::sandbox::SandboxPlan;
+use crate::state::WardState;
+use crate::sys;
+use crate::CreateOptions;
+
+/// Undo list for a create that fails half-way: nothing may be left behind. Armed only once
+/// this create owns the id (its state dir and range claim), so a losing same-id create never
+/// touches the winner's state.
+struct Cleanup<'a> {
+    rt: &'a Runtime,
+    id: &'a ContainerId,
+    armed: bool,
+    prepared: Option<rootfs::Prepared>,
+    cgroup_dirs: Vec<PathBuf>,
+    cgroup_leaf: Option<PathBuf>,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let wdir = self.rt.ward_dir.join(self.id.as_str());
+        let _ = crate::supervisor::stop(&wdir);
+        let cdir = self.rt.root.join(self.id.as_str());
+        if cdir.exists() {
+            if let Ok(mut c) = Container::load(cdir.clone()) {
+                let _ = c.delete(true);
+            }
+            let _ = std::fs::remove_dir_all(&cdir);
+        }
+        if let Some(leaf) = &self.cgroup_leaf {
+            remove_cgroup_dirs(std::slice::from_ref(leaf));
+        }
+        remove_cgroup_dirs(&self.cgroup_dirs);
+        if let Some(p) = &self.prepared {
+            let _ = p.undo();
+        }
+        let _ = pod::undo_sysfs(&wdir);
+        let _ = std::fs::remove_dir_all(&wdir);
+        let _ = self.rt.allocator().release(self.id.as_str());
+    }
+}
+
+/// Directories (absolute, under every cgroup mount) that do not exist yet on the way to
+/// `cgroup` (exclusive of the leaf, which libcontainer owns), deepest first.
+fn missing_cgroup_ancestors(cgroup: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for m in super::cgroup_mounts() {
+        let rel = cgroup.strip_prefix("/").unwrap_or(cgroup);
+        let mut cur = m.clone();
+        let comps: Vec<_> = rel.components().collect();
+        for c in comps.iter().take(comps.len().saturating_sub(1)) {
+            cur.push(c);
+            if !cur.exists() {
+                out.push(cur.clone());
+            }
+        }
+    }
+    out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    out
+}
+
+/// libcontainer's config.json and Ward's own state (root's only).
+fn save_state(wdir: &Path, spec: &Spec, state: &WardState) -> Result<()> {
+    let cfg = wdir.join("config.json");
+    prepare::write_private(
+        &cfg,
+        &serde_json::to_vec_pretty(spec).expect("serializable"),
+    )
+    .map_err(io("write", &cfg))?;
+    let data = serde_json::to_vec_pretty(state).expect("serializable");
+    let path = WardState::path(wdir);
+    prepare::write_private(&path, &data).map_err(io("write", &path))
+}
+
+fn new_netns(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|nss| {
+            nss.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Network && n.path().is_none()
+            })
+        })
+}
+
+impl Runtime {
+    /// Create a container: everything up to (not including) the user program.
+    /// Returns the init pid, a child of the caller.
+    pub fn create(&self, id: &ContainerId, opts: CreateOptions) -> Result<i32> {
+        if opts.no_pivot {
+            return Err(Error::Unsupported(
+                "--no-pivot: refused: the sandbox needs pivot_root (chroot can be escaped)".into(),
+            ));
+        }
+        let wdir = self.ward_dir.join(id.as_str());
+        if self.root.join(id.as_str()).exists() || wdir.exists() {
+            return Err(Error::Exists(id.to_string()));
+        }
+        let _warmup = migration_warmup();
+        let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| Error::Spec {
+            path: opts.bundle.clone(),
+            message: format!("bundle: {e}"),
+        })?;
+        let spec = load_spec(&bundle)?;
+        let profile = self.select_profile(&spec)?;
+        let policy = self.policy(&profile)?;
+        let ctx = self.context(id, &spec);
+        let mut joins = pod::plan(&spec, id.as_str(), &ctx, |sid| self.pod_sandbox(sid))?;
+        // Resolve the rootfs before anything is allocated: its handle is what gets mounted.
+        let protected = Protected::new(
+            &[&self.root, &self.node.userns.claims_dir],
+            &self.node.mounts.allowed_sensitive,
+        );
+        let root_path = spec
+            .root()
+            .as_ref()
+            .map(|r| r.path().clone())
+            .ok_or_else(|| harden::PolicyError::Spec {
+                field: "root".into(),
+                detail: "missing".into(),
+            })?;
+        let rootfs_handle = resolve::rootfs(&bundle, &root_path, &protected)?;
+        self.ensure_dirs()?;
+
+        let range = self.claim(id, &wdir, joins.sandbox.as_ref())?;
+        let mut cleanup = Cleanup {
+            rt: self,
+            id,
+            armed: true,
+            prepared: None,
+            cgroup_dirs: vec![],
+            cgroup_leaf: None,
+        };
+        let HardenedSpec {
+            mut spec,
+            volumes,
+            spec_seccomp,
+            dropped_caps,
+        } = harden::harden(spec, &policy, &range, &ctx)?;
+        if !dropped_caps.is_empty() {
+            tracing::info!(id = %id, dropped = ?dropped_caps, "capabilities not allowed by policy were dropped");
+        }
+        let resolved = Resolved {
+            rootfs: rootfs_handle,
+            volumes: resolve::volumes(&spec, &volumes, &protected)?,
+        };
+        let mode = self.seccomp_mode(&profile);
+        let mut plan = self.sandbox_plan(
+            &profile,
+            &spec,
+            spec_seccomp.as_ref(),
+            opts.preserve_fds,
+            mode,
+        )?;
+        // Report and learn modes: the container's supervisor, started before the clone so
+        // the init inherits the connection its listener goes through (and before the private
+        // mount namespace, which it must not hold on to).
+        let _supervisor = self.start_supervisor(id, &wdir, &profile, mode, &mut plan)?;
+
+        // Detached, idmapped copies of the layers and volumes, made from the handles.
+        let detached = {
+            let userns = sys::userns_for(&range)?;
+            rootfs::detach(&resolved, &userns, self.node.mounts.allow_unmapped)?
+        };
+        drop(resolved);
+        let private = PrivateMounts::enter()?;
+        let prepared = rootfs::attach(detached, &wdir, &range)?;
+        cleanup.prepared = Some(prepared.clone());
+        self.point_spec_at(&mut spec, &prepared);
+        joins.rewrite(&mut spec, &wdir)?;
+        let cgroup = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().clone())
+            .expect("harden sets cgroupsPath");
+        cleanup.cgroup_dirs = missing_cgroup_ancestors(&cgroup);
+        cleanup.cgroup_leaf = Some(cgroup);
+        let state = WardState {
+            id: id.to_string(),
+            bundle: bundle.clone(),
+            profile: profile.name().to_string(),
+            profile_hash: profile.hash(),
+            range,
+            prepared,
+            created_cgroup_dirs: cleanup.cgroup_dirs.clone(),
+            dropped_caps,
+            config_path: self.config_path.clone(),
+            preserve_fds: opts.preserve_fds,
+        };
+        save_state(&wdir, &spec, &state)?;
+
+        let pid = self.launch(id, &wdir, plan, &joins, opts)?;
+        drop(private);
+        joins.verify(pid)?;
+        if new_netns(&spec) {
+            // As runc and crun: a network namespace of the container's own has its loopback
+            // up (libcontainer leaves it down, and the container has no CAP_NET_ADMIN to fix
+            // it). Ward, in the host's user namespace, sets it from outside.
+            sys::loopback_up(&PathBuf::from(format!("/proc/{pid}/ns/net")))?;
+        }
+        cleanup.armed = false;
+        Ok(pid)
+    }
+
+    /// The id and a uid range, in one step under the range table's lock: the state dir is made
+    /// there (failing if the id is taken), so a same-id race has one winner and the loser
+    /// touches nothing; and an owner whose state dir is missing is provably gone.
+    fn claim(
+        &self,
+        id: &ContainerId,
+        wdir: &Path,
+        sandbox: Option<&pod::PodSandbox>,
+    ) -> Result<IdRange> {
+        let cdir = self.root.join(id.as_str());
+        let identity = || {
+            if cdir.exists() {
+                return Err(AllocError::Exists(id.to_string()));
+            }
+            prepare::make_state_dir(wdir).map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => AllocError::Exists(id.to_string()),
+                _ => AllocError::Table {
+                    path: wdir.to_path_buf(),
+                    message: format!("mkdir: {e}"),
+                },
+            })
+        };
+        let alloc = self.allocator();
+        let claimed = match sandbox {
+            Some(sb) => alloc.claim_shared(&sb.id, id.as_str(), identity),
+            None => alloc.claim_new(id.as_str(), identity, |o| {
+                o != id.as_str() && self.is_alive_owner(o)
+            }),
+        };
+        let range = claimed.map_err(|e| match e {
+            AllocError::Exists(id) => Error::Exists(id),
+            e => e.into(),
+        })?;
+        if let Some(sb) = sandbox {
+            if range != sb.range {
+                // The table and the sandbox's state disagree: do not guess which uids it runs
+                // as.
+                let _ = std::fs::remove_dir_all(wdir);
+                self.allocator().release(id.as_str())?;
+                return Err(Error::Unsupported(format!(
+                    "pod sandbox {}: its recorded uid range {}+{} is not the one the range table holds for it ({}+{})",
+                    sb.id, sb.range.host_start, sb.range.size, range.host_start, range.size
+                )));
+            }
+        }
+        Ok(range)
+    }
+
+    /// Point the spec at the prepared rootfs and idmapped volumes.
+    fn point_spec_at(&self, spec: &mut Spec, prepared: &rootfs::Prepared) {
+        let mut root = spec.root().clone().expect("checked");
+        root.set_path(prepared.rootfs.clone());
+        spec.set_root(Some(root));
+        if let Some(mounts) = spec.mounts_mut() {
+            for (index, src) in &prepared.volume_sources {
+                mounts[*index].set_source(Some(src.clone()));
+            }
+        }
+    }
+
+    /// Clone the container's init (from the private mount namespace, inside a joined pod
+    /// network namespace if any).
+    fn launch(
+        &self,
+        id: &ContainerId,
+        wdir: &Path,
+        plan: SandboxPlan,
+        joins: &pod::Joins,
+        opts: CreateOptions,
+    ) -> Result<i32> {
+        // Ward enters a pod's host-owned network namespace itself; the clone inherits it.
+        let entered = joins.enter(wdir)?;
+        let container = self
+            .builder(
+                id,
+                "create",
+                opts.pid_file.as_ref(),
+                opts.console_socket.as_ref(),
+                opts.preserve_fds,
+                plan,
+                [opts.stdin, opts.stdout, opts.stderr],
+            )?
+            .as_init(wdir)
+            .with_systemd(false)
+            .with_detach(true)
+            .build()
+            .map_err(|source| Error::Container {
+                op: "create",
+                source,
+            })?;
+        drop(entered);
+        Ok(container.pid().map(|p| p.as_raw()).unwrap_or(0))
+    }
+
+    fn start_supervisor(
+        &self,
+        id: &ContainerId,
+        wdir: &Path,
+        profile: &Profile,
+        mode: Mode,
+        plan: &mut SandboxPlan,
+    ) -> Result<Option<crate::supervisor::Connection>> {
+        if mode == Mode::Enforce {
+            return Ok(None);
+        }
+        let conn = crate::supervisor::spawn(&crate::supervisor::Config {
+            id: id.as_str(),
+            dir: wdir,
+            profile,
+            mode,
+            log: &self.event_log,
+        })?;
+        plan.notify = Some(conn.handoff());
+        Ok(Some(conn))
+    }
+}
