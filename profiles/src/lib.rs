@@ -15,6 +15,7 @@ mod landlock;
 mod oci;
 mod profile;
 mod seccomp;
+mod redact;
 mod tools;
 
 use std::path::PathBuf;
