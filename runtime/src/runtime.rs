@@ -41,6 +41,8 @@ pub struct RuntimeOptions {
     pub seccomp_mode: Option<crate::config::SeccompMode>,
     /// Where the seccomp supervisor writes denial events besides the events file.
     pub event_log: crate::supervisor::EventLog,
+    /// Allow pod joins whatever the node config says (the shim: containerd lays pods out).
+    pub pods: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -52,6 +54,7 @@ impl Default for RuntimeOptions {
             systemd_cgroup: false,
             seccomp_mode: None,
             event_log: Default::default(),
+            pods: false,
         }
     }
 }
@@ -87,6 +90,7 @@ pub struct Runtime {
     profile_flag: Option<String>,
     seccomp_mode: Option<crate::config::SeccompMode>,
     event_log: crate::supervisor::EventLog,
+    pods_enabled: bool,
 }
 
 /// Undo list for a create that fails half-way: nothing may be left behind.
@@ -271,6 +275,7 @@ impl Runtime {
             ),
         };
         let ward_dir = opts.root.join(".ward");
+        let pods_enabled = opts.pods || node.pods.enabled;
         Ok(Self {
             root: opts.root,
             ward_dir,
@@ -279,6 +284,7 @@ impl Runtime {
             profile_flag: opts.profile,
             seccomp_mode: opts.seccomp_mode,
             event_log: opts.event_log,
+            pods_enabled,
         })
     }
 
@@ -541,6 +547,8 @@ impl Runtime {
         let profile = self.select_profile(&spec)?;
         let policy = self.policy(&profile)?;
         let ctx = self.context(id, &spec);
+        crate::hooks::check(&spec, &self.node.hooks.allow)?;
+        crate::cgroup_guard::refuse_taken(&spec, &ctx)?;
         let mut joins = pod::plan(&spec, id.as_str(), &ctx, |sid| self.pod_sandbox(sid))?;
         // The rootfs must exist before anything is allocated.
         let root_path = spec
@@ -628,6 +636,8 @@ impl Runtime {
             .and_then(|l| l.cgroups_path().clone())
             .expect("harden sets cgroupsPath");
         cleanup.cgroup_dirs = missing_cgroup_ancestors(&cgroup);
+        let leaves = crate::cgroup_guard::claim(&cgroup)?;
+        cleanup.cgroup_dirs.splice(0..0, leaves);
         cleanup.cgroup_leaf = Some(cgroup);
 
         let cfg = wdir.join("config.json");
@@ -647,6 +657,7 @@ impl Runtime {
             dropped_caps,
             config_path: self.config_path.clone(),
             preserve_fds: opts.preserve_fds,
+            sandbox: crate::pod_trust::is_sandbox(&spec),
         }
         .save(&wdir)
         .map_err(io("write", WardState::path(&wdir)))?;
@@ -1137,6 +1148,9 @@ impl Runtime {
         let not_ours = || format!("is not a Ward container in {}", self.root.display());
         let id = ContainerId::new(sid).map_err(|_| not_ours())?;
         let ws = self.ward_state(&id).map_err(|_| not_ours())?;
+        if let Some(why) = crate::pod_trust::refuse_join(self.pods_enabled, &ws) {
+            return Err(why);
+        }
         let c = self.load(&id).map_err(|_| not_ours())?;
         let pid = match c.status() {
             ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused => {

@@ -13,6 +13,7 @@ use nix::errno::Errno;
 use crate::harden::IdRange;
 
 pub mod notify;
+pub mod resolve;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
