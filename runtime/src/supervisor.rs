@@ -23,6 +23,7 @@
 //! after checking the process start time (no pid reuse), and nothing else.
 
 mod event;
+mod logcap;
 mod record;
 mod serve;
 
@@ -40,6 +41,7 @@ use crate::sys::notify as sn;
 
 pub use event::{Event, EVENT_BURST, EVENT_RATE};
 pub use record::Recording;
+pub use logcap::LOG_CAP;
 pub use serve::EVENTS_FILE_CAP;
 
 /// Denial events of one container, one JSON object a line.
