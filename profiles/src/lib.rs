@@ -14,8 +14,8 @@ mod groups;
 mod landlock;
 mod oci;
 mod profile;
-mod seccomp;
 mod redact;
+mod seccomp;
 mod tools;
 
 use std::path::PathBuf;

@@ -262,10 +262,16 @@ fn landlock_plans() {
 fn errors_never_print_the_contents_of_an_extended_file() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("shadow", "root:$y$j9T$S3CRETHASH$xyz:19000:0:99999:7:::\nbin:*:19000::::::\n"),
+        (
+            "shadow",
+            "root:$y$j9T$S3CRETHASH$xyz:19000:0:99999:7:::\nbin:*:19000::::::\n",
+        ),
         ("pass", "S3CRETHASH\n"),
         ("creds", "token = \"S3CRETHASH\"\n"),
-        ("creds2", "[seccomp]\ndefault_action = \"allow\"\nS3CRETHASH = 1\n"),
+        (
+            "creds2",
+            "[seccomp]\ndefault_action = \"allow\"\nS3CRETHASH = 1\n",
+        ),
         ("creds3", "name = \"x\"\n[limits]\npids = \"S3CRETHASH\"\n"),
     ];
     for (name, text) in cases {
@@ -274,7 +280,10 @@ fn errors_never_print_the_contents_of_an_extended_file() {
         let child = dir.path().join(format!("child-{name}.toml"));
         std::fs::write(
             &child,
-            format!("name = \"child\"\nextends = {:?}\n", secret.display().to_string()),
+            format!(
+                "name = \"child\"\nextends = {:?}\n",
+                secret.display().to_string()
+            ),
         )
         .unwrap();
         let e = load(child.to_str().unwrap(), &[]).unwrap_err().to_string();

@@ -272,9 +272,12 @@ impl NodeConfig {
             ));
         }
         for p in &self.hooks.allow {
-            let plain = p
-                .components()
-                .all(|c| matches!(c, std::path::Component::RootDir | std::path::Component::Normal(_)));
+            let plain = p.components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::RootDir | std::path::Component::Normal(_)
+                )
+            });
             if !p.is_absolute() || !plain {
                 return Err(format!(
                     "hooks.allow: {} must be an absolute path without \".\" or \"..\"",
@@ -339,8 +342,11 @@ mod tests {
         assert_eq!(c.hooks.allow, vec![PathBuf::from("/usr/bin/h")]);
         assert!(c.pods.enabled);
         for bad in ["h", "/usr/../tmp/h"] {
-            let e = NodeConfig::parse(Path::new("w.toml"), &format!("[hooks]\nallow = [{bad:?}]\n"))
-                .unwrap_err();
+            let e = NodeConfig::parse(
+                Path::new("w.toml"),
+                &format!("[hooks]\nallow = [{bad:?}]\n"),
+            )
+            .unwrap_err();
             assert!(e.to_string().contains("hooks.allow"), "{e}");
         }
     }

@@ -156,11 +156,21 @@ mod tests {
         let e = check(&spec_with("poststop", &link), std::slice::from_ref(&link)).unwrap_err();
         assert!(e.to_string().contains("symlink"), "{e}");
 
-        let e = check(&spec_with("startContainer", &prog), std::slice::from_ref(&prog))
-            .unwrap_err();
-        assert!(e.to_string().starts_with("hooks.startContainer[0].path"), "{e}");
+        let e = check(
+            &spec_with("startContainer", &prog),
+            std::slice::from_ref(&prog),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("hooks.startContainer[0].path"),
+            "{e}"
+        );
         let dotted = dir.path().join("x/../hook");
-        let e = check(&spec_with("poststop", &dotted), &[dotted.clone()]).unwrap_err();
+        let e = check(
+            &spec_with("poststop", &dotted),
+            std::slice::from_ref(&dotted),
+        )
+        .unwrap_err();
         assert!(matches!(e, HookError::NotAllowed { .. }), "{e}");
     }
 
@@ -175,10 +185,17 @@ mod tests {
         std::fs::write(&prog, "#!/bin/sh\n").unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(check(&spec_with("createRuntime", &prog), std::slice::from_ref(&prog)).is_ok());
+        assert!(check(
+            &spec_with("createRuntime", &prog),
+            std::slice::from_ref(&prog)
+        )
+        .is_ok());
         std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let e = check(&spec_with("createRuntime", &prog), std::slice::from_ref(&prog))
-            .unwrap_err();
+        let e = check(
+            &spec_with("createRuntime", &prog),
+            std::slice::from_ref(&prog),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("writable by nobody else"), "{e}");
     }
 }

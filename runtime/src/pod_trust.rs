@@ -49,7 +49,10 @@ mod tests {
         let mut s = Spec::default();
         assert!(!is_sandbox(&s));
         let mut a = std::collections::HashMap::new();
-        a.insert(CONTAINER_TYPE_ANNOTATION.to_string(), "container".to_string());
+        a.insert(
+            CONTAINER_TYPE_ANNOTATION.to_string(),
+            "container".to_string(),
+        );
         s.set_annotations(Some(a.clone()));
         assert!(!is_sandbox(&s));
         a.insert(CONTAINER_TYPE_ANNOTATION.to_string(), "sandbox".to_string());

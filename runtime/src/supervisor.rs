@@ -40,8 +40,8 @@ use ward_profiles::{Mode, Profile};
 use crate::sys::notify as sn;
 
 pub use event::{Event, EVENT_BURST, EVENT_RATE};
-pub use record::Recording;
 pub use logcap::LOG_CAP;
+pub use record::Recording;
 pub use serve::EVENTS_FILE_CAP;
 
 /// Denial events of one container, one JSON object a line.

@@ -59,7 +59,10 @@ fn denial_storm_stops_at_the_log_cap_and_counts_what_it_dropped() {
             .and_then(|v| v["pid"].as_i64())
             .is_none_or(|p| !Path::new(&format!("/proc/{p}")).exists())
     };
-    assert!(wait_until(Duration::from_secs(10), gone), "supervisor did not exit");
+    assert!(
+        wait_until(Duration::from_secs(10), gone),
+        "supervisor did not exit"
+    );
     let events: Vec<Value> = lines_of(&ward.ok(&["events", "--once", &id]));
     ward.ok(&["delete", "--force", &id]);
     assert_no_leftovers(&ward, &id);

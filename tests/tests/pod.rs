@@ -399,7 +399,12 @@ fn a_sandbox_id_annotation_does_not_make_a_sandbox() {
 
     let mut b = Bundle::new(&["sleep", "1000"]);
     b.edit(|c| {
-        for (typ, kind) in [("network", "net"), ("ipc", "ipc"), ("uts", "uts"), ("pid", "pid")] {
+        for (typ, kind) in [
+            ("network", "net"),
+            ("ipc", "ipc"),
+            ("uts", "uts"),
+            ("pid", "pid"),
+        ] {
             join_ns(c, typ, &format!("/proc/{v}/ns/{kind}"));
         }
         annotate_pod(c, &victim);

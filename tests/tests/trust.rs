@@ -117,14 +117,20 @@ fn cgroups_path_naming_a_host_cgroup_is_refused() {
     let pid = ward.pid(&id);
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     let want = format!(":pids:/{}/{id}\n", host.name);
-    assert!(cg.contains(&want), "container not in its own leaf {want:?}: {cg}");
+    assert!(
+        cg.contains(&want),
+        "container not in its own leaf {want:?}: {cg}"
+    );
     let ps: Vec<i64> = serde_json::from_str(&ward.ok(&["ps", "--format", "json", &id])).unwrap();
     assert_eq!(ps, vec![i64::from(pid)], "ward ps lists other processes");
     host.assert_untouched();
     ward.ok(&["delete", "--force", &id]);
     assert_no_leftovers(&ward, &id);
     host.assert_untouched();
-    assert!(host.dir.is_dir(), "the host cgroup (an ancestor) was removed");
+    assert!(
+        host.dir.is_dir(),
+        "the host cgroup (an ancestor) was removed"
+    );
     host.assert_no_ward_dirs();
     assert_root_clean(&ward);
 }
@@ -149,7 +155,10 @@ fn add_hook(c: &mut Value, kind: &str, program: &Path, marker: &Path) {
 
 fn node_config(dir: &Path, name: &str, allow: &[&Path]) -> PathBuf {
     let p = dir.join(name);
-    let list: Vec<String> = allow.iter().map(|a| format!("{:?}", a.display().to_string())).collect();
+    let list: Vec<String> = allow
+        .iter()
+        .map(|a| format!("{:?}", a.display().to_string()))
+        .collect();
     std::fs::write(&p, format!("[hooks]\nallow = [{}]\n", list.join(", "))).unwrap();
     p
 }
@@ -188,7 +197,11 @@ fn host_side_hooks_need_the_node_allow_list() {
     let marker = dir.path().join("marker-link");
     let mut b = Bundle::new(&["true"]);
     b.edit(|c| add_hook(c, "createRuntime", &link, &marker));
-    refused(&only, &b, &["hooks.createRuntime[0].path", "not in the node's"]);
+    refused(
+        &only,
+        &b,
+        &["hooks.createRuntime[0].path", "not in the node's"],
+    );
     let cfg = node_config(dir.path(), "both.toml", &[&program, &link]);
     let allowed = Ward::new().with_global(["--config".into(), cfg.into_os_string()]);
     refused(&allowed, &b, &["hooks.createRuntime[0].path", "symlink"]);

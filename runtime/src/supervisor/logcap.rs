@@ -136,8 +136,7 @@ mod tests {
         std::fs::write(&path, "").unwrap();
         log.write(&denial(5000));
         let text = std::fs::read_to_string(&path).unwrap();
-        let first: serde_json::Value =
-            serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert_eq!(first["type"], "log-events-dropped");
         assert_eq!(first["suppressed"].as_u64(), Some(1000 - written));
         assert!(text.lines().nth(1).unwrap().contains("seccomp-denial"));
