@@ -227,3 +227,43 @@ fn host_side_hooks_need_the_node_allow_list() {
     assert_no_leftovers(&allowed, &id);
     assert_root_clean(&allowed);
 }
+
+/// A profile whose `extends` names a file that is not a profile (`/etc/shadow`-like): the
+/// error names the file and the line, never its text, on `ward run`, `ward spec` and
+/// `ward profile lint`.
+#[test]
+fn profile_errors_never_print_the_extended_file() {
+    require_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("shadow");
+    std::fs::write(&secret, "root:$y$j9T$S3CRETHASH$x:19000:0:99999:7:::\n").unwrap();
+    let profile = dir.path().join("p1.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "name = \"p1\"\nextends = {:?}\n",
+            secret.display().to_string()
+        ),
+    )
+    .unwrap();
+    let p = profile.display().to_string();
+    let ward = Ward::new();
+    let b = Bundle::new(&["true"]);
+    let id = unique_id("shadow");
+    let run = Ward::output_of(ward.cmd(&[
+        "--profile",
+        &p,
+        "run",
+        "--bundle",
+        &b.path().display().to_string(),
+        &id,
+    ]));
+    let lint = ward.output(&["profile", "lint", &p]);
+    for o in [run, lint] {
+        assert!(!o.success(), "{o}");
+        assert!(o.stderr.contains(&secret.display().to_string()), "{o}");
+        assert!(!o.stderr.contains("S3CRET"), "error prints the file: {o}");
+        assert!(!o.stdout.contains("S3CRET"), "output prints the file: {o}");
+    }
+    assert_no_leftovers(&ward, &id);
+}
