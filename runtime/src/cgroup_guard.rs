@@ -84,6 +84,9 @@ fn claim_in(cgroup: &Path, mounts: &[PathBuf]) -> Result<Vec<PathBuf>, CgroupGua
             let _ = std::fs::remove_dir(d);
         }
     };
+    if let Some(path) = existing(cgroup, mounts) {
+        return Err(CgroupGuardError::Taken { path });
+    }
     for m in mounts {
         let leaf = under(m, cgroup);
         let parent = leaf.parent().unwrap_or(m);
@@ -106,11 +109,17 @@ fn claim_in(cgroup: &Path, mounts: &[PathBuf]) -> Result<Vec<PathBuf>, CgroupGua
                     }
                 })
             });
-        if let Err(e) = step {
-            undo(&made);
-            return Err(e);
+        match step {
+            Ok(()) => made.push(leaf),
+            // A hierarchy mounted read-only here: nobody makes cgroups through it, and an
+            // existing leaf in it was refused above.
+            Err(CgroupGuardError::Io { source, .. })
+                if source.raw_os_error() == Some(libc::EROFS) => {}
+            Err(e) => {
+                undo(&made);
+                return Err(e);
+            }
         }
-        made.push(leaf);
     }
     Ok(made)
 }
