@@ -304,10 +304,12 @@ impl<'a> Resolver<'a> {
         let src = Src { file, text };
         let raw: RawProfile = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
+            // Not TOML (or not profile-shaped): the text may be any file `extends` named,
+            // so the error keeps only the format's own words (see redact.rs).
             src.err(
                 span.clone(),
-                src.key_at(span.start),
-                e.message().trim().to_owned(),
+                crate::redact::key(src.key_at(span.start)),
+                crate::redact::message(e.message().trim()),
             )
         })?;
         let name = match &raw.name {

@@ -14,6 +14,7 @@ mod groups;
 mod landlock;
 mod oci;
 mod profile;
+mod redact;
 mod seccomp;
 mod tools;
 

@@ -19,7 +19,7 @@ fn errors_name_file_line_and_key() {
     );
     let e = err("name = \"t\"\n[seccomp]\ndefault_action = \"allow\"\nbogus = 1\n");
     assert!(
-        e.starts_with("t.toml:4: seccomp.bogus:") && e.contains("unknown field"),
+        e.starts_with("t.toml:4: seccomp.(unknown key):") && e.contains("unknown field"),
         "{e}"
     );
     let e = err("name = \"t\"\n[seccomp]\ndefault_action = \"allow\"\n\n[[seccomp.rule]]\nsyscall = \"socket\"\naction = \"errno\"\nargs = [{ index = 0, op = \"eq\", value = \"AF_NOPE\" }]\n");
@@ -254,4 +254,41 @@ fn landlock_plans() {
     assert_eq!(get(&s, "/tmp"), Some(FsAccess::ReadWrite));
     assert_eq!(s.tcp_bind, Some(vec![]));
     assert_eq!(d.tcp_bind, None);
+}
+
+/// `extends` may name any readable file (`/etc/shadow`): an error about it must not print
+/// any of its text, whether it is not TOML at all or TOML of another shape.
+#[test]
+fn errors_never_print_the_contents_of_an_extended_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "shadow",
+            "root:$y$j9T$S3CRETHASH$xyz:19000:0:99999:7:::\nbin:*:19000::::::\n",
+        ),
+        ("pass", "S3CRETHASH\n"),
+        ("creds", "token = \"S3CRETHASH\"\n"),
+        (
+            "creds2",
+            "[seccomp]\ndefault_action = \"allow\"\nS3CRETHASH = 1\n",
+        ),
+        ("creds3", "name = \"x\"\n[limits]\npids = \"S3CRETHASH\"\n"),
+    ];
+    for (name, text) in cases {
+        let secret = dir.path().join(name);
+        std::fs::write(&secret, text).unwrap();
+        let child = dir.path().join(format!("child-{name}.toml"));
+        std::fs::write(
+            &child,
+            format!(
+                "name = \"child\"\nextends = {:?}\n",
+                secret.display().to_string()
+            ),
+        )
+        .unwrap();
+        let e = load(child.to_str().unwrap(), &[]).unwrap_err().to_string();
+        assert!(!e.contains("S3CRET"), "{name}: error prints file text: {e}");
+        assert!(e.contains(&secret.display().to_string()), "{name}: {e}");
+        eprintln!("{name}: {e}");
+    }
 }

@@ -65,6 +65,8 @@ pub struct NodeConfig {
     pub mounts: MountsConfig,
     pub namespaces: NamespacesConfig,
     pub shim: ShimConfig,
+    pub hooks: HooksConfig,
+    pub pods: PodsConfig,
     /// What happens to a denied syscall: `report` (default: denied with the profile's errno
     /// and reported as an event by the container's supervisor) or `enforce` (denied in the
     /// kernel only, no supervisor process, no events).
@@ -160,6 +162,25 @@ pub struct NamespacesConfig {
     pub allow_host: Vec<String>,
 }
 
+/// OCI hooks from config.json. Host-side hooks (`prestart`, `createRuntime`, `poststart`,
+/// `poststop`) and `createContainer` (a host binary run before the container's sandbox is in
+/// place) run with the runtime's privileges: only the programs listed here may be named.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct HooksConfig {
+    /// Absolute paths of hook programs a config.json may name (no symlink anywhere in them).
+    pub allow: Vec<PathBuf>,
+}
+
+/// Pods through the `ward` CLI: a container naming a pod sandbox
+/// (`io.kubernetes.cri.sandbox-id`) joins its namespaces and uid range. The shim always
+/// allows it for its own roots (containerd's CRI lays pods out).
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PodsConfig {
+    pub enabled: bool,
+}
+
 impl Default for NodeConfig {
     fn default() -> Self {
         Self {
@@ -171,6 +192,8 @@ impl Default for NodeConfig {
             mounts: MountsConfig::default(),
             namespaces: NamespacesConfig::default(),
             shim: ShimConfig::default(),
+            hooks: HooksConfig::default(),
+            pods: PodsConfig::default(),
             seccomp_mode: SeccompMode::default(),
         }
     }
@@ -248,6 +271,20 @@ impl NodeConfig {
                 self.shim.state_dir.display()
             ));
         }
+        for p in &self.hooks.allow {
+            let plain = p.components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::RootDir | std::path::Component::Normal(_)
+                )
+            });
+            if !p.is_absolute() || !plain {
+                return Err(format!(
+                    "hooks.allow: {} must be an absolute path without \".\" or \"..\"",
+                    p.display()
+                ));
+            }
+        }
         for ns in &self.namespaces.allow_host {
             if !matches!(ns.as_str(), "pid" | "network" | "ipc") {
                 return Err(format!(
@@ -296,5 +333,21 @@ mod tests {
             NodeConfig::parse(Path::new("w.toml"), "[shim]\nstate_dir = \"run/w\"\n").unwrap_err();
         assert!(e.to_string().contains("shim.state_dir"), "{e}");
         assert!(NodeConfig::load(Path::new("/nonexistent/w.toml"), true).is_err());
+        assert!(c.hooks.allow.is_empty() && !c.pods.enabled);
+        let c = NodeConfig::parse(
+            Path::new("w.toml"),
+            "[hooks]\nallow = [\"/usr/bin/h\"]\n[pods]\nenabled = true\n",
+        )
+        .unwrap();
+        assert_eq!(c.hooks.allow, vec![PathBuf::from("/usr/bin/h")]);
+        assert!(c.pods.enabled);
+        for bad in ["h", "/usr/../tmp/h"] {
+            let e = NodeConfig::parse(
+                Path::new("w.toml"),
+                &format!("[hooks]\nallow = [{bad:?}]\n"),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains("hooks.allow"), "{e}");
+        }
     }
 }

@@ -39,6 +39,10 @@ pub enum Error {
     #[error(transparent)]
     Pod(#[from] crate::pod::PodError),
     #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
+    #[error(transparent)]
+    CgroupGuard(#[from] crate::cgroup_guard::CgroupGuardError),
+    #[error(transparent)]
     Supervisor(#[from] crate::supervisor::SupervisorError),
     #[error("{op}: {source}")]
     Container {

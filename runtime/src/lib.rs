@@ -4,12 +4,15 @@
 //! same path: [`Runtime`] (policy → harden → compile → launch → supervise).
 
 pub mod alloc;
+pub mod cgroup_guard;
 pub mod check;
 pub mod config;
 pub mod error;
 pub mod harden;
+pub mod hooks;
 pub mod id;
 pub mod pod;
+pub mod pod_trust;
 pub mod prepare;
 pub mod resolve;
 pub mod rootfs;

@@ -42,6 +42,8 @@ pub struct RuntimeOptions {
     pub seccomp_mode: Option<crate::config::SeccompMode>,
     /// Where the seccomp supervisor writes denial events besides the events file.
     pub event_log: crate::supervisor::EventLog,
+    /// Allow pod joins whatever the node config says (the shim: containerd lays pods out).
+    pub pods: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -53,6 +55,7 @@ impl Default for RuntimeOptions {
             systemd_cgroup: false,
             seccomp_mode: None,
             event_log: Default::default(),
+            pods: false,
         }
     }
 }
@@ -88,6 +91,7 @@ pub struct Runtime {
     profile_flag: Option<String>,
     seccomp_mode: Option<crate::config::SeccompMode>,
     event_log: crate::supervisor::EventLog,
+    pods_enabled: bool,
 }
 
 /// cgroup mount points (v1 controllers and/or the v2 root) from /proc/self/mountinfo.
@@ -217,6 +221,7 @@ impl Runtime {
             ),
         };
         let ward_dir = opts.root.join(".ward");
+        let pods_enabled = opts.pods || node.pods.enabled;
         Ok(Self {
             root: opts.root,
             ward_dir,
@@ -225,6 +230,7 @@ impl Runtime {
             profile_flag: opts.profile,
             seccomp_mode: opts.seccomp_mode,
             event_log: opts.event_log,
+            pods_enabled,
         })
     }
 
@@ -883,6 +889,9 @@ impl Runtime {
         let not_ours = || format!("is not a Ward container in {}", self.root.display());
         let id = ContainerId::new(sid).map_err(|_| not_ours())?;
         let ws = self.ward_state(&id).map_err(|_| not_ours())?;
+        if let Some(why) = crate::pod_trust::refuse_join(self.pods_enabled, &ws) {
+            return Err(why);
+        }
         let c = self.load(&id).map_err(|_| not_ours())?;
         let pid = match c.status() {
             ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused => {

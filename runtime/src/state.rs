@@ -22,6 +22,10 @@ pub struct WardState {
     /// Node config in force at create (exec uses the same).
     pub config_path: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// Created as a pod sandbox (annotation `io.kubernetes.cri.container-type: sandbox`):
+    /// only such a container may be joined by a pod container (see `pod_trust.rs`).
+    #[serde(default)]
+    pub sandbox: bool,
 }
 
 impl WardState {

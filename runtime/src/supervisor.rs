@@ -23,6 +23,7 @@
 //! after checking the process start time (no pid reuse), and nothing else.
 
 mod event;
+mod logcap;
 mod record;
 mod serve;
 
@@ -39,6 +40,7 @@ use ward_profiles::{Mode, Profile};
 use crate::sys::notify as sn;
 
 pub use event::{Event, EVENT_BURST, EVENT_RATE};
+pub use logcap::LOG_CAP;
 pub use record::Recording;
 pub use serve::EVENTS_FILE_CAP;
 

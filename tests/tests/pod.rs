@@ -15,6 +15,7 @@ use ward_tests::{
 };
 
 const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
+const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 
 /// A process this test started in fresh namespaces (`unshare --net|--ipc sleep`), owned by
 /// the host user namespace: a stand-in for the namespaces an engine prepares.
@@ -77,6 +78,20 @@ fn join_ns(c: &mut Value, typ: &str, path: &str) {
 
 fn annotate_pod(c: &mut Value, sandbox: &str) {
     c["annotations"] = json!({ SANDBOX_ID: sandbox });
+}
+
+/// The pod sandbox container itself, as containerd's CRI annotates it: only a container
+/// created so is ever joined (`pod_trust.rs`).
+fn annotate_sandbox(c: &mut Value, id: &str) {
+    c["annotations"] = json!({ SANDBOX_ID: id, CONTAINER_TYPE: "sandbox" });
+}
+
+/// `ward` on a node whose config enables pods for the CLI (`[pods] enabled = true`).
+fn pod_ward() -> (Ward, tempfile::NamedTempFile) {
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(cfg.path(), "[pods]\nenabled = true\n").unwrap();
+    let ward = Ward::new().with_global(["--config".into(), cfg.path().as_os_str().to_owned()]);
+    (ward, cfg)
 }
 
 fn exec(ward: &Ward, id: &str, script: &str) -> ward_tests::Out {
@@ -163,13 +178,13 @@ fn ward_enters_a_host_owned_network_namespace() {
 fn pod_container_joins_its_sandbox() {
     require_root!();
     let net = NsHolder::new("--net", "net");
-    let ward = Ward::new();
+    let (ward, _cfg) = pod_ward();
     let sandbox = unique_id("pod");
     let mut sb = Bundle::new(&["sleep", "1000"]);
     let path = net.path("net");
     sb.edit(|c| {
         join_ns(c, "network", &path);
-        annotate_pod(c, &sandbox);
+        annotate_sandbox(c, &sandbox);
         c["hostname"] = json!("podhost");
     });
     ward.run_detached(&sb, &sandbox);
@@ -260,9 +275,11 @@ fn refused(ward: &Ward, b: &Bundle, expect: &[&str]) {
 #[test]
 fn namespaces_of_anything_but_the_pod_sandbox_are_refused() {
     require_root!();
-    let ward = Ward::new();
+    let (ward, _cfg) = pod_ward();
     let other = unique_id("other");
-    ward.run_detached(&Bundle::new(&["sleep", "1000"]), &other);
+    let mut ob = Bundle::new(&["sleep", "1000"]);
+    ob.edit(|c| annotate_sandbox(c, &other));
+    ward.run_detached(&ob, &other);
     let x = ward.pid(&other);
     let ipc = format!("/proc/{x}/ns/ipc");
 
@@ -360,5 +377,80 @@ fn host_network_when_the_node_allows_it() {
 
     b.edit(|c| c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"}));
     refused(&ward, &b, &["linux.sysctl", "host's network settings"]);
+    assert_root_clean(&ward);
+}
+
+/// `io.kubernetes.cri.sandbox-id` is a name any bundle can write. Naming a plain container
+/// (not created as a pod sandbox) does not let a bundle join its namespaces, even on a node
+/// with pods enabled; without `[pods] enabled` no join happens at all. Judged from the host:
+/// the refused container never ran, the named container is untouched.
+#[test]
+fn a_sandbox_id_annotation_does_not_make_a_sandbox() {
+    require_root!();
+    let (ward, _cfg) = pod_ward();
+    let victim = unique_id("plain");
+    ward.run_detached(&Bundle::new(&["sleep", "1000"]), &victim);
+    let v = ward.pid(&victim);
+    let before: Vec<String> = ["user", "net", "ipc", "uts", "pid"]
+        .iter()
+        .map(|k| ns(v, k))
+        .collect();
+    let ranges_before = leaks::range_owners(ward.root());
+
+    let mut b = Bundle::new(&["sleep", "1000"]);
+    b.edit(|c| {
+        for (typ, kind) in [
+            ("network", "net"),
+            ("ipc", "ipc"),
+            ("uts", "uts"),
+            ("pid", "pid"),
+        ] {
+            join_ns(c, typ, &format!("/proc/{v}/ns/{kind}"));
+        }
+        annotate_pod(c, &victim);
+    });
+    refused(
+        &ward,
+        &b,
+        &[SANDBOX_ID, &victim, "was not created as a pod sandbox"],
+    );
+    // A bundle calling itself a sandbox does not make the victim one either.
+    b.edit(|c| c["annotations"][CONTAINER_TYPE] = json!("sandbox"));
+    refused(&ward, &b, &[SANDBOX_ID, "was not created as a pod sandbox"]);
+
+    // Without [pods] enabled, not even a real sandbox is joined.
+    let plain_ward = Ward::new();
+    let sandbox = unique_id("sb");
+    let mut sb = Bundle::new(&["sleep", "1000"]);
+    sb.edit(|c| annotate_sandbox(c, &sandbox));
+    plain_ward.run_detached(&sb, &sandbox);
+    let s = plain_ward.pid(&sandbox);
+    let mut mb = Bundle::new(&["true"]);
+    mb.edit(|c| {
+        join_ns(c, "ipc", &format!("/proc/{s}/ns/ipc"));
+        annotate_pod(c, &sandbox);
+    });
+    refused(&plain_ward, &mb, &[SANDBOX_ID, "[pods] enabled"]);
+    plain_ward.ok(&["delete", "--force", &sandbox]);
+    assert_root_clean(&plain_ward);
+
+    // The victim: still running, in the same namespaces, alone in its uid range.
+    assert_eq!(ward.status(&victim), "running");
+    let after: Vec<String> = ["user", "net", "ipc", "uts", "pid"]
+        .iter()
+        .map(|k| ns(v, k))
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(leaks::range_owners(ward.root()), ranges_before);
+    // No other process ever entered the victim's pid namespace.
+    let in_victim_pidns: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|p| ns(p.parse().unwrap(), "pid") == before[4])
+        .collect();
+    assert_eq!(in_victim_pidns, vec![v.to_string()]);
+    ward.ok(&["delete", "--force", &victim]);
     assert_root_clean(&ward);
 }

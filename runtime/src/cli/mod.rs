@@ -170,6 +170,8 @@ impl GlobalOpts {
                 path: self.log.clone(),
                 json: matches!(self.log_format, LogFormat::Json),
             },
+            // Pod joins only where the node config enables them ([pods] enabled).
+            pods: false,
         })?)
     }
 }

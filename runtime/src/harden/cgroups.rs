@@ -42,9 +42,9 @@ fn tighter(spec: Option<i64>, default: i64) -> i64 {
     }
 }
 
-pub fn apply(spec: &mut Spec, limits: &Limits, ctx: &HardenContext) -> Result<(), PolicyError> {
-    let linux = spec.linux_mut().get_or_insert_with(Default::default);
-    let cg = match linux.cgroups_path() {
+/// The container's cgroup (relative to every cgroup mount) for the spec's `cgroupsPath`.
+pub fn path(cgroups_path: Option<&Path>, ctx: &HardenContext) -> Result<PathBuf, PolicyError> {
+    let cg = match cgroups_path {
         None => ctx.own_cgroup.join("ward").join(&ctx.id),
         Some(p) if p.to_string_lossy().contains(':') => {
             return Err(PolicyError::Cgroup {
@@ -55,7 +55,7 @@ pub fn apply(spec: &mut Spec, limits: &Limits, ctx: &HardenContext) -> Result<()
                 ),
             })
         }
-        Some(p) if p.is_absolute() => p.clone(),
+        Some(p) if p.is_absolute() => p.to_path_buf(),
         Some(p) => ctx.own_cgroup.join(p),
     };
     if cg
@@ -71,6 +71,12 @@ pub fn apply(spec: &mut Spec, limits: &Limits, ctx: &HardenContext) -> Result<()
             ),
         });
     }
+    Ok(cg)
+}
+
+pub fn apply(spec: &mut Spec, limits: &Limits, ctx: &HardenContext) -> Result<(), PolicyError> {
+    let linux = spec.linux_mut().get_or_insert_with(Default::default);
+    let cg = path(linux.cgroups_path().as_deref(), ctx)?;
     linux.set_cgroups_path(Some(cg));
 
     let res = linux.resources_mut().get_or_insert_with(Default::default);

@@ -127,6 +127,8 @@ impl Runtime {
         let policy = self.policy(&profile)?;
         let ctx = self.context(id, &spec);
         let mut joins = pod::plan(&spec, id.as_str(), &ctx, |sid| self.pod_sandbox(sid))?;
+        crate::hooks::check(&spec, &self.node.hooks.allow)?;
+        crate::cgroup_guard::refuse_taken(&spec, &ctx)?;
         // Resolve the rootfs before anything is allocated: its handle is what gets mounted.
         let protected = Protected::new(
             &[&self.root, &self.node.userns.claims_dir],
@@ -195,6 +197,10 @@ impl Runtime {
             .and_then(|l| l.cgroups_path().clone())
             .expect("harden sets cgroupsPath");
         cleanup.cgroup_dirs = missing_cgroup_ancestors(&cgroup);
+        // Ward makes the leaf itself (failing if it appeared meanwhile); only then is it ours
+        // to remove on failure.
+        let leaves = crate::cgroup_guard::claim(&cgroup)?;
+        cleanup.cgroup_dirs.splice(0..0, leaves);
         cleanup.cgroup_leaf = Some(cgroup);
         let state = WardState {
             id: id.to_string(),
@@ -207,6 +213,7 @@ impl Runtime {
             dropped_caps,
             config_path: self.config_path.clone(),
             preserve_fds: opts.preserve_fds,
+            sandbox: crate::pod_trust::is_sandbox(&spec),
         };
         save_state(&wdir, &spec, &state)?;
 

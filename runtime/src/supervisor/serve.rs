@@ -14,7 +14,8 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use ward_profiles::{Action, Arch, Mode, Profile};
 
-use super::event::{log_json, log_text, Bucket, Event, EVENT_BURST, EVENT_RATE};
+use super::event::{Bucket, Event, EVENT_BURST, EVENT_RATE};
+use super::logcap::{CappedLog, LOG_CAP};
 use super::record::Recording;
 use crate::sys::notify::{self as sn, Answer};
 
@@ -43,8 +44,7 @@ pub(crate) struct Server {
     mode: Mode,
     arch: Arch,
     events: File,
-    log: Option<File>,
-    json: bool,
+    log: Option<CappedLog>,
     bucket: Bucket,
     suppressed: u64,
     last_summary: Instant,
@@ -79,8 +79,7 @@ impl Server {
             mode,
             arch,
             events,
-            log,
-            json,
+            log: log.map(|f| CappedLog::new(f, json, LOG_CAP)),
             bucket: Bucket::new(EVENT_BURST, EVENT_RATE),
             suppressed: 0,
             last_summary: Instant::now(),
@@ -97,7 +96,7 @@ impl Server {
     /// The fds this server writes to (kept open when the supervisor closes the rest).
     pub(crate) fn fds(&self) -> Vec<RawFd> {
         let mut v = vec![self.events.as_raw_fd()];
-        v.extend(self.log.as_ref().map(|f| f.as_raw_fd()));
+        v.extend(self.log.as_ref().map(|l| l.file().as_raw_fd()));
         v
     }
 
@@ -326,13 +325,9 @@ impl Server {
                 let _ = self.events.write_all(l.as_bytes());
             }
         }
+        // Ward's log: bounded, what it keeps out is counted (logcap.rs).
         if let Some(log) = &mut self.log {
-            let text = if self.json {
-                log_json(ev)
-            } else {
-                log_text(ev)
-            };
-            let _ = log.write_all(text.as_bytes());
+            log.write(ev);
         }
     }
 
@@ -358,6 +353,9 @@ impl Server {
                 ..self.event("seccomp-enosys-repeats")
             };
             self.emit(&ev);
+        }
+        if let Some(log) = &mut self.log {
+            log.finish(&self.id, self.profile.name());
         }
         if self.mode == Mode::Record {
             let path = self.dir.join(super::RECORDING_FILE);

@@ -88,6 +88,9 @@ impl WardBackend {
         let rt = Runtime::new(RuntimeOptions {
             root,
             config_path: config_path.clone(),
+            // containerd's CRI lays pods out in the shim's roots: a pod container joins the
+            // sandbox Ward recorded as one (never a container merely named by annotation).
+            pods: true,
             ..Default::default()
         })?;
         self.runtimes.insert(config_path, rt);
