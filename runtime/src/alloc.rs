@@ -294,6 +294,7 @@ mod tests {
             size: 1000,
             count: 3,
             claims_dir: claims.clone(),
+            ..Default::default()
         };
         let (ra, rb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let (a, b) = (
@@ -331,6 +332,7 @@ mod tests {
             size: 1000,
             count: 3,
             claims_dir: claims_dir(),
+            ..Default::default()
         };
         let a = Allocator::new(d.path(), &cfg);
         let r1 = a.allocate("a", |_| true).unwrap();
@@ -359,6 +361,7 @@ mod tests {
             size: 1000,
             count: 2,
             claims_dir: claims_dir(),
+            ..Default::default()
         };
         let a = Allocator::new(d.path(), &cfg);
         let sandbox = a.allocate("pod", |_| true).unwrap();
@@ -395,6 +398,7 @@ mod tests {
             size: 1000,
             count: 1,
             claims_dir: claims_dir(),
+            ..Default::default()
         };
         let a = Allocator::new(d.path(), &cfg);
         let r = a.allocate("pod", |_| true).unwrap();
@@ -415,6 +419,7 @@ mod tests {
             size: 1000,
             count: 2,
             claims_dir: claims_dir(),
+            ..Default::default()
         };
         let a = Allocator::new(d.path(), &cfg);
         assert_eq!(a.share("old", "c").unwrap().host_start, 100_000);
@@ -428,6 +433,7 @@ mod tests {
             size: 10,
             count: 64,
             claims_dir: claims_dir(),
+            ..Default::default()
         };
         let handles: Vec<_> = (0..8)
             .map(|i| {

@@ -37,6 +37,8 @@ pub enum Error {
     #[error(transparent)]
     Pod(#[from] crate::pod::PodError),
     #[error(transparent)]
+    Charge(#[from] crate::charge::ChargeError),
+    #[error(transparent)]
     Supervisor(#[from] crate::supervisor::SupervisorError),
     #[error("{op}: {source}")]
     Container {

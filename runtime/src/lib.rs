@@ -4,6 +4,7 @@
 //! same path: [`Runtime`] (policy → harden → compile → launch → supervise).
 
 pub mod alloc;
+pub mod charge;
 pub mod check;
 pub mod config;
 pub mod error;

@@ -17,6 +17,7 @@ use oci_spec::runtime::{Process, Spec};
 use ward_profiles::{Arch, Mode, MountAccess, Profile};
 
 use crate::alloc::Allocator;
+use crate::charge::{self, ContainerUserns};
 use crate::config::{NodeConfig, DEFAULT_CONFIG_PATH};
 use crate::error::{io, Error, Result};
 use crate::harden::{self, HardenContext, HardenedSpec, Limits, Policy, Tmpfs};
@@ -600,16 +601,17 @@ impl Runtime {
                 .create(&wdir)
                 .map_err(io("mkdir", &wdir))?;
         }
-        let userns = sys::userns_for(&range)?;
+        let (userns, userns_fd) =
+            ContainerUserns::create(&range, &self.node.userns.limits, joins.sandbox.is_none())?;
         let prepared = rootfs::prepare(
             &rootfs_src,
             &wdir,
             &range,
-            &userns,
+            &userns_fd,
             &volumes,
             self.node.mounts.allow_unmapped,
         )?;
-        drop(userns);
+        drop(userns_fd);
         cleanup.prepared = Some(prepared.clone());
 
         // Point the spec at the prepared rootfs and idmapped volumes.
@@ -622,6 +624,7 @@ impl Runtime {
             }
         }
         joins.rewrite(&mut spec, &wdir)?;
+        userns.join_in(&mut spec);
         let cgroup = spec
             .linux()
             .as_ref()
@@ -686,6 +689,8 @@ impl Runtime {
         drop(entered);
         let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
         joins.verify(pid)?;
+        userns.verify(pid)?;
+        charge::supervisor_into_cgroup(&wdir, cleanup.cgroup_leaf.as_deref().expect("set"))?;
         if new_netns {
             // As runc and crun: a network namespace of the container's own has its loopback
             // up (libcontainer leaves it down, and the container has no CAP_NET_ADMIN to fix
@@ -840,6 +845,7 @@ impl Runtime {
         }
         if cdir.exists() {
             let mut c = self.load(id)?;
+            charge::prepare_delete(&mut c, &wdir, force)?;
             c.delete(force).map_err(|source| Error::Container {
                 op: "delete",
                 source,
@@ -939,8 +945,16 @@ impl Runtime {
     pub fn pids(&self, id: &ContainerId) -> Result<Vec<i32>> {
         use libcgroups::common::CgroupManager;
         let m = self.cgroup_manager(id)?;
+        // The container's seccomp supervisor is charged to its cgroup but is not one of its
+        // processes.
+        let supervisor = crate::supervisor::running_pid(&self.ward_dir.join(id.as_str()));
         m.get_all_pids()
-            .map(|v| v.into_iter().map(|p| p.as_raw()).collect())
+            .map(|v| {
+                v.into_iter()
+                    .map(|p| p.as_raw())
+                    .filter(|p| Some(*p) != supervisor)
+                    .collect()
+            })
             .map_err(|e| Error::Cgroup(e.to_string()))
     }
 
