@@ -6,35 +6,13 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ward_tests::{assert_no_leftovers, require_root, unique_id, wait_until, Bundle, Ward};
+use ward_tests::{
+    assert_no_leftovers, range_base, require_root, unique_id, userns_owner_uid, wait_until, Bundle,
+    Ward,
+};
 
 /// The syscall helper (tests/src/bin/ward-syscall.rs), copied into bundles.
 const SYSCALL_HELPER: &str = env!("CARGO_BIN_EXE_ward-syscall");
-
-/// The uid owning the user namespace at `path` (ioctl NS_GET_OWNER_UID), as the host sees it.
-fn ns_owner_uid(path: &Path) -> u32 {
-    const NS_GET_OWNER_UID: libc::c_ulong = 0xb704;
-    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    let mut uid: libc::uid_t = u32::MAX;
-    // SAFETY: NS_GET_OWNER_UID writes one uid_t into `uid`.
-    let r = unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_OWNER_UID, &mut uid) };
-    assert_eq!(
-        r,
-        0,
-        "NS_GET_OWNER_UID {}: {}",
-        path.display(),
-        std::io::Error::last_os_error()
-    );
-    uid
-}
-
-/// The host uid container uid 0 maps to (first line of /proc/<pid>/uid_map).
-fn range_base(pid: i32) -> u32 {
-    let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
-    let f: Vec<&str> = map.split_whitespace().collect();
-    assert_eq!(f[0], "0", "uid_map of {pid}: {map}");
-    f[1].parse().unwrap()
-}
 
 /// Whether /proc/<pid>/status says the process runs (not a zombie: container inits and
 /// libcontainer's intermediate are children of the caller, the test, until reaped).
@@ -143,7 +121,7 @@ fn user_namespace_is_owned_by_the_range_base_not_host_root() {
     let pid = ward.pid(&id);
     let base = range_base(pid);
     let userns = PathBuf::from(format!("/proc/{pid}/ns/user"));
-    let owner = ns_owner_uid(&userns);
+    let owner = userns_owner_uid(pid);
     assert_ne!(
         owner, 0,
         "the container's user namespace is owned by host root"
