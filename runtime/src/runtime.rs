@@ -3,8 +3,8 @@
 //! re-implements a step.
 //!
 //! Forking: `create` and `exec` fork (libcontainer clones the container init, Ward forks a
-//! short-lived helper for the idmap user namespace). Call them only from a single-threaded
-//! process.
+//! helper that creates and holds the container's user namespace until the init has joined it,
+//! see `charge.rs`). Call them only from a single-threaded process.
 
 use std::collections::BTreeSet;
 use std::os::fd::OwnedFd;
