@@ -315,6 +315,7 @@ mod tests {
             size: 1000,
             count: 3,
             claims_dir: claims.clone(),
+            ..Default::default()
         };
         let (ra, rb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let (a, b) = (
@@ -352,6 +353,7 @@ mod tests {
             size: 1000,
             count: 3,
             claims_dir: claims_dir(),
+            ..Default::default()
         };
         let a = Allocator::new(d.path(), &cfg);
         let r1 = a.allocate("a", |_| true).unwrap();
@@ -380,6 +382,7 @@ mod tests {
             size: 1000,
             count: 2,
             claims_dir: claims_dir(),
+            ..Default::default()
         };
         let a = Allocator::new(d.path(), &cfg);
         let sandbox = a.allocate("pod", |_| true).unwrap();
@@ -416,6 +419,7 @@ mod tests {
             size: 1000,
             count: 1,
             claims_dir: claims_dir(),
+            ..Default::default()
         };
         let a = Allocator::new(d.path(), &cfg);
         let r = a.allocate("pod", |_| true).unwrap();
@@ -436,6 +440,7 @@ mod tests {
             size: 1000,
             count: 2,
             claims_dir: claims_dir(),
+            ..Default::default()
         };
         let a = Allocator::new(d.path(), &cfg);
         assert_eq!(a.share("old", "c").unwrap().host_start, 100_000);
@@ -449,6 +454,7 @@ mod tests {
             size: 10,
             count: 64,
             claims_dir: claims_dir(),
+            ..Default::default()
         };
         let handles: Vec<_> = (0..8)
             .map(|i| {

@@ -147,24 +147,24 @@ fn userns_row() -> Row {
     let max = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok());
-    let probe = in_child(|| {
-        // SAFETY: unshare with a constant flag; affects only this forked child.
-        let rc = unsafe { libc::unshare(libc::CLONE_NEWUSER) };
-        if rc == 0 {
-            0
-        } else {
-            errno()
-        }
-    });
+    // As `create` makes a container's: owned by the range's base uid, with its own limits.
+    let range = crate::harden::IdRange {
+        host_start: 100_000,
+        size: 65536,
+    };
+    let limits = crate::config::UsernsLimits::default().sysctls();
+    let probe = sys::userns::OwnedUserns::create(&range, &limits).map(drop);
     let (ok, value) = match (max, probe) {
         (Some(0), _) => (false, "max_user_namespaces = 0".to_string()),
         (None, _) => (
             false,
             "/proc/sys/user/max_user_namespaces unreadable".into(),
         ),
-        (Some(m), Ok(0)) => (true, format!("max_user_namespaces = {m}, unshare ok")),
-        (Some(m), Ok(e)) => (false, format!("max {m}, unshare: {}", errno_name(e))),
-        (Some(_), Err(e)) => (false, e),
+        (Some(m), Ok(())) => (
+            true,
+            format!("max_user_namespaces = {m}, owned by the range's uid with limits ok"),
+        ),
+        (Some(_), Err(e)) => (false, e.to_string()),
     };
     Row {
         name: "user namespaces",
@@ -469,34 +469,6 @@ fn errno() -> i32 {
 
 fn errno_name(e: i32) -> String {
     std::io::Error::from_raw_os_error(e).to_string()
-}
-
-/// Run `f` in a forked child and return its exit code (`f`'s return value).
-/// `f` must only make raw syscalls: the parent may be multi-threaded.
-fn in_child(f: impl FnOnce() -> i32) -> Result<i32, String> {
-    // SAFETY: the child runs `f`, which is restricted to async-signal-safe
-    // raw syscalls, and leaves with _exit without running destructors.
-    match unsafe { libc::fork() } {
-        -1 => Err(format!("fork: {}", errno_name(errno()))),
-        0 => {
-            let code = f();
-            // SAFETY: terminate the child without unwinding or atexit handlers.
-            unsafe { libc::_exit(code & 0xff) }
-        }
-        pid => {
-            let mut status = 0;
-            // SAFETY: waiting for the child we just forked.
-            let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
-            if rc != pid {
-                return Err(format!("waitpid: {}", errno_name(errno())));
-            }
-            if libc::WIFEXITED(status) {
-                Ok(libc::WEXITSTATUS(status))
-            } else {
-                Err(format!("probe child died (status {status:#x})"))
-            }
-        }
-    }
 }
 
 #[cfg(test)]

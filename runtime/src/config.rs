@@ -130,6 +130,40 @@ pub struct UsernsConfig {
     /// namespace's): a slot that another root's live container holds is never handed out,
     /// so two roots cannot give two containers the same host uids.
     pub claims_dir: PathBuf,
+    /// Limits of the container's own user namespace (`/proc/sys/user/*` inside it).
+    pub limits: UsernsLimits,
+}
+
+/// Per-user-namespace limits, set in every container's user namespace as it is created. They
+/// bound each uid of the container; above them the kernel also counts everything against the
+/// namespace's owner, the range's base host uid, under the host's own limits
+/// (`fs.inotify.max_user_instances`, ...).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsernsLimits {
+    /// `user.max_inotify_instances`: inotify instances per uid of the container.
+    pub max_inotify_instances: u64,
+    /// `user.max_inotify_watches`: inotify watches per uid of the container.
+    pub max_inotify_watches: u64,
+}
+
+impl Default for UsernsLimits {
+    fn default() -> Self {
+        Self {
+            max_inotify_instances: 128,
+            max_inotify_watches: 8192,
+        }
+    }
+}
+
+impl UsernsLimits {
+    /// (file under /proc/sys/user, value), as the namespace's creator writes them.
+    pub fn sysctls(&self) -> [(&'static str, u64); 2] {
+        [
+            ("max_inotify_instances", self.max_inotify_instances),
+            ("max_inotify_watches", self.max_inotify_watches),
+        ]
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -206,6 +240,7 @@ impl Default for UsernsConfig {
             size: 65536,
             count: 4096,
             claims_dir: PathBuf::from(DEFAULT_CLAIMS_DIR),
+            limits: UsernsLimits::default(),
         }
     }
 }
@@ -255,6 +290,11 @@ impl NodeConfig {
         }
         if u64::from(u.base) + u64::from(u.size) * u64::from(u.count) > u64::from(u32::MAX) {
             return Err("userns: base + size * count exceeds the uid space".into());
+        }
+        for (name, v) in u.limits.sysctls() {
+            if v > i32::MAX as u64 {
+                return Err(format!("userns.limits.{name}: {v} is above {}", i32::MAX));
+            }
         }
         for c in self
             .capabilities
@@ -349,5 +389,30 @@ mod tests {
             .unwrap_err();
             assert!(e.to_string().contains("hooks.allow"), "{e}");
         }
+    }
+
+    #[test]
+    fn userns_limits() {
+        let c = NodeConfig::default();
+        assert_eq!(
+            c.userns.limits.sysctls(),
+            [
+                ("max_inotify_instances", 128),
+                ("max_inotify_watches", 8192)
+            ]
+        );
+        let text = "[userns.limits]\nmax_inotify_instances = 16\n";
+        let c = NodeConfig::parse(Path::new("w.toml"), text).unwrap();
+        assert_eq!(c.userns.limits.max_inotify_instances, 16);
+        assert_eq!(c.userns.limits.max_inotify_watches, 8192);
+        let e = NodeConfig::parse(Path::new("w.toml"), "[userns.limits]\nmax_mqueues = 1\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("max_mqueues"), "{e}");
+        let text = "[userns.limits]\nmax_inotify_watches = 4294967296\n";
+        let e = NodeConfig::parse(Path::new("w.toml"), text).unwrap_err();
+        assert!(
+            e.to_string().contains("userns.limits.max_inotify_watches"),
+            "{e}"
+        );
     }
 }

@@ -43,6 +43,8 @@ pub enum Error {
     #[error(transparent)]
     CgroupGuard(#[from] crate::cgroup_guard::CgroupGuardError),
     #[error(transparent)]
+    Charge(#[from] crate::charge::ChargeError),
+    #[error(transparent)]
     Supervisor(#[from] crate::supervisor::SupervisorError),
     #[error("{op}: {source}")]
     Container {

@@ -5,6 +5,7 @@
 
 pub mod alloc;
 pub mod cgroup_guard;
+pub mod charge;
 pub mod check;
 pub mod config;
 pub mod error;

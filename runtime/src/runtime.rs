@@ -3,8 +3,8 @@
 //! re-implements a step.
 //!
 //! Forking: `create` and `exec` fork (libcontainer clones the container init, Ward forks a
-//! short-lived helper for the idmap user namespace). Call them only from a single-threaded
-//! process.
+//! helper that creates and holds the container's user namespace until the init has joined it,
+//! see `charge.rs`). Call them only from a single-threaded process.
 
 use std::collections::BTreeSet;
 use std::os::fd::OwnedFd;
@@ -17,6 +17,7 @@ use oci_spec::runtime::{Process, Spec};
 use ward_profiles::{Arch, Mode, MountAccess, Profile};
 
 use crate::alloc::Allocator;
+use crate::charge;
 use crate::config::{NodeConfig, DEFAULT_CONFIG_PATH};
 use crate::error::{io, Error, Result};
 use crate::harden::{self, HardenContext, HardenedSpec, Limits, Policy, Tmpfs};
@@ -592,6 +593,7 @@ impl Runtime {
         }
         if cdir.exists() {
             let mut c = self.load(id)?;
+            charge::prepare_delete(&mut c, &wdir, force)?;
             c.delete(force).map_err(|source| Error::Container {
                 op: "delete",
                 source,
@@ -691,8 +693,16 @@ impl Runtime {
     pub fn pids(&self, id: &ContainerId) -> Result<Vec<i32>> {
         use libcgroups::common::CgroupManager;
         let m = self.cgroup_manager(id)?;
+        // The container's seccomp supervisor is charged to its cgroup but is not one of its
+        // processes.
+        let supervisor = crate::supervisor::running_pid(&self.ward_dir.join(id.as_str()));
         m.get_all_pids()
-            .map(|v| v.into_iter().map(|p| p.as_raw()).collect())
+            .map(|v| {
+                v.into_iter()
+                    .map(|p| p.as_raw())
+                    .filter(|p| Some(*p) != supervisor)
+                    .collect()
+            })
             .map_err(|e| Error::Cgroup(e.to_string()))
     }
 

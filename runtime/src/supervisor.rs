@@ -354,6 +354,14 @@ fn supervisor_pidfd(dir: &Path) -> Option<OwnedFd> {
     (start_time(r.pid)? == r.start_time).then_some(fd)
 }
 
+/// The pid of the container's supervisor, if that very process (pid and start time as
+/// recorded) still runs.
+pub fn running_pid(dir: &Path) -> Option<i32> {
+    let r = read_pid_record(dir)?;
+    supervisor_pidfd(dir)?;
+    Some(r.pid)
+}
+
 /// The mode of the container's supervisor, if it runs.
 pub fn running_mode(dir: &Path) -> Option<Mode> {
     let r = read_pid_record(dir)?;

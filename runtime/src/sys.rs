@@ -14,6 +14,7 @@ use crate::harden::IdRange;
 
 pub mod fs;
 pub mod notify;
+pub mod userns;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -36,8 +37,14 @@ pub enum SysError {
     },
     #[error("umount {path}: {errno}")]
     Umount { path: PathBuf, errno: Errno },
-    #[error("create helper user namespace ({step}): {errno}")]
+    #[error("create the container's user namespace ({step}): {errno}")]
     Userns { step: &'static str, errno: Errno },
+    #[error("set the container's user namespace limit {path} to {value}: {errno}")]
+    UsernsLimit {
+        path: PathBuf,
+        value: u64,
+        errno: Errno,
+    },
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -198,78 +205,13 @@ pub fn umount(path: &Path) -> Result<(), SysError> {
     }
 }
 
-/// A user namespace whose uid and gid maps are `0 → range` (used only to idmap mounts):
-/// a forked child unshares it, we write its maps and keep an fd to it.
+/// A user namespace whose uid and gid maps are `0 → range`, used only to idmap mounts (`ward
+/// check`): see [`userns::OwnedUserns`], which `create` uses to also run the container in it.
 ///
 /// Must be called from a single-threaded process (the `ward` CLI, the shim's launcher).
 pub fn userns_for(range: &IdRange) -> Result<OwnedFd, SysError> {
-    let (ready_r, ready_w) = nix::unistd::pipe().map_err(|errno| SysError::Userns {
-        step: "pipe",
-        errno,
-    })?;
-    let (hold_r, hold_w) = nix::unistd::pipe().map_err(|errno| SysError::Userns {
-        step: "pipe",
-        errno,
-    })?;
-    // SAFETY: the child only calls async-signal-safe functions (unshare, write, read, _exit)
-    // and never returns into Rust code of the parent.
-    match unsafe { nix::unistd::fork() } {
-        Err(errno) => Err(SysError::Userns {
-            step: "fork",
-            errno,
-        }),
-        Ok(nix::unistd::ForkResult::Child) => {
-            drop(ready_r);
-            drop(hold_w);
-            // SAFETY: plain syscalls on fds we own; the child exits with _exit.
-            unsafe {
-                let ok = libc::unshare(libc::CLONE_NEWUSER) == 0;
-                let b = [u8::from(ok)];
-                libc::write(ready_w.as_raw_fd(), b.as_ptr().cast(), 1);
-                let mut buf = [0u8; 1];
-                libc::read(hold_r.as_raw_fd(), buf.as_mut_ptr().cast(), 1);
-                libc::_exit(0);
-            }
-        }
-        Ok(nix::unistd::ForkResult::Parent { child }) => {
-            drop(ready_w);
-            drop(hold_r);
-            let result = (|| {
-                let mut b = [0u8; 1];
-                let mut f = File::from(ready_r);
-                if f.read(&mut b).ok() != Some(1) || b[0] != 1 {
-                    return Err(SysError::Userns {
-                        step: "unshare(CLONE_NEWUSER)",
-                        errno: Errno::EPERM,
-                    });
-                }
-                let map = format!("0 {} {}\n", range.host_start, range.size);
-                for file in ["uid_map", "gid_map"] {
-                    let p = PathBuf::from(format!("/proc/{child}/{file}"));
-                    std::fs::OpenOptions::new()
-                        .write(true)
-                        .open(&p)
-                        .and_then(|mut f| f.write_all(map.as_bytes()))
-                        .map_err(|source| SysError::Io {
-                            op: "write",
-                            path: p.clone(),
-                            source,
-                        })?;
-                }
-                let p = PathBuf::from(format!("/proc/{child}/ns/user"));
-                File::open(&p)
-                    .map(OwnedFd::from)
-                    .map_err(|source| SysError::Io {
-                        op: "open",
-                        path: p,
-                        source,
-                    })
-            })();
-            drop(hold_w);
-            let _ = nix::sys::wait::waitpid(child, None);
-            result
-        }
-    }
+    // The helper goes; the fd keeps the namespace.
+    userns::OwnedUserns::create(range, &[]).map(|(_helper, fd)| fd)
 }
 
 /// An exclusive flock on `path` (created if missing), released when the file is dropped.

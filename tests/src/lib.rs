@@ -91,6 +91,33 @@ pub fn wait_until(timeout: std::time::Duration, mut f: impl FnMut() -> bool) -> 
     }
 }
 
+/// The host uid owning the user namespace of `pid` (ioctl NS_GET_OWNER_UID on
+/// `/proc/<pid>/ns/user`): the uid the kernel charges that namespace's per-user counts to.
+pub fn userns_owner_uid(pid: i32) -> u32 {
+    use std::os::fd::AsRawFd;
+    const NS_GET_OWNER_UID: libc::c_ulong = 0xb704;
+    let path = format!("/proc/{pid}/ns/user");
+    let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    let mut uid: libc::uid_t = u32::MAX;
+    // SAFETY: NS_GET_OWNER_UID writes one uid_t into `uid`.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_OWNER_UID, &mut uid) };
+    assert_eq!(
+        r,
+        0,
+        "NS_GET_OWNER_UID {path}: {}",
+        std::io::Error::last_os_error()
+    );
+    uid
+}
+
+/// The host uid container uid 0 of `pid` maps to (first line of /proc/<pid>/uid_map).
+pub fn range_base(pid: i32) -> u32 {
+    let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
+    let f: Vec<&str> = map.split_whitespace().collect();
+    assert_eq!(f.first(), Some(&"0"), "uid_map of {pid}: {map}");
+    f[1].parse().unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -212,6 +212,9 @@ fn pod_container_joins_its_sandbox() {
         ns(s, "pid"),
         "pid namespace was not asked to be shared"
     );
+    // The pod's user namespace is owned by the sandbox's range base uid, not by host root.
+    assert_eq!(ward_tests::userns_owner_uid(m), ward_tests::range_base(s));
+    assert_ne!(ward_tests::userns_owner_uid(m), 0);
     // One uid range for the pod: the member shares the sandbox's slot.
     let table: Value = serde_json::from_str(
         &std::fs::read_to_string(ward.root().join(".ward/ranges.json")).unwrap(),

@@ -10,6 +10,7 @@ use ward_profiles::{Mode, Profile};
 
 use super::{load_spec, migration_warmup, remove_cgroup_dirs, Runtime};
 use crate::alloc::AllocError;
+use crate::charge::{self, ContainerUserns};
 use crate::error::{io, Error, Result};
 use crate::harden::{self, HardenedSpec, IdRange};
 use crate::id::ContainerId;
@@ -181,16 +182,19 @@ impl Runtime {
         let _supervisor = self.start_supervisor(id, &wdir, &profile, mode, &mut plan)?;
 
         // Detached, idmapped copies of the layers and volumes, made from the handles.
-        let detached = {
-            let userns = sys::userns_for(&range)?;
-            rootfs::detach(&resolved, &userns, self.node.mounts.allow_unmapped)?
-        };
+        // The container's user namespace, owned by the range's base uid (charged there, not
+        // to host root); it also idmaps the mounts.
+        let (userns, userns_fd) =
+            ContainerUserns::create(&range, &self.node.userns.limits, joins.sandbox.is_none())?;
+        let detached = rootfs::detach(&resolved, &userns_fd, self.node.mounts.allow_unmapped)?;
+        drop(userns_fd);
         drop(resolved);
         let private = PrivateMounts::enter()?;
         let prepared = rootfs::attach(detached, &wdir, &range)?;
         cleanup.prepared = Some(prepared.clone());
         self.point_spec_at(&mut spec, &prepared);
         joins.rewrite(&mut spec, &wdir)?;
+        userns.join_in(&mut spec);
         let cgroup = spec
             .linux()
             .as_ref()
@@ -220,6 +224,9 @@ impl Runtime {
         let pid = self.launch(id, &wdir, plan, &joins, opts)?;
         drop(private);
         joins.verify(pid)?;
+        userns.verify(pid)?;
+        let leaf = cleanup.cgroup_leaf.as_deref().expect("set before launch");
+        charge::supervisor_into_cgroup(&wdir, leaf)?;
         if new_netns(&spec) {
             // As runc and crun: a network namespace of the container's own has its loopback
             // up (libcontainer leaves it down, and the container has no CAP_NET_ADMIN to fix

@@ -6,6 +6,9 @@
 //! - `ward-syscall threats`: each THREATS.md syscall once, with harmless arguments.
 //! - `ward-syscall loop N NAME [ARG...]`: the call N times; prints a summary line
 //!   `NAME x N errno=E` (first errno seen) and the nanoseconds per call.
+//! - `ward-syscall hold SECS N NAME [ARG...]`: the call up to N times, keeping what each
+//!   returned (fds stay open) and stopping at the first error; prints `NAME held K errno=E`
+//!   (E the errno that stopped it, or none), then keeps them SECS seconds before exiting.
 
 use std::time::Instant;
 
@@ -64,6 +67,7 @@ fn nr(name: &str) -> Option<libc::c_long> {
         "lookup_dcookie" => SYS_lookup_dcookie,
         "syslog" => SYS_syslog,
         "vmsplice" => SYS_vmsplice,
+        "inotify_init1" => SYS_inotify_init1,
         _ => return None,
     })
 }
@@ -143,6 +147,7 @@ fn errno_name(e: i32) -> String {
         libc::ESRCH => "ESRCH".into(),
         libc::ENOENT => "ENOENT".into(),
         libc::EAFNOSUPPORT => "EAFNOSUPPORT".into(),
+        libc::EMFILE => "EMFILE".into(),
         other => format!("E{other}"),
     }
 }
@@ -203,6 +208,26 @@ fn main() {
             let ns = t.elapsed().as_nanos() / u128::from(count.max(1));
             let e = first.map_or("none".into(), errno_name);
             println!("{name} x {count} errno={e} ns_per_call={ns}");
+        }
+        Some("hold") if argv.len() >= 4 => {
+            let secs = parse(&argv[1]);
+            let count = parse(&argv[2]);
+            let name = &argv[3];
+            let (n, a) = (lookup(name), args_of(&argv[4..]));
+            let mut held = 0;
+            let mut stop = None;
+            while held < count {
+                match call(n, &a) {
+                    Ok(_) => held += 1,
+                    Err(e) => {
+                        stop = Some(e);
+                        break;
+                    }
+                }
+            }
+            let e = stop.map_or("none".into(), errno_name);
+            println!("{name} held {held} errno={e}");
+            std::thread::sleep(std::time::Duration::from_secs(secs));
         }
         Some(name) => report(name, call(lookup(name), &args_of(&argv[1..]))),
         None => {
