@@ -215,12 +215,10 @@ fn rootfs_layers(rootfs: &Handle) -> Result<Vec<Handle>, RootfsError> {
     paths
         .iter()
         .map(|p| {
-            let fd = sysfs::open_path(None, p, sysfs::Walk::NoSymlinks).map_err(|errno| {
-                RootfsError::Layer {
-                    rootfs: rootfs.spelled.clone(),
-                    layer: p.clone(),
-                    errno,
-                }
+            let fd = crate::resolve::overlay_layer(p).map_err(|errno| RootfsError::Layer {
+                rootfs: rootfs.spelled.clone(),
+                layer: p.clone(),
+                errno,
             })?;
             let object = sysfs::object(fd.as_fd(), p)?;
             Ok(Handle {
