@@ -119,3 +119,31 @@ fn create_killed_at_any_point_is_undone_by_delete_force() {
     }
     eprintln!("crash tries: {tries}, {stages:?}");
 }
+
+#[test]
+fn delete_force_without_libcontainer_state_still_kills_the_container() {
+    require_root!();
+    let ward = Ward::new();
+    let b = Bundle::new(&["sleep", "1000"]);
+    let id = unique_id("nostate");
+    ward.run_detached(&b, &id);
+    let pid = ward.pid(&id);
+    // libcontainer's state is lost (a crash, a cleaner); Ward's own record remains.
+    std::fs::remove_dir_all(ward.root().join(&id)).unwrap();
+    let o = ward.output(&["delete", "--force", &id]);
+    assert!(o.success(), "{o}");
+    ward.reap();
+    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    });
+    assert!(
+        !alive,
+        "the container's init {pid} still runs after delete --force"
+    );
+    assert!(
+        leftovers(&ward, &id).is_empty(),
+        "{:?}",
+        leftovers(&ward, &id)
+    );
+}
