@@ -17,7 +17,7 @@ use oci_spec::runtime::{Process, Spec};
 use ward_profiles::{Arch, Mode, MountAccess, Profile};
 
 use crate::alloc::Allocator;
-use crate::charge;
+use crate::cgroup_guard::cgroup_mounts;
 use crate::config::{NodeConfig, DEFAULT_CONFIG_PATH};
 use crate::error::{io, Error, Result};
 use crate::harden::{self, HardenContext, HardenedSpec, Limits, Policy, Tmpfs};
@@ -28,6 +28,7 @@ use crate::state::{State, WardState};
 use crate::sys;
 
 mod create;
+mod delete;
 
 pub const PROFILE_ANNOTATION: &str = "ward.dev/profile";
 
@@ -93,19 +94,6 @@ pub struct Runtime {
     seccomp_mode: Option<crate::config::SeccompMode>,
     event_log: crate::supervisor::EventLog,
     pods_enabled: bool,
-}
-
-/// cgroup mount points (v1 controllers and/or the v2 root) from /proc/self/mountinfo.
-fn cgroup_mounts() -> Vec<PathBuf> {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    mi.lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let fstype = post.split(' ').next()?;
-            let mp = pre.split(' ').nth(4)?;
-            (fstype == "cgroup" || fstype == "cgroup2").then(|| PathBuf::from(mp))
-        })
-        .collect()
 }
 
 fn remove_cgroup_dirs(dirs: &[PathBuf]) {
@@ -581,39 +569,6 @@ impl Runtime {
 
     /// Delete a container and everything Ward made for it. With `force`, a running container
     /// is killed first, and a container that does not exist is not an error (as runc).
-    pub fn delete(&self, id: &ContainerId, force: bool) -> Result<()> {
-        let cdir = self.root.join(id.as_str());
-        let wdir = self.ward_dir.join(id.as_str());
-        if !cdir.exists() && !wdir.exists() {
-            return if force {
-                Ok(())
-            } else {
-                Err(Error::NotFound(id.to_string()))
-            };
-        }
-        if cdir.exists() {
-            let mut c = self.load(id)?;
-            charge::prepare_delete(&mut c, &wdir, force)?;
-            c.delete(force).map_err(|source| Error::Container {
-                op: "delete",
-                source,
-            })?;
-            let _ = std::fs::remove_dir_all(&cdir);
-        }
-        crate::supervisor::stop(&wdir)?;
-        if let Ok(ws) = WardState::load(&wdir) {
-            ws.prepared.undo()?;
-            remove_cgroup_dirs(&ws.created_cgroup_dirs);
-        }
-        pod::undo_sysfs(&wdir)?;
-        if wdir.exists() {
-            std::fs::remove_dir_all(&wdir).map_err(io("remove", &wdir))?;
-        }
-        self.ensure_dirs()?;
-        self.allocator().release(id.as_str())?;
-        Ok(())
-    }
-
     pub fn state(&self, id: &ContainerId) -> Result<State> {
         let c = self.load(id)?;
         let ws = self.ward_state(id).ok();
