@@ -302,8 +302,8 @@ fn attach_inner(
         p.mounts.push(target.clone());
         lowers.push(target);
     }
-    let upper = state_dir.join("upper");
-    let work = state_dir.join("work");
+    let upper = state_dir.join("rw/upper");
+    let work = state_dir.join("rw/work");
     for dir in [&upper, &work, &p.rootfs] {
         mkdir(dir)?;
     }
