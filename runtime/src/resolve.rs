@@ -73,7 +73,10 @@ pub struct Handle {
 /// A bind volume's source, opened and checked.
 #[derive(Debug)]
 pub struct ResolvedVolume {
+    /// Index into the hardened spec's mounts.
     pub index: usize,
+    /// Index in config.json's mounts, for messages.
+    pub spec_index: usize,
     pub handle: Handle,
     /// `rbind`: clone the whole mount tree under the source, not only its top mount.
     pub recursive: bool,
@@ -332,7 +335,7 @@ pub fn volumes(
     volumes
         .iter()
         .map(|v| {
-            let field = format!("mounts[{}].source", v.index);
+            let field = format!("mounts[{}].source", v.spec_index);
             let handle = open(&field, &v.source, None)?;
             if let Some(reason) = protected.volume_reason(&handle)? {
                 return Err(ResolveError::Protected {
@@ -347,6 +350,7 @@ pub fn volumes(
                 .is_some_and(|o| o.iter().any(|o| o == "rbind"));
             Ok(ResolvedVolume {
                 index: v.index,
+                spec_index: v.spec_index,
                 handle,
                 recursive,
             })
@@ -362,6 +366,7 @@ mod tests {
     fn vol(index: usize, source: &Path) -> Volume {
         Volume {
             index,
+            spec_index: index,
             source: source.into(),
             destination: format!("/v{index}"),
             writable: true,

@@ -263,7 +263,7 @@ pub fn detach(
     for v in &resolved.volumes {
         let (tree, mapped) = detached_copy(&v.handle, v.recursive, userns, rw, allow_unmapped)
             .map_err(|source| RootfsError::IdmapVolume {
-                index: v.index,
+                index: v.spec_index,
                 volume: v.handle.spelled.clone(),
                 source,
             })?;
