@@ -12,6 +12,7 @@ pub mod error;
 pub mod harden;
 pub mod hooks;
 pub mod id;
+pub mod mount_attrs;
 pub mod pod;
 pub mod pod_trust;
 pub mod prepare;

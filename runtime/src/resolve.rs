@@ -80,6 +80,10 @@ pub struct ResolvedVolume {
     pub handle: Handle,
     /// `rbind`: clone the whole mount tree under the source, not only its top mount.
     pub recursive: bool,
+    /// Attributes of its options to set on the clone (atime, recursive ones).
+    pub attrs: crate::mount_attrs::VolumeAttrs,
+    /// The mount's options as the spec gave them (for messages).
+    pub options: Vec<String>,
 }
 
 /// Everything the preparation step mounts from.
@@ -344,15 +348,20 @@ pub fn volumes(
                     reason,
                 });
             }
-            let recursive = mounts
+            let options = mounts
                 .get(v.index)
-                .and_then(|m| m.options().as_ref())
-                .is_some_and(|o| o.iter().any(|o| o == "rbind"));
+                .and_then(|m| m.options().clone())
+                .unwrap_or_default();
+            let recursive = options.iter().any(|o| o == "rbind");
+            let attrs =
+                crate::mount_attrs::VolumeAttrs::from_options(options.iter().map(String::as_str));
             Ok(ResolvedVolume {
                 index: v.index,
                 spec_index: v.spec_index,
                 handle,
                 recursive,
+                attrs,
+                options,
             })
         })
         .collect()

@@ -167,7 +167,7 @@ pub fn apply(spec: &mut Spec, policy: &Policy) -> Result<Vec<Volume>, PolicyErro
                     });
                 }
             }
-            let writable = !m.options().iter().flatten().any(|o| o == "ro");
+            let writable = !m.options().iter().flatten().any(|o| o == "ro" || o == "rro");
             force_nosuid_nodev(m);
             volumes.push(Volume {
                 index,
@@ -249,7 +249,7 @@ pub fn writable_paths(spec: &Spec) -> Vec<(String, bool)> {
         .flatten()
         .filter_map(|m| {
             let dest = m.destination().to_string_lossy().into_owned();
-            let ro = m.options().iter().flatten().any(|o| o == "ro");
+            let ro = m.options().iter().flatten().any(|o| o == "ro" || o == "rro");
             match m.typ().as_deref() {
                 // /dev is the runtime's own tmpfs of device nodes: Landlock grants only the
                 // standard nodes in it, never the directory.
