@@ -78,7 +78,7 @@ impl VolumeAttrs {
                 "diratime" => a.clear(MOUNT_ATTR_NODIRATIME),
                 // Plain ro/nosuid/... are libcontainer's to set on the top mount.
                 _ if !recursive => {}
-                "o" => a.set(MOUNT_ATTR_RDONLY),
+                "ro" => a.set(MOUNT_ATTR_RDONLY),
                 "nosuid" => a.set(MOUNT_ATTR_NOSUID),
                 "nodev" => a.set(MOUNT_ATTR_NODEV),
                 "noexec" => a.set(MOUNT_ATTR_NOEXEC),
