@@ -13,6 +13,7 @@ pub mod harden;
 pub mod hooks;
 pub mod id;
 pub mod mount_attrs;
+pub mod netns;
 pub mod pod;
 pub mod pod_trust;
 pub mod prepare;

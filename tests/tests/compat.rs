@@ -51,10 +51,10 @@ fn field<'a>(stdout: &'a str, key: &str) -> Option<&'a str> {
 fn root_binds_port_80_in_its_own_network_namespace() {
     require_root!();
     let ward = Ward::new();
-    // LISTEN (0A) on local port 80 (0050) in /proc/net/tcp, and a connection over loopback.
+    // LISTEN (0A) on local port 80 (0050) in /proc/net/tcp{,6}, and a connection over loopback.
     let script = "echo start=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start); \
                   httpd -f -p 80 -h /tmp & sleep 0.5; \
-                  echo listen=$(grep -c ':0050 00000000:0000 0A' /proc/net/tcp); \
+                  echo listen=$(cat /proc/net/tcp /proc/net/tcp6 | grep -c ':0050 [0-9A-F]*:0000 0A'); \
                   echo hello > /tmp/index.html; \
                   echo got=$(wget -q -O - http://127.0.0.1:80/index.html 2>&1); kill $!";
     let b = Bundle::sh(script);
@@ -322,4 +322,63 @@ fn disable_oom_killer_is_applied_or_refused() {
     assert!(ctl.contains("oom_kill_disable 0"), "{ctl}");
     ward.ok(&["delete", "--force", &id]);
     assert_no_leftovers(&ward, &id);
+}
+
+/// A pod sandbox in a pod network Ward joins (made by the engine, owned by the host user
+/// namespace): ports from 0 there too, unless the sandbox's spec sets the key; a namespace a
+/// person names without being a pod sandbox is left as it is.
+#[test]
+fn pod_sandbox_network_gets_unprivileged_ports() {
+    require_root!();
+    let sysctl = "/proc/sys/net/ipv4/ip_unprivileged_port_start";
+    let host_before = std::fs::read_to_string(sysctl).unwrap();
+    for (sandbox, spec_value, want) in [
+        (true, None, "0"),
+        (true, Some("2000"), "2000"),
+        (false, None, "1024"),
+    ] {
+        let mut holder = std::process::Command::new("unshare")
+            .args(["--net", "sleep", "600"])
+            .spawn()
+            .unwrap();
+        let pid = holder.id();
+        let me = std::fs::read_link("/proc/self/ns/net").unwrap();
+        assert!(ward_tests::wait_until(
+            std::time::Duration::from_secs(5),
+            || std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|l| l != me)
+        ));
+        let id = unique_id("podports");
+        let mut b = Bundle::new(&["sleep", "1000"]);
+        b.edit(|c| {
+            let nss = c["linux"]["namespaces"].as_array_mut().unwrap();
+            nss.retain(|n| n["type"] != "network");
+            nss.push(json!({"type": "network", "path": format!("/proc/{pid}/ns/net")}));
+            if sandbox {
+                c["annotations"] = json!({
+                    "io.kubernetes.cri.sandbox-id": id,
+                    "io.kubernetes.cri.container-type": "sandbox",
+                });
+            }
+            if let Some(v) = spec_value {
+                c["linux"]["sysctl"] = json!({"net.ipv4.ip_unprivileged_port_start": v});
+            }
+        });
+        let ward = Ward::new();
+        ward.run_detached(&b, &id);
+        // Read from the host, in the pod namespace.
+        let o = std::process::Command::new("nsenter")
+            .args(["-t", &pid.to_string(), "-n", "cat", sysctl])
+            .output()
+            .unwrap();
+        let _ = holder.kill();
+        let _ = holder.wait();
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            want,
+            "sandbox={sandbox} spec={spec_value:?}"
+        );
+        ward.ok(&["delete", "--force", &id]);
+        assert_no_leftovers(&ward, &id);
+    }
+    assert_eq!(std::fs::read_to_string(sysctl).unwrap(), host_before);
 }

@@ -20,7 +20,6 @@ use crate::resolve::{self, Protected, Resolved};
 use crate::rootfs;
 use crate::sandbox::SandboxPlan;
 use crate::state::WardState;
-use crate::sys;
 use crate::CreateOptions;
 
 /// Undo list for a create that fails half-way: nothing may be left behind. Armed only once
@@ -228,10 +227,9 @@ impl Runtime {
         let leaf = cleanup.cgroup_leaf.as_deref().expect("set before launch");
         charge::supervisor_into_cgroup(&wdir, leaf)?;
         if new_netns(&spec) {
-            // As runc and crun: a network namespace of the container's own has its loopback
-            // up (libcontainer leaves it down, and the container has no CAP_NET_ADMIN to fix
-            // it). Ward, in the host's user namespace, sets it from outside.
-            sys::loopback_up(&PathBuf::from(format!("/proc/{pid}/ns/net")))?;
+            // A network namespace of the container's own: loopback up, ports from 0 (see
+            // netns.rs). Ward, in the host's user namespace, sets them from outside.
+            crate::netns::setup_own(pid, &spec)?;
         }
         cleanup.armed = false;
         Ok(pid)
