@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod id;
 pub mod mount_attrs;
 pub mod netns;
+pub mod oom;
 pub mod pod;
 pub mod pod_trust;
 pub mod prepare;

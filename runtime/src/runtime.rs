@@ -96,7 +96,7 @@ pub struct Runtime {
 }
 
 /// cgroup mount points (v1 controllers and/or the v2 root) from /proc/self/mountinfo.
-fn cgroup_mounts() -> Vec<PathBuf> {
+pub(crate) fn cgroup_mounts() -> Vec<PathBuf> {
     let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     mi.lines()
         .filter_map(|l| {

@@ -129,6 +129,7 @@ impl Runtime {
         let mut joins = pod::plan(&spec, id.as_str(), &ctx, |sid| self.pod_sandbox(sid))?;
         crate::hooks::check(&spec, &self.node.hooks.allow)?;
         crate::cgroup_guard::refuse_taken(&spec, &ctx)?;
+        crate::oom::check(&spec, &super::cgroup_mounts())?;
         // Resolve the rootfs before anything is allocated: its handle is what gets mounted.
         let protected = Protected::new(
             &[&self.root, &self.node.userns.claims_dir],
@@ -226,6 +227,7 @@ impl Runtime {
         userns.verify(pid)?;
         let leaf = cleanup.cgroup_leaf.as_deref().expect("set before launch");
         charge::supervisor_into_cgroup(&wdir, leaf)?;
+        crate::oom::apply(&spec, leaf, &super::cgroup_mounts())?;
         if new_netns(&spec) {
             // A network namespace of the container's own: loopback up, ports from 0 (see
             // netns.rs). Ward, in the host's user namespace, sets them from outside.
