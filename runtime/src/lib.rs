@@ -9,6 +9,7 @@ pub mod charge;
 pub mod check;
 pub mod config;
 pub mod error;
+pub mod groups;
 pub mod harden;
 pub mod hooks;
 pub mod id;

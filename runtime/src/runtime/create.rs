@@ -307,6 +307,7 @@ impl Runtime {
         joins: &pod::Joins,
         opts: CreateOptions,
     ) -> Result<i32> {
+        crate::groups::clear_callers()?;
         // Ward enters a pod's host-owned network namespace itself; the clone inherits it.
         let entered = joins.enter(wdir)?;
         let container = self
