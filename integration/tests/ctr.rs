@@ -476,7 +476,10 @@ fn port_80_and_supplementary_groups_as_runc() {
 
         let id = cid(rt, "groups");
         run_detached(&c, rt, &[], &id, &["sleep", "600"]);
-        assert!(wait_state(&c, &id, "RUNNING", Duration::from_secs(10)), "{rt}");
+        assert!(
+            wait_state(&c, &id, "RUNNING", Duration::from_secs(10)),
+            "{rt}"
+        );
         let out = c
             .ctr(
                 Some("default"),

@@ -409,7 +409,14 @@ fn set_id_rules_look_at_open_mode_only_when_creating() {
                     cl(sys(libc::SYS_open, [pf, 0, 0, 0, 0, 0])),
                     cl(sys(
                         libc::SYS_open,
-                        [pnf, (libc::O_CREAT | libc::O_WRONLY) as u64, 0o4755, 0, 0, 0],
+                        [
+                            pnf,
+                            (libc::O_CREAT | libc::O_WRONLY) as u64,
+                            0o4755,
+                            0,
+                            0,
+                            0,
+                        ],
                     )),
                 ]
             });

@@ -69,7 +69,11 @@ impl VolumeAttrs {
                 Some(rest) if RECURSIVE.contains(&o) => (true, rest),
                 _ => (false, o),
             };
-            let a = if recursive { &mut v.recursive } else { &mut v.top };
+            let a = if recursive {
+                &mut v.recursive
+            } else {
+                &mut v.top
+            };
             match name {
                 "noatime" => a.atime(MOUNT_ATTR_NOATIME),
                 "strictatime" => a.atime(MOUNT_ATTR_STRICTATIME),
@@ -151,8 +155,10 @@ mod tests {
             }
         );
         // Lifting options are not Ward's to set.
-        assert!(VolumeAttrs::from_options(["rrw", "rsuid", "rexec", "ratime"])
-            .recursive
-            .is_empty());
+        assert!(
+            VolumeAttrs::from_options(["rrw", "rsuid", "rexec", "ratime"])
+                .recursive
+                .is_empty()
+        );
     }
 }

@@ -36,12 +36,12 @@ pub enum RootfsError {
         volume: PathBuf,
         source: SysError,
     },
-    #[error("mounts[{index}].options: cannot set {options:?} on volume {volume}: {source}")]
+    #[error("mounts[{index}].options: cannot set [{options}] on volume {volume}: {source}")]
     VolumeAttrs {
         index: usize,
         volume: PathBuf,
-        options: Vec<String>,
-        source: SysError,
+        options: String,
+        source: Box<SysError>,
     },
     #[error("root.path: layer {layer} of overlay {rootfs}: {errno}")]
     Layer {
@@ -248,13 +248,19 @@ fn set_volume_attrs(tree: &OwnedFd, v: &ResolvedVolume) -> Result<(), RootfsErro
         if attrs.is_empty() {
             continue;
         }
-        sysfs::change_mount_attrs(tree.as_fd(), attrs.set, attrs.clr, recursive, &v.handle.real)
-            .map_err(|source| RootfsError::VolumeAttrs {
-                index: v.spec_index,
-                volume: v.handle.spelled.clone(),
-                options: v.options.clone(),
-                source,
-            })?;
+        sysfs::change_mount_attrs(
+            tree.as_fd(),
+            attrs.set,
+            attrs.clr,
+            recursive,
+            &v.handle.real,
+        )
+        .map_err(|source| RootfsError::VolumeAttrs {
+            index: v.spec_index,
+            volume: v.handle.spelled.clone(),
+            options: v.options.join(","),
+            source: Box::new(source),
+        })?;
     }
     Ok(())
 }

@@ -103,7 +103,9 @@ fn rbind_carries_submounts_and_bind_does_not() {
     let (dir, _sub) = dir_with_submount();
     let ward = Ward::new();
     for (opt, want) in [("rbind", "sub"), ("bind", "none")] {
-        let mut b = Bundle::sh("echo top=$(cat /vol/top); echo sub=$(cat /vol/sub/marker 2>/dev/null || echo none)");
+        let mut b = Bundle::sh(
+            "echo top=$(cat /vol/top); echo sub=$(cat /vol/sub/marker 2>/dev/null || echo none)",
+        );
         volume(&mut b, dir.path(), "/vol", &[opt, "rw"]);
         let id = unique_id("rbind");
         let o = ward.run(&b, &id);
@@ -121,14 +123,20 @@ fn volume_below_a_profile_tmpfs_stays_visible() {
     require_root!();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("f"), "from-host").unwrap();
-    let mut b = Bundle::sh("echo f=$(cat /tmp/vol/f); echo tmp=$(grep -c ' /tmp tmpfs ' /proc/self/mounts)");
+    let mut b = Bundle::sh(
+        "echo f=$(cat /tmp/vol/f); echo tmp=$(grep -c ' /tmp tmpfs ' /proc/self/mounts)",
+    );
     volume(&mut b, dir.path(), "/tmp/vol", &["rbind", "ro"]);
     let ward = Ward::new();
     let id = unique_id("tmpvol");
     let o = ward.run(&b, &id);
     assert!(o.success(), "{o}");
     assert_eq!(field(&o.stdout, "f"), Some("from-host"), "{o}");
-    assert_eq!(field(&o.stdout, "tmp"), Some("1"), "the profile's /tmp is still there: {o}");
+    assert_eq!(
+        field(&o.stdout, "tmp"),
+        Some("1"),
+        "the profile's /tmp is still there: {o}"
+    );
     assert_no_leftovers(&ward, &id);
 }
 
@@ -153,7 +161,9 @@ fn recursive_mount_attributes_reach_submounts() {
         assert!(v.contains("Read-only file system"), "{k}: {o}");
     }
     assert!(
-        field(&o.stdout, "exec").unwrap_or_default().contains("ermission denied"),
+        field(&o.stdout, "exec")
+            .unwrap_or_default()
+            .contains("ermission denied"),
         "{o}"
     );
     assert!(!dir.path().join("sub/x").exists());
@@ -175,7 +185,9 @@ fn atime_options_on_volumes_apply() {
         (&["rbind", "rstrictatime"], &[]),
     ];
     for (opts, want) in cases {
-        let mut b = Bundle::sh("grep ' /vol ' /proc/self/mountinfo; grep ' /vol/sub ' /proc/self/mountinfo");
+        let mut b = Bundle::sh(
+            "grep ' /vol ' /proc/self/mountinfo; grep ' /vol/sub ' /proc/self/mountinfo",
+        );
         volume(&mut b, dir.path(), "/vol", opts);
         let id = unique_id("atime");
         let o = ward.run(&b, &id);
@@ -187,7 +199,10 @@ fn atime_options_on_volumes_apply() {
         for l in &lines[..reach] {
             let mopts = l.split(' ').nth(5).unwrap_or_default();
             for w in *want {
-                assert!(mopts.split(',').any(|x| x == *w), "{opts:?}: {w} missing in {l}");
+                assert!(
+                    mopts.split(',').any(|x| x == *w),
+                    "{opts:?}: {w} missing in {l}"
+                );
             }
             if opts[1].ends_with("strictatime") {
                 assert!(
@@ -229,7 +244,15 @@ fn supplementary_groups_reach_init_and_exec() {
     assert_eq!(groups_of(&host), vec![base + 1234, base + 5678], "{host}");
     let o = ward.ok(&["exec", &id, "id", "-G"]);
     assert_eq!(o.trim(), "0 1234 5678", "exec id -G");
-    let o = ward.ok(&["exec", "--ignore-paused", "--cgroup", "/", &id, "cat", "/proc/self/status"]);
+    let o = ward.ok(&[
+        "exec",
+        "--ignore-paused",
+        "--cgroup",
+        "/",
+        &id,
+        "cat",
+        "/proc/self/status",
+    ]);
     assert_eq!(groups_of(&o), vec![1234, 5678], "exec: {o}");
     let o = ward.output(&["exec", "--cgroup", "memory:/sub", &id, "true"]);
     assert!(!o.success() && o.stderr.contains("--cgroup"), "{o}");
@@ -289,11 +312,26 @@ fn set_id_rules_refuse_only_creating_opens() {
         assert!(o.success(), "{profile}: {o}");
         let lines: Vec<&str> = o.stdout.lines().collect();
         assert_eq!(lines.len(), 5, "{profile}: {o}");
-        assert!(lines[0].starts_with("openat ret="), "{profile}: O_RDONLY with 04755: {o}");
-        assert_eq!(lines[1], "openat errno=EPERM", "{profile}: O_CREAT with 04755: {o}");
-        assert!(lines[2].starts_with("openat ret="), "{profile}: O_CREAT 0755: {o}");
-        assert_eq!(lines[3], "openat errno=EPERM", "{profile}: O_TMPFILE with 02755: {o}");
-        assert!(lines[4].starts_with("openat ret="), "{profile}: O_DIRECTORY: {o}");
+        assert!(
+            lines[0].starts_with("openat ret="),
+            "{profile}: O_RDONLY with 04755: {o}"
+        );
+        assert_eq!(
+            lines[1], "openat errno=EPERM",
+            "{profile}: O_CREAT with 04755: {o}"
+        );
+        assert!(
+            lines[2].starts_with("openat ret="),
+            "{profile}: O_CREAT 0755: {o}"
+        );
+        assert_eq!(
+            lines[3], "openat errno=EPERM",
+            "{profile}: O_TMPFILE with 02755: {o}"
+        );
+        assert!(
+            lines[4].starts_with("openat ret="),
+            "{profile}: O_DIRECTORY: {o}"
+        );
         assert_no_leftovers(&ward, &id);
     }
 }
@@ -304,7 +342,9 @@ fn memory_cgroup_v1(pid: i32) -> Option<PathBuf> {
     let rel = text.lines().find_map(|l| {
         let mut f = l.splitn(3, ':');
         let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
-        ctrl.split(',').any(|c| c == "memory").then(|| path.to_string())
+        ctrl.split(',')
+            .any(|c| c == "memory")
+            .then(|| path.to_string())
     })?;
     Some(PathBuf::from("/sys/fs/cgroup/memory").join(rel.trim_start_matches('/')))
 }
@@ -322,14 +362,21 @@ fn disable_oom_killer_is_applied_or_refused() {
     if !v1 {
         let o = ward.create(&b, &id);
         assert!(!o.success(), "{o}");
-        assert!(o.stderr.contains("linux.resources.memory.disableOOMKiller"), "{o}");
+        assert!(
+            o.stderr.contains("linux.resources.memory.disableOOMKiller"),
+            "{o}"
+        );
         assert_no_leftovers(&ward, &id);
         return;
     }
     ward.run_detached(&b, &id);
     let dir = memory_cgroup_v1(ward.pid(&id)).expect("memory cgroup");
     let ctl = std::fs::read_to_string(dir.join("memory.oom_control")).unwrap();
-    assert!(ctl.contains("oom_kill_disable 1"), "{}: {ctl}", dir.display());
+    assert!(
+        ctl.contains("oom_kill_disable 1"),
+        "{}: {ctl}",
+        dir.display()
+    );
     ward.ok(&["delete", "--force", &id]);
     assert_no_leftovers(&ward, &id);
 

@@ -167,7 +167,11 @@ pub fn apply(spec: &mut Spec, policy: &Policy) -> Result<Vec<Volume>, PolicyErro
                     });
                 }
             }
-            let writable = !m.options().iter().flatten().any(|o| o == "ro" || o == "rro");
+            let writable = !m
+                .options()
+                .iter()
+                .flatten()
+                .any(|o| o == "ro" || o == "rro");
             force_nosuid_nodev(m);
             volumes.push(Volume {
                 index,
@@ -249,7 +253,11 @@ pub fn writable_paths(spec: &Spec) -> Vec<(String, bool)> {
         .flatten()
         .filter_map(|m| {
             let dest = m.destination().to_string_lossy().into_owned();
-            let ro = m.options().iter().flatten().any(|o| o == "ro" || o == "rro");
+            let ro = m
+                .options()
+                .iter()
+                .flatten()
+                .any(|o| o == "ro" || o == "rro");
             match m.typ().as_deref() {
                 // /dev is the runtime's own tmpfs of device nodes: Landlock grants only the
                 // standard nodes in it, never the directory.
@@ -375,7 +383,10 @@ mod tests {
         for vol in &v {
             assert_eq!(dests[vol.index], vol.destination, "{v:?}");
         }
-        assert_eq!((v[0].destination.as_str(), v[0].spec_index), ("/tmp/vol", 1));
+        assert_eq!(
+            (v[0].destination.as_str(), v[0].spec_index),
+            ("/tmp/vol", 1)
+        );
         assert_eq!((v[1].destination.as_str(), v[1].spec_index), ("/data", 3));
     }
 
