@@ -73,10 +73,17 @@ pub struct Handle {
 /// A bind volume's source, opened and checked.
 #[derive(Debug)]
 pub struct ResolvedVolume {
+    /// Index into the hardened spec's mounts.
     pub index: usize,
+    /// Index in config.json's mounts, for messages.
+    pub spec_index: usize,
     pub handle: Handle,
     /// `rbind`: clone the whole mount tree under the source, not only its top mount.
     pub recursive: bool,
+    /// Attributes of its options to set on the clone (atime, recursive ones).
+    pub attrs: crate::mount_attrs::VolumeAttrs,
+    /// The mount's options as the spec gave them (for messages).
+    pub options: Vec<String>,
 }
 
 /// Everything the preparation step mounts from.
@@ -370,7 +377,7 @@ pub fn volumes(
     volumes
         .iter()
         .map(|v| {
-            let field = format!("mounts[{}].source", v.index);
+            let field = format!("mounts[{}].source", v.spec_index);
             let handle = open(&field, &v.source, None)?;
             if let Some(reason) = protected.volume_reason(&handle)? {
                 return Err(ResolveError::Protected {
@@ -379,14 +386,20 @@ pub fn volumes(
                     reason,
                 });
             }
-            let recursive = mounts
+            let options = mounts
                 .get(v.index)
-                .and_then(|m| m.options().as_ref())
-                .is_some_and(|o| o.iter().any(|o| o == "rbind"));
+                .and_then(|m| m.options().clone())
+                .unwrap_or_default();
+            let recursive = options.iter().any(|o| o == "rbind");
+            let attrs =
+                crate::mount_attrs::VolumeAttrs::from_options(options.iter().map(String::as_str));
             Ok(ResolvedVolume {
                 index: v.index,
+                spec_index: v.spec_index,
                 handle,
                 recursive,
+                attrs,
+                options,
             })
         })
         .collect()
@@ -400,6 +413,7 @@ mod tests {
     fn vol(index: usize, source: &Path) -> Volume {
         Volume {
             index,
+            spec_index: index,
             source: source.into(),
             destination: format!("/v{index}"),
             writable: true,

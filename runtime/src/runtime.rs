@@ -762,12 +762,8 @@ impl Runtime {
         let init = spec.process().clone().unwrap_or_default();
         process.set_capabilities(init.capabilities().clone());
         process.set_no_new_privileges(Some(true));
-        // libcontainer's exec path refuses supplementary groups inside a user namespace
-        // ("unprivileged user can't set supplementary groups"); containerd sends
-        // additionalGids [0] by default. The exec'd process keeps its primary uid/gid only.
-        let mut user = process.user().clone();
-        user.set_additional_gids(None);
-        process.set_user(user);
+        // Supplementary groups: set by the helper below, not libcontainer (see groups.rs).
+        let gids = crate::groups::take_for_exec(&mut process);
         process.set_apparmor_profile(None);
         process.set_selinux_label(None);
         // The exec'd process reports to the container's supervisor, if it has one.
@@ -822,6 +818,7 @@ impl Runtime {
             pod::enter_inherited_netns(&spec, init_pid).map_err(|e| e.to_string())?;
             nix::sched::setns(&userns, nix::sched::CloneFlags::CLONE_NEWUSER)
                 .map_err(|e| format!("setns {}: {e}", userns_path.display()))?;
+            crate::groups::set_in_container(&gids)?;
             builder
                 .as_tenant()
                 .with_process(Some(&pfile))

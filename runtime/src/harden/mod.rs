@@ -198,15 +198,8 @@ pub fn harden(
     // no_new_privs always; read-only rootfs always.
     if let Some(p) = spec.process_mut() {
         p.set_no_new_privileges(Some(true));
-        // Engines add the primary gid as a supplementary group (ctr: [0]); it is redundant,
-        // and libcontainer's exec path refuses any supplementary group inside a user namespace.
-        let mut user = p.user().clone();
-        let gid = user.gid();
-        if let Some(extra) = user.additional_gids().clone() {
-            let rest: Vec<u32> = extra.into_iter().filter(|g| *g != gid).collect();
-            user.set_additional_gids((!rest.is_empty()).then_some(rest));
-            p.set_user(user);
-        }
+        // additionalGids are kept as given (engines list the primary gid too, and runc keeps
+        // it); see groups.rs for how the init and exec get exactly them.
     }
     let mut root = root;
     root.set_readonly(Some(true));

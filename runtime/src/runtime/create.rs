@@ -10,6 +10,7 @@ use ward_profiles::{Mode, Profile};
 
 use super::{load_spec, migration_warmup, remove_cgroup_dirs, Runtime};
 use crate::alloc::AllocError;
+use crate::cgroup_guard::cgroup_mounts;
 use crate::charge::{self, ContainerUserns};
 use crate::error::{io, Error, Result};
 use crate::harden::{self, HardenedSpec, IdRange};
@@ -20,7 +21,6 @@ use crate::resolve::{self, Protected, Resolved};
 use crate::rootfs;
 use crate::sandbox::SandboxPlan;
 use crate::state::WardState;
-use crate::sys;
 use crate::CreateOptions;
 
 /// Undo list for a create that fails half-way: nothing may be left behind. Armed only once
@@ -79,7 +79,7 @@ impl Drop for Cleanup<'_> {
 /// `cgroup` (exclusive of the leaf, which libcontainer owns), deepest first.
 fn missing_cgroup_ancestors(cgroup: &Path) -> Vec<PathBuf> {
     let mut out = vec![];
-    for m in super::cgroup_mounts() {
+    for m in cgroup_mounts() {
         let rel = cgroup.strip_prefix("/").unwrap_or(cgroup);
         let mut cur = m.clone();
         let comps: Vec<_> = rel.components().collect();
@@ -241,11 +241,11 @@ impl Runtime {
         joins.verify(pid)?;
         userns.verify(pid)?;
         charge::supervisor_into_cgroup(&wdir, &cgroup)?;
+        crate::oom::apply(&spec, &cgroup, &cgroup_mounts())?;
         if new_netns(&spec) {
-            // As runc and crun: a network namespace of the container's own has its loopback
-            // up (libcontainer leaves it down, and the container has no CAP_NET_ADMIN to fix
-            // it). Ward, in the host's user namespace, sets it from outside.
-            sys::loopback_up(&PathBuf::from(format!("/proc/{pid}/ns/net")))?;
+            // A network namespace of the container's own: loopback up, ports from 0 (see
+            // netns.rs). Ward, in the host's user namespace, sets them from outside.
+            crate::netns::setup_own(pid, &spec)?;
         }
         cleanup.armed = false;
         Ok(pid)
@@ -265,6 +265,7 @@ impl Runtime {
         let joins = pod::plan(&spec, id.as_str(), &ctx, |sid| self.pod_sandbox(sid))?;
         crate::hooks::check(&spec, &self.node.hooks.allow)?;
         crate::cgroup_guard::refuse_taken(&spec, &ctx)?;
+        crate::oom::check(&spec, &cgroup_mounts())?;
         let protected = Protected::new(
             &[&self.root, &self.node.userns.claims_dir],
             &self.node.mounts.allowed_sensitive,
@@ -360,6 +361,7 @@ impl Runtime {
         joins: &pod::Joins,
         opts: CreateOptions,
     ) -> Result<i32> {
+        crate::groups::clear_callers()?;
         // Ward enters a pod's host-owned network namespace itself; the clone inherits it.
         let entered = joins.enter(wdir)?;
         let container = self
