@@ -101,6 +101,11 @@ pub fn claim(cgroup: &Path) -> Result<Vec<PathBuf>, CgroupGuardError> {
     claim_in(cgroup, &cgroup_mounts())
 }
 
+/// Where [`claim`] will make `cgroup`'s leaf, in every hierarchy (recorded before it does).
+pub fn planned_leaves(cgroup: &Path) -> Vec<PathBuf> {
+    cgroup_mounts().iter().map(|m| under(m, cgroup)).collect()
+}
+
 fn claim_in(cgroup: &Path, mounts: &[PathBuf]) -> Result<Vec<PathBuf>, CgroupGuardError> {
     let mut made: Vec<PathBuf> = vec![];
     let undo = |made: &[PathBuf]| {

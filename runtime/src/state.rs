@@ -26,6 +26,11 @@ pub struct WardState {
     /// only such a container may be joined by a pod container (see `pod_trust.rs`).
     #[serde(default)]
     pub sandbox: bool,
+    /// Ward made the container's leaf cgroups (`created_cgroup_dirs` lists them): their
+    /// processes are the container's, for `delete --force` to kill. Until then the leaves
+    /// listed are only planned, and are removed only if empty.
+    #[serde(default)]
+    pub cgroup_claimed: bool,
 }
 
 impl WardState {

@@ -191,11 +191,17 @@ impl Runtime {
             profile_hash: profile.hash(),
             range,
             prepared: rootfs::Prepared::default(),
-            created_cgroup_dirs: cleanup.cgroup_dirs.clone(),
+            // Planned leaves first: a kill between the claim and the next record must not
+            // leave them behind.
+            created_cgroup_dirs: crate::cgroup_guard::planned_leaves(&cgroup)
+                .into_iter()
+                .chain(cleanup.cgroup_dirs.iter().cloned())
+                .collect(),
             dropped_caps,
             config_path: self.config_path.clone(),
             preserve_fds: opts.preserve_fds,
             sandbox: crate::pod_trust::is_sandbox(&spec),
+            cgroup_claimed: false,
         };
         save_ward_state(&wdir, &state)?;
         let resolved = Resolved {
@@ -234,6 +240,7 @@ impl Runtime {
         cleanup.cgroup_leaf = Some(cgroup.clone());
         state.prepared = prepared;
         state.created_cgroup_dirs = cleanup.cgroup_dirs.clone();
+        state.cgroup_claimed = true;
         save_state(&wdir, &spec, &state)?;
 
         let pid = self.launch(id, &wdir, plan, &joins, opts)?;

@@ -43,7 +43,7 @@ impl Runtime {
         }
         crate::supervisor::stop(&wdir)?;
         if let Some(ws) = &ward {
-            if force {
+            if force && ws.cgroup_claimed {
                 // Only the dirs Ward created are searched: never a cgroup it did not make.
                 crate::cgroup_guard::kill_all(&ws.created_cgroup_dirs, KILL_WAIT);
             }
