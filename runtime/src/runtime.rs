@@ -96,6 +96,21 @@ pub struct Runtime {
     pods_enabled: bool,
 }
 
+/// `ward state` annotations: the container's own, plus one `ward.dev/override.<field>` per
+/// field Ward did not honour as asked (so `crictl inspect` and engines can show them).
+fn with_overrides(
+    annotations: Option<std::collections::HashMap<String, String>>,
+    ws: Option<&WardState>,
+) -> Option<std::collections::HashMap<String, String>> {
+    let overrides = ws.map(|w| w.overrides.as_slice()).unwrap_or_default();
+    if overrides.is_empty() {
+        return annotations;
+    }
+    let mut a = annotations.unwrap_or_default();
+    a.extend(overrides.iter().map(|o| o.annotation()));
+    Some(a)
+}
+
 fn remove_cgroup_dirs(dirs: &[PathBuf]) {
     for d in dirs {
         if d.is_absolute() && d.starts_with("/sys/fs/cgroup") {
@@ -603,7 +618,7 @@ impl Runtime {
                 .creator()
                 .map(|o| o.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            annotations: c.state.annotations.clone(),
+            annotations: with_overrides(c.state.annotations.clone(), ws.as_ref()),
         })
     }
 

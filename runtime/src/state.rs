@@ -31,6 +31,9 @@ pub struct WardState {
     /// listed are only planned, and are removed only if empty.
     #[serde(default)]
     pub cgroup_claimed: bool,
+    /// What the spec asked that Ward applied differently (see `harden/overrides.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<crate::harden::overrides::Override>,
 }
 
 impl WardState {

@@ -2,6 +2,7 @@
 //! spec → policy (`harden`) → resolve (handles) → prepare (identity + range under one lock,
 //! private mounts) → launch (libcontainer + Ward's executor).
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use libcontainer::container::Container;
@@ -94,6 +95,38 @@ fn missing_cgroup_ancestors(cgroup: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Say once per field what Ward applied instead of what the spec asked: a warning in the log
+/// and a `spec-override` event in `ward events` (`ward state` shows them as annotations).
+fn report_overrides(
+    id: &ContainerId,
+    wdir: &Path,
+    profile: &Profile,
+    overrides: &[harden::overrides::Override],
+) {
+    let mut lines = String::new();
+    for o in overrides {
+        tracing::warn!(id = %id, field = %o.field, asked = %o.asked, applied = %o.applied, "spec overridden");
+        let mut e = crate::supervisor::Event::new("spec-override", id.as_str(), profile.name());
+        e.message = Some(o.line());
+        lines.push_str(&serde_json::to_string(&e).expect("serializable"));
+        lines.push('\n');
+    }
+    if lines.is_empty() {
+        return;
+    }
+    let path = wdir.join(crate::supervisor::EVENTS_FILE);
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, lines.as_bytes()));
+    if let Err(e) = written {
+        // The log line above already said it; the event file is a convenience.
+        tracing::warn!(path = %path.display(), error = %e, "cannot record spec-override events");
+    }
+}
+
 /// Ward's own state (root's only): the undo record `delete` works from.
 fn save_ward_state(wdir: &Path, state: &WardState) -> Result<()> {
     let data = serde_json::to_vec_pretty(state).expect("serializable");
@@ -174,10 +207,9 @@ impl Runtime {
             volumes,
             spec_seccomp,
             dropped_caps,
+            overrides,
         } = harden::harden(spec, &policy, &range, &ctx)?;
-        if !dropped_caps.is_empty() {
-            tracing::info!(id = %id, dropped = ?dropped_caps, "capabilities not allowed by policy were dropped");
-        }
+        report_overrides(id, &wdir, &profile, &overrides);
         let cgroup = spec
             .linux()
             .as_ref()
@@ -202,6 +234,7 @@ impl Runtime {
             preserve_fds: opts.preserve_fds,
             sandbox: crate::pod_trust::is_sandbox(&spec),
             cgroup_claimed: false,
+            overrides,
         };
         save_ward_state(&wdir, &state)?;
         let resolved = Resolved {
