@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod groups;
 pub mod harden;
+pub mod hook_run;
 pub mod hooks;
 pub mod id;
 pub mod mount_attrs;

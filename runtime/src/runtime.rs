@@ -559,7 +559,20 @@ impl Runtime {
         c.start().map_err(|source| Error::Container {
             op: "start",
             source,
-        })
+        })?;
+        if let Ok(ws) = self.ward_state(id) {
+            let pid = c.pid().map(|p| p.as_raw()).unwrap_or(0);
+            let state = crate::hook_run::HookState {
+                oci_version: "1.0.2",
+                id: id.as_str(),
+                status: "running",
+                pid,
+                bundle: &ws.bundle,
+                annotations: c.state.annotations.as_ref(),
+            };
+            crate::hook_run::run_all_warn("poststart", &ws.hooks.poststart, &state);
+        }
+        Ok(())
     }
 
     pub fn kill(&self, id: &ContainerId, signal: Signal, all: bool) -> Result<()> {

@@ -34,6 +34,9 @@ pub struct WardState {
     /// What the spec asked that Ward applied differently (see `harden/overrides.rs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<crate::harden::overrides::Override>,
+    /// Host-side hooks Ward runs itself (`hook_run.rs`); libcontainer never sees them.
+    #[serde(default, skip_serializing_if = "crate::hook_run::HostHooks::is_empty")]
+    pub hooks: crate::hook_run::HostHooks,
 }
 
 impl WardState {

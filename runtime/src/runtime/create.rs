@@ -15,6 +15,7 @@ use crate::cgroup_guard::cgroup_mounts;
 use crate::charge::{self, ContainerUserns};
 use crate::error::{io, Error, Result};
 use crate::harden::{self, HardenedSpec, IdRange};
+use crate::hook_run;
 use crate::id::ContainerId;
 use crate::pod;
 use crate::prepare::{self, PrivateMounts};
@@ -210,6 +211,7 @@ impl Runtime {
             overrides,
         } = harden::harden(spec, &policy, &range, &ctx)?;
         report_overrides(id, &wdir, &profile, &overrides);
+        let hooks = hook_run::take(&mut spec);
         let cgroup = spec
             .linux()
             .as_ref()
@@ -235,6 +237,7 @@ impl Runtime {
             sandbox: crate::pod_trust::is_sandbox(&spec),
             cgroup_claimed: false,
             overrides,
+            hooks,
         };
         save_ward_state(&wdir, &state)?;
         let resolved = Resolved {
@@ -287,6 +290,17 @@ impl Runtime {
             // netns.rs). Ward, in the host's user namespace, sets them from outside.
             crate::netns::setup_own(pid, &spec)?;
         }
+        // prestart (deprecated) and createRuntime: the container exists, nothing runs yet.
+        let hook_state = hook_run::HookState {
+            oci_version: "1.0.2",
+            id: id.as_str(),
+            status: "created",
+            pid,
+            bundle: &state.bundle,
+            annotations: spec.annotations().as_ref(),
+        };
+        hook_run::run_all("prestart", &state.hooks.prestart, &hook_state)?;
+        hook_run::run_all("createRuntime", &state.hooks.create_runtime, &hook_state)?;
         cleanup.armed = false;
         Ok(pid)
     }

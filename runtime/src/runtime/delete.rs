@@ -47,6 +47,17 @@ impl Runtime {
                 // Only the dirs Ward created are searched: never a cgroup it did not make.
                 crate::cgroup_guard::kill_all(&ws.created_cgroup_dirs, KILL_WAIT);
             }
+            // poststop: the container's processes are gone. A failing hook is logged and
+            // delete goes on (runtime spec).
+            let state = crate::hook_run::HookState {
+                oci_version: "1.0.2",
+                id: id.as_str(),
+                status: "stopped",
+                pid: 0,
+                bundle: &ws.bundle,
+                annotations: None,
+            };
+            crate::hook_run::run_all_warn("poststop", &ws.hooks.poststop, &state);
             ws.prepared.undo()?;
             remove_cgroup_dirs(&ws.created_cgroup_dirs);
         }
