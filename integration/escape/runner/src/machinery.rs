@@ -21,6 +21,9 @@ use std::time::Duration;
 
 pub const CLI: &str = "ward";
 pub const SHIM: &str = "ward-shim";
+/// A control column in the full comparison: the same attacks against runc, which has no
+/// such defences, show that each row's host-side checks do see an attack that works.
+pub const RUNC: &str = "runc";
 
 /// Technique ids and what each tries, in report order.
 pub const TECHNIQUES: &[(&str, &str)] = &[
@@ -43,6 +46,7 @@ pub struct Mach<'a> {
     pub s: &'a Suite,
     pub ward: Runtime,
     pub shim: Option<Runtime>,
+    pub runc: Option<Runtime>,
     pub dir: PathBuf,
     n: AtomicUsize,
 }
@@ -85,9 +89,6 @@ impl Mach<'_> {
         c
     }
 
-    pub fn cli_pid(&self, id: &str) -> Option<i32> {
-        self.ward.state(id)?["pid"].as_i64().map(|p| p as i32)
-    }
 
     /// Delete `id` (CLI or through containerd) and say what it left behind.
     pub fn remove(&self, r: &Runtime, id: &str) -> Vec<String> {
@@ -132,28 +133,32 @@ pub fn run(s: &mut Suite) {
         }
     }
     let shim = s.columns.iter().find(|c| c.ctrd.is_some()).cloned();
+    let runc = s.columns.iter().find(|c| c.kind == "runc").cloned().map(|mut r| {
+        r.root = s.paths.work.join("state/machinery-runc");
+        r
+    });
     let m = Mach {
         s,
         ward,
         shim,
+        runc,
         dir,
         n: AtomicUsize::new(0),
     };
     let t0 = std::time::Instant::now();
     eprintln!("== Ward's own machinery ({} techniques)", TECHNIQUES.len());
     let mut cells = Vec::new();
+    let cols: Vec<&Runtime> = [Some(&m.ward), m.shim.as_ref(), m.runc.as_ref()]
+        .into_iter()
+        .flatten()
+        .collect();
     for (tech, _) in TECHNIQUES {
-        for shim in [false, true] {
-            let col = if shim { SHIM } else { CLI };
-            let cell = match (shim, &m.shim) {
-                (true, None) => continue,
-                (false, _) => one(&m, tech, &m.ward),
-                (true, Some(r)) => one(&m, tech, r),
-            };
+        for r in &cols {
+            let cell = one(&m, tech, r);
             eprintln!(
                 "  {:<22} {:<10} {:<8} {}",
                 tech,
-                col,
+                cell.column,
                 cell.verdict,
                 truncate(&cell.reason, 100)
             );
@@ -165,7 +170,7 @@ pub fn run(s: &mut Suite) {
 }
 
 fn one(m: &Mach, tech: &str, r: &Runtime) -> Cell {
-    let col = if r.ctrd.is_some() { SHIM } else { CLI };
+    let col = column(r);
     match tech {
         "host-user-reach" => host_user_reach(m, r),
         "volume-plant-symlink" => volume_plant(m, r),
@@ -200,13 +205,15 @@ pub fn judge(tech: &str, r: &Runtime, findings: Vec<String>, leaks: Vec<String>,
 pub fn column(r: &Runtime) -> &'static str {
     if r.ctrd.is_some() {
         SHIM
-    } else {
+    } else if r.kind == "ward" {
         CLI
+    } else {
+        RUNC
     }
 }
 
-pub fn na(tech: &str, why: &str) -> Cell {
-    Cell::na(tech, SHIM, why)
+pub fn na(tech: &str, r: &Runtime, why: &str) -> Cell {
+    Cell::na(tech, column(r), why)
 }
 
 /// Start `args` detached as `id` (CLI `run -d`, or `ctr run -d`), returning the init's pid.
@@ -220,7 +227,7 @@ pub fn start(m: &Mach, r: &Runtime, id: &str, spec: &Spec, extra: &[String]) -> 
             let b = m.dir.join("bundles").join(id);
             bundle::write_config(&b, spec)?;
             let out = r.run_detached(&b, id);
-            (out, m.cli_pid(id))
+            (out, cli_pid(r, id))
         }
     };
     match (out.status, pid) {
@@ -231,6 +238,11 @@ pub fn start(m: &Mach, r: &Runtime, id: &str, spec: &Spec, extra: &[String]) -> 
             last_line(&out.stderr)
         )),
     }
+}
+
+/// The init pid of CLI container `id` (`RUNTIME state`).
+pub fn cli_pid(r: &Runtime, id: &str) -> Option<i32> {
+    r.state(id)?["pid"].as_i64().map(|p| p as i32)
 }
 
 pub fn last_line(s: &str) -> String {
@@ -281,11 +293,12 @@ fn host_user_reach(m: &Mach, r: &Runtime) -> Cell {
             return c;
         }
     };
-    let root = match &r.ctrd {
-        Some(c) => c.ward_root(),
-        None => r.root.clone(),
+    // Ward's state dir; runc's own for the control column.
+    let w = match &r.ctrd {
+        Some(c) => c.ward_root().join(".ward").join(&id),
+        None if r.kind == "ward" => r.root.join(".ward").join(&id),
+        None => r.root.join(&id),
     };
-    let w = root.join(".ward").join(&id);
     let mut findings = Vec::new();
     if !w.is_dir() {
         findings.push(format!("no state dir at {} to judge", w.display()));
@@ -404,8 +417,14 @@ pub fn markdown(cells: &[Cell]) -> String {
          (`integration/escape/runner/src/machinery*.rs`); `blocked` means the host saw nothing \
          reach it and Ward left nothing behind. `ward` is the CLI, `ward-shim` the same attack \
          through the private containerd and Ward's shim where containerd can carry it.\n\n\
-         | technique | what is tried | ward | ward-shim |\n|---|---|---|---|\n",
+         `runc`, where the full comparison has it, is a control: the same attacks against a runtime \
+         without these defences, to show each row's checks see an attack that works.\n\n",
     );
+    let cols: Vec<&str> = [CLI, SHIM, RUNC]
+        .into_iter()
+        .filter(|k| *k != RUNC || cells.iter().any(|c| c.column == RUNC))
+        .collect();
+    s += &format!("| technique | what is tried | {} |\n|---|---|{}\n", cols.join(" | "), "---|".repeat(cols.len()));
     for (t, what) in TECHNIQUES {
         let mark = |col: &str| {
             cells
@@ -416,7 +435,8 @@ pub fn markdown(cells: &[Cell]) -> String {
                     if v.contains("escaped") { format!("**{v}**") } else { v }
                 })
         };
-        s += &format!("| `{t}` | {what} | {} | {} |\n", mark(CLI), mark(SHIM));
+        let marks: Vec<String> = cols.iter().map(|c| mark(c)).collect();
+        s += &format!("| `{t}` | {what} | {} |\n", marks.join(" | "));
     }
     s += "\nWhat each cell saw:\n\n";
     for c in cells {

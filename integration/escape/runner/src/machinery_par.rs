@@ -6,7 +6,7 @@
 //! /proc/<pid>/cgroup.
 
 use crate::bundle::Spec;
-use crate::machinery::{column, judge, last_line, na, start, Mach};
+use crate::machinery::{cli_pid, column, judge, last_line, na, start, Mach};
 use crate::report::Cell;
 use crate::rt::Runtime;
 use std::os::fd::AsRawFd;
@@ -98,7 +98,7 @@ pub fn parallel(m: &Mach, r: &Runtime) -> Cell {
 pub fn same_id(m: &Mach, r: &Runtime) -> Cell {
     const T: &str = "same-id-race";
     if r.ctrd.is_some() {
-        return na(T, "containerd's metadata store refuses a second container of an id before any shim is started");
+        return na(T, r, "containerd's metadata store refuses a second container of an id before any shim is started");
     }
     let id = m.id("sameid");
     let spec = m.spec(&id, &["/bin/sleep", "1000"]);
@@ -131,7 +131,7 @@ pub fn same_id(m: &Mach, r: &Runtime) -> Cell {
     if status.as_deref() != Some("running") {
         findings.push(format!("the winner is not running: {status:?}"));
     }
-    let range = m.cli_pid(&id).and_then(host_range);
+    let range = cli_pid(r, &id).and_then(host_range);
     let other = m.id("after");
     let ospec = m.spec(&other, &["/bin/sleep", "1000"]);
     let next = start(m, r, &other, &ospec, &[]).ok().and_then(host_range);
@@ -269,6 +269,9 @@ fn charged_cgroups(pid: i32) -> Vec<String> {
 /// The seccomp supervisor recorded in the container's state runs in its cgroups.
 pub fn supervisor(m: &Mach, r: &Runtime) -> Cell {
     const T: &str = "supervisor-cgroup";
+    if r.kind == "runc" {
+        return na(T, r, "runc has no seccomp supervisor");
+    }
     let id = m.id("supcg");
     let spec = m.spec(&id, &["/bin/sleep", "1000"]);
     let init = start(m, r, &id, &spec, &[]);

@@ -398,7 +398,14 @@ impl Suite {
             .iter()
             .map(|t| t.0.to_string())
             .collect();
-        let mach_cols = [crate::machinery::CLI.to_string(), crate::machinery::SHIM.to_string()];
+        let mach_cols: Vec<String> = [
+            crate::machinery::CLI,
+            crate::machinery::SHIM,
+            crate::machinery::RUNC,
+        ]
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
         if !self.machinery.is_empty() {
             println!("{}", report::table(&mach, &mach_cols, &self.machinery));
         }
@@ -425,7 +432,8 @@ impl Suite {
                 c.column.starts_with("ward") && (c.verdict == "escaped" || !c.leaks.is_empty())
             })
             .chain(self.machinery.iter().filter(|c| {
-                c.verdict == "escaped" || c.verdict == "error" || !c.leaks.is_empty()
+                c.column.starts_with("ward")
+                    && (c.verdict == "escaped" || c.verdict == "error" || !c.leaks.is_empty())
             }))
             .collect();
         for c in &bad {
