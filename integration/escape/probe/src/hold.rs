@@ -4,8 +4,10 @@
 //! open until killed, so the host can count what is left for host root meanwhile.
 
 pub fn hold_inotify(args: &[String]) -> ! {
-    let (Some(n), Some(file)) = (args.first().and_then(|s| s.parse::<usize>().ok()), args.get(1))
-    else {
+    let (Some(n), Some(file)) = (
+        args.first().and_then(|s| s.parse::<usize>().ok()),
+        args.get(1),
+    ) else {
         eprintln!("usage: ward-probe hold-inotify N FILE");
         std::process::exit(2)
     };

@@ -84,11 +84,13 @@ impl Mach<'_> {
     /// `ward` with a node config of its own (`--config`), on the machinery root.
     pub fn ward_with_config(&self, config: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(&self.ward.path);
-        c.arg("--config").arg(config).arg("--root").arg(&self.ward.root);
+        c.arg("--config")
+            .arg(config)
+            .arg("--root")
+            .arg(&self.ward.root);
         c.args(args);
         c
     }
-
 
     /// Delete `id` (CLI or through containerd) and say what it left behind.
     pub fn remove(&self, r: &Runtime, id: &str) -> Vec<String> {
@@ -133,10 +135,15 @@ pub fn run(s: &mut Suite) {
         }
     }
     let shim = s.columns.iter().find(|c| c.ctrd.is_some()).cloned();
-    let runc = s.columns.iter().find(|c| c.kind == "runc").cloned().map(|mut r| {
-        r.root = s.paths.work.join("state/machinery-runc");
-        r
-    });
+    let runc = s
+        .columns
+        .iter()
+        .find(|c| c.kind == "runc")
+        .cloned()
+        .map(|mut r| {
+            r.root = s.paths.work.join("state/machinery-runc");
+            r
+        });
     let m = Mach {
         s,
         ward,
@@ -188,7 +195,13 @@ fn one(m: &Mach, tech: &str, r: &Runtime) -> Cell {
 }
 
 /// `blocked` when the host saw nothing wrong, `escaped` with the findings otherwise.
-pub fn judge(tech: &str, r: &Runtime, findings: Vec<String>, leaks: Vec<String>, ok: String) -> Cell {
+pub fn judge(
+    tech: &str,
+    r: &Runtime,
+    findings: Vec<String>,
+    leaks: Vec<String>,
+    ok: String,
+) -> Cell {
     let mut c = Cell::error(tech, column(r), "");
     if findings.is_empty() {
         c.verdict = "blocked".into();
@@ -217,7 +230,13 @@ pub fn na(tech: &str, r: &Runtime, why: &str) -> Cell {
 }
 
 /// Start `args` detached as `id` (CLI `run -d`, or `ctr run -d`), returning the init's pid.
-pub fn start(m: &Mach, r: &Runtime, id: &str, spec: &Spec, extra: &[String]) -> Result<i32, String> {
+pub fn start(
+    m: &Mach,
+    r: &Runtime,
+    id: &str,
+    spec: &Spec,
+    extra: &[String],
+) -> Result<i32, String> {
     let (out, pid) = match &r.ctrd {
         Some(c) => {
             let out = c.run_with("default", spec, id, true, extra, Duration::from_secs(60));
@@ -246,13 +265,28 @@ pub fn cli_pid(r: &Runtime, id: &str) -> Option<i32> {
 }
 
 pub fn last_line(s: &str) -> String {
-    truncate(s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim(), 200)
+    truncate(
+        s.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim(),
+        200,
+    )
 }
 
 /// A shell script run as host user nobody (uid/gid 65534, no groups).
 pub fn as_nobody(script: &str) -> Output {
     let mut c = Command::new("setpriv");
-    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "sh", "-c", script]);
+    c.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
     run_cmd(c, Duration::from_secs(60))
 }
 
@@ -276,6 +310,60 @@ fn tree(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
 
 fn q(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
+}
+
+/// What the host user tries against a container's state dir `w` and its init `pid`.
+struct Attack {
+    w: PathBuf,
+    marker: String,
+    reads: Vec<PathBuf>,
+    execs: Vec<PathBuf>,
+    writes: Vec<PathBuf>,
+}
+
+impl Attack {
+    fn new(w: &Path, pid: i32, marker: &str) -> Self {
+        let (dirs, files) = tree(w);
+        let proot = PathBuf::from(format!("/proc/{pid}/root"));
+        let mut reads = files;
+        reads.extend([proot.join("etc/passwd"), proot.join("bin/busybox")]);
+        let mut execs = vec![proot.join("bin/ward-probe-suid")];
+        execs.extend(dirs.iter().map(|d| d.join("bin/ward-probe-suid")));
+        let mut writes = dirs;
+        writes.extend([proot.join("tmp"), proot.join("mnt/vol")]);
+        Attack {
+            w: w.to_path_buf(),
+            marker: marker.to_string(),
+            reads,
+            execs,
+            writes,
+        }
+    }
+
+    /// The script: one `SEEN`/`READ`/`RAN`/`WROTE` line per success, then `done`.
+    fn script(&self) -> String {
+        let mut s = format!(
+            "find {} -mindepth 1 ! -type d 2>/dev/null | sed 's/^/SEEN /'\n",
+            q(&self.w)
+        );
+        for f in &self.reads {
+            s += &format!("cat {0} >/dev/null 2>&1 && echo READ {0}\n", q(f));
+        }
+        for x in &self.execs {
+            s += &format!(
+                "e=$({0} euid 2>/dev/null) && echo \"RAN {0} euid=$e\"\n",
+                q(x)
+            );
+        }
+        for d in &self.writes {
+            s += &format!(
+                "touch {0}/{1} 2>/dev/null && echo WROTE {0}\n",
+                q(d),
+                self.marker
+            );
+        }
+        s + "echo done\n"
+    }
 }
 
 /// The host-side attacker: an unprivileged host user next to a running container.
@@ -306,46 +394,38 @@ fn host_user_reach(m: &Mach, r: &Runtime) -> Cell {
     let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let ws = w.display().to_string();
     for l in mi.lines().filter(|l| l.contains(&ws)) {
-        findings.push(format!("container mount visible on the host: {}", truncate(l, 160)));
+        findings.push(format!(
+            "container mount visible on the host: {}",
+            truncate(l, 160)
+        ));
     }
-    let (dirs, files) = tree(&w);
-    let proot = PathBuf::from(format!("/proc/{pid}/root"));
-    let mut script = format!("find {} -mindepth 1 ! -type d 2>/dev/null | sed 's/^/SEEN /'\n", q(&w));
-    let mut reads: Vec<PathBuf> = files.clone();
-    reads.extend([proot.join("etc/passwd"), proot.join("bin/busybox")]);
-    for f in &reads {
-        script += &format!("cat {0} >/dev/null 2>&1 && echo READ {0}\n", q(f));
-    }
-    let mut execs: Vec<PathBuf> = vec![proot.join("bin/ward-probe-suid")];
-    execs.extend(dirs.iter().map(|d| d.join("bin/ward-probe-suid")));
-    for x in &execs {
-        script += &format!("e=$({0} euid 2>/dev/null) && echo \"RAN {0} euid=$e\"\n", q(x));
-    }
-    let mut writes: Vec<PathBuf> = dirs.clone();
-    writes.extend([proot.join("tmp"), proot.join("mnt/vol")]);
     let marker = format!("ward-nobody-{}", m.s.run_id);
-    for d in &writes {
-        script += &format!("touch {0}/{marker} 2>/dev/null && echo WROTE {0}\n", q(d));
-    }
-    script += "echo done\n";
-    let o = as_nobody(&script);
+    let a = Attack::new(&w, pid, &marker);
+    let o = as_nobody(&a.script());
     if !o.stdout.contains("done") {
-        findings.push(format!("the attacker script did not finish: {}", last_line(&o.stderr)));
+        findings.push(format!(
+            "the attacker script did not finish: {}",
+            last_line(&o.stderr)
+        ));
     }
-    findings.extend(o.stdout.lines().filter(|l| *l != "done").map(|l| format!("host user: {l}")));
+    findings.extend(
+        o.stdout
+            .lines()
+            .filter(|l| *l != "done")
+            .map(|l| format!("host user: {l}")),
+    );
+    // Looked for before delete: the container's own dirs go with it.
+    for d in a.writes.iter().filter(|d| d.join(&marker).exists()) {
+        findings.push(format!("{} holds the host user's file", d.display()));
+        let _ = std::fs::remove_file(d.join(&marker));
+    }
     let leaks = m.remove(r, &id);
-    for d in &writes {
-        if d.join(&marker).exists() {
-            findings.push(format!("{} holds the host user's file", d.display()));
-            let _ = std::fs::remove_file(d.join(&marker));
-        }
-    }
     findings.extend(m.verify(&snap));
     let ok = format!(
         "host user tried {} reads, {} set-uid execs, {} writes and a find under {} and /proc/{pid}/root: all denied; no mount of the state dir on the host",
-        reads.len(),
-        execs.len(),
-        writes.len(),
+        a.reads.len(),
+        a.execs.len(),
+        a.writes.len(),
         w.display()
     );
     judge(T, r, findings, leaks, ok)
@@ -360,45 +440,59 @@ fn volume_plant(m: &Mach, r: &Runtime) -> Cell {
     let _ = std::fs::create_dir_all(app.join("cache"));
     let marker = format!("ward-planted-{}", m.s.run_id);
     let run = |id: &str, script: &str, cache: bool| -> Output {
-        let mut spec = m.spec(id, &["/bin/sh", "-c", script]);
-        spec.extra_mounts.push(bundle::bind_mount(&app, "/app", false));
+        let mut mounts = vec![bundle::bind_mount(&app, "/app", false)];
         if cache {
-            spec.extra_mounts.push(bundle::bind_mount(&app.join("cache"), "/cache", false));
+            mounts.push(bundle::bind_mount(&app.join("cache"), "/cache", false));
         }
-        match &r.ctrd {
-            Some(c) => c.run_with("default", &spec, id, false, &[], Duration::from_secs(60)),
-            None => {
-                let b = m.dir.join("bundles").join(id);
-                if let Err(e) = bundle::write_config(&b, &spec) {
-                    return Output { status: None, stdout: String::new(), stderr: e, timed_out: false };
-                }
-                r.run(&b, id, Duration::from_secs(60))
-            }
-        }
+        cfg::run_edited(m, r, id, &["/bin/sh", "-c", script], mounts, &[], |_, _| {})
     };
     let id1 = m.id("plant");
-    let o1 = run(&id1, "rm -rf /app/cache && ln -s / /app/cache && echo planted", false);
+    let o1 = run(
+        &id1,
+        "rm -rf /app/cache && ln -s / /app/cache && echo planted",
+        false,
+    );
     let mut leaks = m.remove(r, &id1);
-    let planted = std::fs::symlink_metadata(app.join("cache")).is_ok_and(|m| m.file_type().is_symlink());
+    let planted =
+        std::fs::symlink_metadata(app.join("cache")).is_ok_and(|m| m.file_type().is_symlink());
     if !o1.stdout.contains("planted") || !planted {
-        let mut c = Cell::error(T, column(r), &format!("run 1 could not plant the symlink: {}", last_line(&o1.stderr)));
+        let mut c = Cell::error(
+            T,
+            column(r),
+            &format!(
+                "run 1 could not plant the symlink: {}",
+                last_line(&o1.stderr)
+            ),
+        );
         c.leaks = leaks;
         return c;
     }
     let id2 = m.id("follow");
-    let o2 = run(&id2, &format!("echo x > /cache/{marker} && echo wrote"), true);
+    let o2 = run(
+        &id2,
+        &format!("echo x > /cache/{marker} && echo wrote"),
+        true,
+    );
     leaks.extend(m.remove(r, &id2));
     let mut findings = Vec::new();
     if o2.status == Some(0) || o2.stdout.contains("wrote") {
-        findings.push(format!("run 2 with the planted symlink as a bind source ran (exit {:?}, stdout {:?})", o2.status, o2.stdout.trim()));
+        findings.push(format!(
+            "run 2 with the planted symlink as a bind source ran (exit {:?}, stdout {:?})",
+            o2.status,
+            o2.stdout.trim()
+        ));
     }
     if Path::new("/").join(&marker).exists() {
-        findings.push(format!("host /{marker} was written through the planted symlink"));
+        findings.push(format!(
+            "host /{marker} was written through the planted symlink"
+        ));
         let _ = std::fs::remove_file(Path::new("/").join(&marker));
     }
     let refusal = last_line(&o2.stderr);
     if findings.is_empty() && !refusal.contains("symlink") {
-        findings.push(format!("run 2 failed, but not as a refused symlinked source: {refusal}"));
+        findings.push(format!(
+            "run 2 failed, but not as a refused symlinked source: {refusal}"
+        ));
     }
     findings.extend(m.verify(&snap));
     let _ = std::fs::remove_dir_all(&app);
@@ -424,15 +518,27 @@ pub fn markdown(cells: &[Cell]) -> String {
         .into_iter()
         .filter(|k| *k != RUNC || cells.iter().any(|c| c.column == RUNC))
         .collect();
-    s += &format!("| technique | what is tried | {} |\n|---|---|{}\n", cols.join(" | "), "---|".repeat(cols.len()));
+    s += &format!(
+        "| technique | what is tried | {} |\n|---|---|{}\n",
+        cols.join(" | "),
+        "---|".repeat(cols.len())
+    );
     for (t, what) in TECHNIQUES {
         let mark = |col: &str| {
             cells
                 .iter()
                 .find(|c| c.technique == *t && c.column == col)
                 .map_or("-".to_string(), |c| {
-                    let v = if c.leaks.is_empty() { c.verdict.clone() } else { format!("{}+leak", c.verdict) };
-                    if v.contains("escaped") { format!("**{v}**") } else { v }
+                    let v = if c.leaks.is_empty() {
+                        c.verdict.clone()
+                    } else {
+                        format!("{}+leak", c.verdict)
+                    };
+                    if v.contains("escaped") {
+                        format!("**{v}**")
+                    } else {
+                        v
+                    }
                 })
         };
         let marks: Vec<String> = cols.iter().map(|c| mark(c)).collect();
@@ -444,7 +550,13 @@ pub fn markdown(cells: &[Cell]) -> String {
         if !c.leaks.is_empty() {
             r += &format!(" — leaks: {}", c.leaks.join("; "));
         }
-        s += &format!("- `{}` under {} ({}): {}\n", c.technique, c.column, c.verdict, truncate(&r, 400));
+        s += &format!(
+            "- `{}` under {} ({}): {}\n",
+            c.technique,
+            c.column,
+            c.verdict,
+            truncate(&r, 400)
+        );
     }
     s
 }
