@@ -363,3 +363,18 @@ pub fn supervisor(m: &Mach, r: &Runtime) -> Cell {
     }
     judge(T, r, findings, leaks, why)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_and_root_ranges_are_findings() {
+        let r = |n: &str, a, l| (n.to_string(), a, l);
+        assert!(overlaps(&[r("a", 65536, 65536), r("b", 131072, 65536)]).is_empty());
+        let f = overlaps(&[r("a", 65536, 65536), r("b", 131071, 10)]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        let f = overlaps(&[r("a", 0, 4294967295), r("b", 0, 4294967295)]);
+        assert_eq!(f.len(), 3, "{f:?}");
+    }
+}
