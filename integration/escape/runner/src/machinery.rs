@@ -92,14 +92,23 @@ impl Mach<'_> {
         c
     }
 
-    /// Delete `id` (CLI or through containerd) and say what it left behind.
+    /// Delete `id` (CLI or through containerd) and say what it left behind, its init
+    /// process included.
     pub fn remove(&self, r: &Runtime, id: &str) -> Vec<String> {
+        let pid = match &r.ctrd {
+            Some(c) => c.task_pid(id),
+            None => cli_pid(r, id),
+        };
         let del = match &r.ctrd {
             Some(c) => c.remove(id),
             None => r.delete(id),
         };
         let _ = std::fs::remove_dir_all(self.dir.join("bundles").join(id));
-        self.s.leaks_after(r, id, Some(&del))
+        let mut leaks = self.s.leaks_after(r, id, Some(&del));
+        if let Some(p) = pid.filter(|p| !gone_within(*p, Duration::from_secs(2))) {
+            leaks.push(format!("the init {p} of {id} still runs after delete"));
+        }
+        leaks
     }
 
     /// A host canary snapshot, to compare after the technique.
@@ -256,6 +265,25 @@ pub fn start(
             out.status,
             last_line(&out.stderr)
         )),
+    }
+}
+
+/// Whether `pid` exits (or is a zombie: inits are the caller's children) within `d`.
+fn gone_within(pid: i32, d: Duration) -> bool {
+    let t0 = std::time::Instant::now();
+    loop {
+        let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let state = st
+            .lines()
+            .find_map(|l| l.strip_prefix("State:"))
+            .unwrap_or("");
+        if st.is_empty() || state.trim_start().starts_with(['Z', 'X']) {
+            return true;
+        }
+        if t0.elapsed() > d {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
