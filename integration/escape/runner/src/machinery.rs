@@ -419,9 +419,15 @@ fn host_user_reach(m: &Mach, r: &Runtime) -> Cell {
     if !w.is_dir() {
         findings.push(format!("no state dir at {} to judge", w.display()));
     }
+    // No mount naming the container in the host's table: none under its state dir, none
+    // anywhere naming its id (but containerd's own bundle rootfs for the shim, as for runc-v2).
     let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let ws = w.display().to_string();
-    for l in mi.lines().filter(|l| l.contains(&ws)) {
+    let ctrd_dir = r.ctrd.as_ref().map(|c| c.dir().display().to_string());
+    let names_it = |l: &&str| {
+        l.contains(&w.display().to_string())
+            || (l.contains(&id) && !ctrd_dir.as_ref().is_some_and(|d| l.contains(d.as_str())))
+    };
+    for l in mi.lines().filter(names_it) {
         findings.push(format!(
             "container mount visible on the host: {}",
             truncate(l, 160)
