@@ -153,6 +153,14 @@ pub fn same_id(m: &Mach, r: &Runtime) -> Cell {
     if status.as_deref() != Some("running") {
         findings.push(format!("the winner is not running: {status:?}"));
     }
+    // Its state: Ward's record and its claim in the range table.
+    let wd = r.root.join(".ward");
+    let table = std::fs::read_to_string(wd.join("ranges.json")).unwrap_or_default();
+    if r.kind == "ward"
+        && !(wd.join(&id).join("ward.json").is_file() && table.contains(&format!("\"{id}\"")))
+    {
+        findings.push(format!("the winner's state is not whole: ward.json or its claim in ranges.json missing ({table})"));
+    }
     let range = cli_pid(r, &id).and_then(host_range);
     let other = m.id("after");
     let ospec = m.spec(&other, &["/bin/sleep", "1000"]);
