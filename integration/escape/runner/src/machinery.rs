@@ -473,6 +473,13 @@ fn volume_plant(m: &Mach, r: &Runtime) -> Cell {
     let app = m.dir.join(format!("app-{}", column(r)));
     let _ = std::fs::create_dir_all(app.join("cache"));
     let marker = format!("ward-planted-{}", m.s.run_id);
+    // The runc control follows the link for real: it gets the host canary dir, not the
+    // host's `/` (other suites on this host snapshot `/`).
+    let target = match column(r) {
+        RUNC => m.s.paths.host.clone(),
+        _ => PathBuf::from("/"),
+    };
+    let target = target.display();
     let run = |id: &str, script: &str, cache: bool| -> Output {
         let mut mounts = vec![bundle::bind_mount(&app, "/app", false)];
         if cache {
@@ -483,7 +490,7 @@ fn volume_plant(m: &Mach, r: &Runtime) -> Cell {
     let id1 = m.id("plant");
     let o1 = run(
         &id1,
-        "rm -rf /app/cache && ln -s / /app/cache && echo planted",
+        &format!("rm -rf /app/cache && ln -s {target} /app/cache && echo planted"),
         false,
     );
     let mut leaks = m.remove(r, &id1);
@@ -516,11 +523,12 @@ fn volume_plant(m: &Mach, r: &Runtime) -> Cell {
             o2.stdout.trim()
         ));
     }
-    if Path::new("/").join(&marker).exists() {
+    if Path::new("/").join(&marker).exists() || m.s.paths.host.join(&marker).exists() {
         findings.push(format!(
-            "host /{marker} was written through the planted symlink"
+            "host {target}/{marker} was written through the planted symlink"
         ));
         let _ = std::fs::remove_file(Path::new("/").join(&marker));
+        let _ = std::fs::remove_file(m.s.paths.host.join(&marker));
     }
     let refusal = last_line(&o2.stderr);
     if findings.is_empty() && !refusal.contains("symlink") {
