@@ -10,6 +10,7 @@ mod ctrd;
 mod host;
 mod machinery;
 mod machinery_cfg;
+mod machinery_host;
 mod machinery_par;
 mod race;
 mod report;
