@@ -10,7 +10,7 @@
 #   integration/escape/run.sh --ci       # ward only (CLI + shim) + a short chaos pass; non-zero on any escape or leak
 #   integration/escape/run.sh --chaos 60 # add chaos mode for 60 s per column
 #   integration/escape/run.sh --exec     # techniques through `exec` instead of `run`
-#   ESCAPE_CI_CHAOS=0 integration/escape/run.sh --ci --machinery-only  # only Ward's own machinery (about 5 s)
+#   ESCAPE_CI_CHAOS=0 integration/escape/run.sh --ci --machinery-only  # only Ward's own machinery (5-15 s)
 #
 # Environment: WARD (ward binary, default $CARGO_TARGET_DIR/debug/ward, built if
 # absent), WARD_SHIM_DIR (dir of containerd-shim-ward-v2, default next to ward),
