@@ -70,9 +70,6 @@ pub fn refuse_taken(spec: &Spec, ctx: &HardenContext) -> crate::Result<()> {
     }
 }
 
-/// Create the leaf `cgroup` (and missing ancestors) in every hierarchy. A leaf that exists
-/// already is refused, and the leaves made so far are removed again. Returns the leaf
-/// directories made (to be removed with the container).
 /// SIGKILL every process in the cgroup directories `dirs` (absolute, Ward-made: a container's
 /// leaves), until they are empty or `timeout` passes. For `delete --force` after a create that
 /// was killed half-way, when libcontainer's state is missing or partial and cannot list them.
@@ -97,6 +94,9 @@ pub fn kill_all(dirs: &[PathBuf], timeout: std::time::Duration) {
     }
 }
 
+/// Create the leaf `cgroup` (and missing ancestors) in every hierarchy. A leaf that exists
+/// already is refused, and the leaves made so far are removed again. Returns the leaf
+/// directories made (to be removed with the container).
 pub fn claim(cgroup: &Path) -> Result<Vec<PathBuf>, CgroupGuardError> {
     claim_in(cgroup, &cgroup_mounts())
 }
