@@ -4,6 +4,7 @@
 
 pub mod caps;
 pub mod cgroups;
+pub mod systemd_path;
 pub mod devices;
 pub mod masks;
 pub mod mounts;
@@ -97,6 +98,11 @@ pub struct HardenContext {
     pub cgroup_dirs: Vec<String>,
     /// (dev, ino) of each namespace path named in the spec, or why it could not be read.
     pub path_ns: BTreeMap<PathBuf, Result<(u64, u64), String>>,
+    /// `--systemd-cgroup`: `cgroupsPath` must be (or defaults to) `slice:prefix:name`.
+    pub systemd_cgroup: bool,
+    /// The node runs systemd (`/run/systemd/system` exists): a systemd-style path is
+    /// systemd's to create, not Ward's.
+    pub systemd_running: bool,
 }
 
 impl HardenContext {
