@@ -36,11 +36,10 @@ fn sent_cgroups_path(c: &Containerd, id: &str) -> String {
         .join(K8S_NS)
         .join(id)
         .join("config.json");
-    let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&cfg).unwrap_or_else(|e| {
-            panic!("{}: {e}", cfg.display());
-        }))
-        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap_or_else(|e| {
+        panic!("{}: {e}", cfg.display());
+    }))
+    .unwrap();
     v["linux"]["cgroupsPath"]
         .as_str()
         .unwrap_or_default()
@@ -124,7 +123,10 @@ fn systemd_cgroup_parent_on_ward() {
     for task in [&pod, &id] {
         let leaf = format!("cri-containerd-{task}.scope");
         let seen = memory_cgroups_ending_with(&leaf);
-        assert!(!seen.is_empty(), "no process in a cgroup ending with {leaf}");
+        assert!(
+            !seen.is_empty(),
+            "no process in a cgroup ending with {leaf}"
+        );
         for p in seen {
             assert_eq!(p, format!("{want_dir}/{leaf}"));
         }

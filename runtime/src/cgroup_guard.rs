@@ -214,10 +214,7 @@ mod tests {
         let v2 = vec![t.path().join("v2")];
         for mounts in [&hybrid, &v2] {
             let made = claim_in(&p, mounts).unwrap();
-            assert_eq!(
-                made,
-                mounts.iter().map(|m| m.join(rel)).collect::<Vec<_>>()
-            );
+            assert_eq!(made, mounts.iter().map(|m| m.join(rel)).collect::<Vec<_>>());
             assert!(made.iter().all(|d| d.is_dir()));
             let e = claim_in(&p, mounts).unwrap_err();
             assert!(matches!(e, CgroupGuardError::Taken { .. }), "{e}");

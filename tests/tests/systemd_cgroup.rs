@@ -54,7 +54,13 @@ fn controller_hierarchies(cgs: &[(String, String)]) -> Vec<&(String, String)> {
         .iter()
         .any(|(c, _)| !c.is_empty() && !c.starts_with("name="));
     cgs.iter()
-        .filter(|(c, _)| if v1 { !c.is_empty() && !c.starts_with("name=") } else { true })
+        .filter(|(c, _)| {
+            if v1 {
+                !c.is_empty() && !c.starts_with("name=")
+            } else {
+                true
+            }
+        })
         .collect()
 }
 
@@ -83,9 +89,8 @@ fn kubelet_style_path_lands_in_every_hierarchy_with_limits() {
     let id = unique_id("sdcg");
     let uid = unique_id("pod").replace('-', "_");
     let pod_slice = format!("kubepods-burstable-{uid}.slice");
-    let want = format!(
-        "/kubepods.slice/kubepods-burstable.slice/{pod_slice}/cri-containerd-{id}.scope"
-    );
+    let want =
+        format!("/kubepods.slice/kubepods-burstable.slice/{pod_slice}/cri-containerd-{id}.scope");
     let mounts = cgroup_mounts();
     // What exists before (another user of kubepods.slice): Ward must not remove it.
     let kubepods_existed: Vec<bool> = mounts

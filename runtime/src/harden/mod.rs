@@ -4,11 +4,11 @@
 
 pub mod caps;
 pub mod cgroups;
-pub mod systemd_path;
 pub mod devices;
 pub mod masks;
 pub mod mounts;
 pub mod namespaces;
+pub mod systemd_path;
 pub mod userns;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -139,10 +139,11 @@ fn check_chars(s: &str) -> Result<(), String> {
     while i < b.len() {
         match b[i] {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => i += 1,
-            b'\\' if b.len() >= i + 4
-                && b[i + 1] == b'x'
-                && b[i + 2].is_ascii_hexdigit()
-                && b[i + 3].is_ascii_hexdigit() =>
+            b'\\'
+                if b.len() >= i + 4
+                    && b[i + 1] == b'x'
+                    && b[i + 2].is_ascii_hexdigit()
+                    && b[i + 3].is_ascii_hexdigit() =>
             {
                 i += 4
             }
@@ -254,24 +255,24 @@ mod tests {
     fn bad_components_refused() {
         for bad in [
             "a:b:c:d",
-            "kubepods:p:n",              // slice without .slice
-            ".slice:p:n",                // empty slice stem
-            "-a.slice:p:n",              // leading dash
-            "a-.slice:p:n",              // trailing dash
-            "a--b.slice:p:n",            // double dash
-            "a/b.slice:p:n",             // slash in slice
-            "../x.slice:p:n",            // parent dir
-            "a.slice:p/q:n",             // slash in prefix
-            "a.slice:p:../../n",         // slash and dots in name
-            "a.slice:p:n/x",             // slash in name
-            "a.slice::n",                // empty prefix
-            "a.slice:p:",                // empty name
-            "a.slice:p:n@x",             // template
-            "a.slice:p:b-n.slice",       // slice unit as the leaf
-            "a.slice:p:n\0",             // NUL
-            r"a.slice:p:n\y",            // backslash outside an escape
-            "a.slice:p:n x",             // space
-            "a.slice:p:n\u{e9}",         // non-ASCII
+            "kubepods:p:n",        // slice without .slice
+            ".slice:p:n",          // empty slice stem
+            "-a.slice:p:n",        // leading dash
+            "a-.slice:p:n",        // trailing dash
+            "a--b.slice:p:n",      // double dash
+            "a/b.slice:p:n",       // slash in slice
+            "../x.slice:p:n",      // parent dir
+            "a.slice:p/q:n",       // slash in prefix
+            "a.slice:p:../../n",   // slash and dots in name
+            "a.slice:p:n/x",       // slash in name
+            "a.slice::n",          // empty prefix
+            "a.slice:p:",          // empty name
+            "a.slice:p:n@x",       // template
+            "a.slice:p:b-n.slice", // slice unit as the leaf
+            "a.slice:p:n\0",       // NUL
+            r"a.slice:p:n\y",      // backslash outside an escape
+            "a.slice:p:n x",       // space
+            "a.slice:p:n\u{e9}",   // non-ASCII
         ] {
             assert!(SystemdPath::parse(bad).is_err(), "accepted {bad:?}");
         }
