@@ -604,6 +604,6 @@ mod tests {
             ..CheckOptions::default()
         });
         eprintln!("{r}");
-        assert_eq!(r.rows.len(), 9);
+        assert_eq!(r.rows.len(), 10);
     }
 }
