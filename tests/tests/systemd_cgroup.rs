@@ -136,6 +136,16 @@ fn kubelet_style_path_lands_in_every_hierarchy_with_limits() {
         ),
     }
 
+    // ps, update and pause reach the same cgroup.
+    let ps = ward.ok(&["ps", "--format", "json", &id]);
+    assert!(ps.contains(&pid.to_string()), "ps: {ps}");
+    ward.ok(&["update", "--memory", "33554432", &id]);
+    let mem = file_in(&want, "memory.limit_in_bytes").or_else(|| file_in(&want, "memory.max"));
+    assert_eq!(read(&mem.expect("memory limit file")), "33554432");
+    ward.ok(&["pause", &id]);
+    assert_eq!(ward.status(&id), "paused");
+    ward.ok(&["resume", &id]);
+
     ward.ok(&["delete", "--force", &id]);
     assert_no_leftovers(&ward, &id);
     // The scope and the pod slice (made for this container) are gone in every hierarchy;
