@@ -226,12 +226,14 @@ fn existing_scope_refused_and_kept() {
 fn bad_components_refused() {
     require_root!();
     let ward = Ward::new();
+    let deep = format!("{}.slice:p:n", vec!["w"; 120].join("-"));
     for bad in [
         "kubepods.slice:p:../../x",
         "kube--pods.slice:p:n",
         "kubepods:p:n",
         "a/b.slice:p:n",
         "kubepods.slice:p@x:n",
+        &deep,
     ] {
         let id = unique_id("sdbad");
         let mut b = Bundle::new(&["true"]);

@@ -17,6 +17,9 @@ use std::path::PathBuf;
 /// systemd's `UNIT_NAME_MAX` less the terminating NUL.
 const UNIT_NAME_MAX: usize = 255;
 
+/// Longest expanded cgroup path accepted (kubelet's are ~200 bytes).
+const MAX_CGROUP_PATH: usize = 2048;
+
 /// The slice when the path has none (`:prefix:name` or `prefix:name`), as runc and crun do
 /// for a system instance.
 pub const DEFAULT_SLICE: &str = "system.slice";
@@ -68,11 +71,20 @@ impl SystemdPath {
                 "{s:?}: the unit name {unit} is longer than systemd's {UNIT_NAME_MAX} bytes"
             ));
         }
-        Ok(Self {
+        let p = Self {
             slice: slice.to_string(),
             prefix: prefix.to_string(),
             name: name.to_string(),
-        })
+        };
+        // A long slice nests deep (`a-a-a-...`: one directory per dash): keep the path well
+        // inside PATH_MAX once a hierarchy's mount point is in front of it.
+        let len = p.cgroup().as_os_str().len();
+        if len > MAX_CGROUP_PATH {
+            return Err(format!(
+                "{s:?}: the cgroup path it expands to is {len} bytes, more than {MAX_CGROUP_PATH}"
+            ));
+        }
+        Ok(p)
     }
 
     /// The transient scope's unit name.
@@ -278,6 +290,12 @@ mod tests {
         }
         let long = format!("a.slice:p:{}", "n".repeat(250));
         assert!(SystemdPath::parse(&long).unwrap_err().contains("255"));
+        // 120 nested slices: each name is short enough, the whole path is not.
+        let deep = format!("{}.slice:p:n", vec!["a"; 120].join("-"));
+        assert!(
+            SystemdPath::parse(&deep).unwrap_err().contains("2048"),
+            "{deep}"
+        );
         // Nothing the parser accepts climbs out of the root.
         for ok in ["..x.slice:..:..", "a.slice:.:."] {
             let p = map(ok).unwrap();
