@@ -94,7 +94,7 @@ fn systemd_cgroup(s: &str, ctx: &HardenContext) -> Result<PathBuf, PolicyError> 
     let p = SystemdPath::parse(s).map_err(cgroup_error)?;
     if ctx.systemd_running {
         return Err(cgroup_error(format!(
-            "{s}: this node runs systemd, which must create the scope {} itself over D-Bus; Ward does not do that yet (run Ward with cgroupfs paths: containerd SystemdCgroup = false, kubelet cgroupDriver: cgroupfs)",
+            "{s}: this node runs systemd, which must create the scope {} itself over D-Bus; Ward does not do that yet (use a cgroupfs path: kubelet cgroupDriver: cgroupfs)",
             p.unit()
         )));
     }
