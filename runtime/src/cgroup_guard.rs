@@ -194,4 +194,30 @@ mod tests {
         );
         assert_eq!(existing(Path::new("/pod/new"), &mounts), None);
     }
+
+    /// A systemd-style path lands in the nested slice dirs of every hierarchy: each v1
+    /// controller (and the named and unified ones) on the hybrid layout, the one unified root
+    /// on pure v2; the guard still refuses an existing scope.
+    #[test]
+    fn systemd_path_in_v1_hybrid_and_v2_layouts() {
+        let p = crate::harden::systemd_path::SystemdPath::parse(
+            "kubepods-burstable-podu1.slice:cri-containerd:c1",
+        )
+        .unwrap()
+        .cgroup();
+        let rel = "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podu1.slice/cri-containerd-c1.scope";
+        let t = tempfile::tempdir().unwrap();
+        let hybrid: Vec<PathBuf> = ["memory", "cpu,cpuacct", "pids", "systemd", "unified"]
+            .iter()
+            .map(|c| t.path().join("v1").join(c))
+            .collect();
+        let v2 = vec![t.path().join("v2")];
+        for mounts in [&hybrid, &v2] {
+            let made = claim_in(&p, mounts).unwrap();
+            assert_eq!(made, mounts.iter().map(|m| m.join(rel)).collect::<Vec<_>>());
+            assert!(made.iter().all(|d| d.is_dir()));
+            let e = claim_in(&p, mounts).unwrap_err();
+            assert!(matches!(e, CgroupGuardError::Taken { .. }), "{e}");
+        }
+    }
 }

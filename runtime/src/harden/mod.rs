@@ -9,6 +9,7 @@ pub mod masks;
 pub mod mounts;
 pub mod namespaces;
 pub mod overrides;
+pub mod systemd_path;
 pub mod userns;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -111,6 +112,11 @@ pub struct HardenContext {
     pub cgroup_dirs: Vec<String>,
     /// (dev, ino) of each namespace path named in the spec, or why it could not be read.
     pub path_ns: BTreeMap<PathBuf, Result<(u64, u64), String>>,
+    /// `--systemd-cgroup`: `cgroupsPath` must be (or defaults to) `slice:prefix:name`.
+    pub systemd_cgroup: bool,
+    /// The node runs systemd (`/run/systemd/system` exists): a systemd-style path is
+    /// systemd's to create, not Ward's.
+    pub systemd_running: bool,
 }
 
 impl HardenContext {
