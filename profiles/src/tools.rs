@@ -301,6 +301,7 @@ pub fn diff(a: &Profile, b: &Profile) -> ProfileDiff {
             .collect()
     };
     set_diff(&mut lines, "tmpfs", &tmp(a), &tmp(b));
+    changed(&mut lines, "rootfs", a.rootfs(), b.rootfs());
     let (ma, mb) = (a.limits(), b.limits());
     changed(&mut lines, "limits.pids", &ma.pids, &mb.pids);
     changed(
