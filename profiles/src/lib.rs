@@ -26,7 +26,8 @@ pub use error::ProfileError;
 pub use explain::{evaluate, explain, unconditional, Explanation, Verdict};
 pub use groups::{group, Group, GROUPS, WARD_DANGEROUS};
 pub use landlock::{
-    landlock_plan, landlock_plan_rootfs, FsAccess, LandlockPlan, LandlockRule, MountAccess, BIN_DIRS, RW_DEVICES,
+    landlock_plan, landlock_plan_rootfs, FsAccess, LandlockPlan, LandlockRule, MountAccess,
+    BIN_DIRS, RW_DEVICES,
 };
 pub use oci::{compile_oci_seccomp, export_oci, import_oci_json};
 pub use profile::{

@@ -39,7 +39,12 @@ fn writable_with_size() {
     let dirs = [dir.path().to_path_buf()];
     let child = parse("c.toml", "extends = \"w\"\n", &dirs).unwrap();
     assert_eq!(child.rootfs().writable_size(), Some(64 << 20));
-    let off = parse("c.toml", "extends = \"w\"\n[rootfs]\nwritable = false\n", &dirs).unwrap();
+    let off = parse(
+        "c.toml",
+        "extends = \"w\"\n[rootfs]\nwritable = false\n",
+        &dirs,
+    )
+    .unwrap();
     assert_eq!(off.rootfs().writable_size(), None);
     assert!(diff(&p, &off).lines.iter().any(|l| l.contains("rootfs")));
 }
@@ -51,7 +56,9 @@ fn errors_name_the_key() {
         e.starts_with("t.toml:3: rootfs.size: required when rootfs.writable = true"),
         "{e}"
     );
-    let e = err(&format!("{BASE}[rootfs]\nwritable = true\nsize = \"64X\"\n"));
+    let e = err(&format!(
+        "{BASE}[rootfs]\nwritable = true\nsize = \"64X\"\n"
+    ));
     assert!(e.starts_with("t.toml:5: rootfs.size: size \"64X\""), "{e}");
     let e = err(&format!("{BASE}[rootfs]\nsize = \"64M\"\n"));
     assert!(
@@ -60,7 +67,9 @@ fn errors_name_the_key() {
     );
     let e = err(&format!("{BASE}[rootfs]\nwritable = \"yes\"\n"));
     assert!(e.starts_with("t.toml:4: rootfs.writable:"), "{e}");
-    let e = err(&format!("{BASE}[rootfs]\nwritable = true\nsize = 1\nupper = \"/x\"\n"));
+    let e = err(&format!(
+        "{BASE}[rootfs]\nwritable = true\nsize = 1\nupper = \"/x\"\n"
+    ));
     assert!(e.starts_with("t.toml:6: rootfs.(unknown key):"), "{e}");
 }
 
@@ -74,9 +83,21 @@ fn landlock_writes_to_root_only_when_profile_and_spec_agree() {
     )
     .unwrap();
     let default = load("default", &[]).unwrap();
-    assert_eq!(get(&landlock_plan_rootfs(&allowed, &[], true)), FsAccess::ReadWriteExec);
-    assert_eq!(get(&landlock_plan_rootfs(&allowed, &[], false)), FsAccess::ReadExec);
+    assert_eq!(
+        get(&landlock_plan_rootfs(&allowed, &[], true)),
+        FsAccess::ReadWriteExec
+    );
+    assert_eq!(
+        get(&landlock_plan_rootfs(&allowed, &[], false)),
+        FsAccess::ReadExec
+    );
     // The spec asked, the profile does not allow it: `/` stays read-only.
-    assert_eq!(get(&landlock_plan_rootfs(&default, &[], true)), FsAccess::ReadExec);
-    assert_eq!(landlock_plan(&allowed, &[]), landlock_plan_rootfs(&allowed, &[], false));
+    assert_eq!(
+        get(&landlock_plan_rootfs(&default, &[], true)),
+        FsAccess::ReadExec
+    );
+    assert_eq!(
+        landlock_plan(&allowed, &[]),
+        landlock_plan_rootfs(&allowed, &[], false)
+    );
 }

@@ -470,7 +470,11 @@ impl Runtime {
         Ok(SandboxPlan {
             profile: profile.name().to_string(),
             seccomp,
-            landlock: ward_profiles::landlock_plan_rootfs(profile, &mounts, crate::rootfs::spec_writable(spec)),
+            landlock: ward_profiles::landlock_plan_rootfs(
+                profile,
+                &mounts,
+                crate::rootfs::spec_writable(spec),
+            ),
             preserve_fds,
             notify: None,
         })

@@ -18,18 +18,18 @@ use ward_tests::{assert_no_leftovers, require_root, unique_id, wait_until, Bundl
 fn ward_with_writable_profile(dir: &Path, size: &str) -> Ward {
     std::fs::write(
         dir.join("rw.toml"),
-        format!("name = \"rw\"\nextends = \"default\"\n[rootfs]\nwritable = true\nsize = \"{size}\"\n"),
+        format!(
+            "name = \"rw\"\nextends = \"default\"\n[rootfs]\nwritable = true\nsize = \"{size}\"\n"
+        ),
     )
     .expect("write profile");
     let cfg = dir.join("ward.toml");
-    std::fs::write(&cfg, format!("profile_dirs = [{:?}]\n", dir.display().to_string()))
-        .expect("write node config");
-    Ward::new().with_global([
-        "--config",
-        cfg.to_str().expect("utf8"),
-        "--profile",
-        "rw",
-    ])
+    std::fs::write(
+        &cfg,
+        format!("profile_dirs = [{:?}]\n", dir.display().to_string()),
+    )
+    .expect("write node config");
+    Ward::new().with_global(["--config", cfg.to_str().expect("utf8"), "--profile", "rw"])
 }
 
 #[test]
@@ -58,7 +58,10 @@ fn writable_rootfs_writes_to_a_private_size_limited_layer() {
         "echo hello > /etc/written && cat /etc/written && stat -c owner=%u /etc/written",
     ]);
     assert!(o.success(), "{o}");
-    assert!(o.stdout.contains("hello") && o.stdout.contains("owner=0"), "{o}");
+    assert!(
+        o.stdout.contains("hello") && o.stdout.contains("owner=0"),
+        "{o}"
+    );
     // The layer's size limit is enforced: ENOSPC past 8M.
     let o = ward.output(&[
         "exec",
@@ -73,7 +76,10 @@ fn writable_rootfs_writes_to_a_private_size_limited_layer() {
     // Nothing reached the host: not the bundle's rootfs, not the state dir on disk, and the
     // upper tmpfs is not in the host's mount table.
     for f in ["etc/written", "big"] {
-        assert!(!b.rootfs().join(f).exists(), "{f} written to the host's rootfs");
+        assert!(
+            !b.rootfs().join(f).exists(),
+            "{f} written to the host's rootfs"
+        );
     }
     let state = ward.root().join(".ward").join(&id);
     let rw: Vec<_> = std::fs::read_dir(state.join("rw"))
@@ -202,7 +208,15 @@ fn official_nginx_bundle(nginx: &Path) -> Bundle {
 /// (nsenter -n: the host's busybox, not the container's sandbox).
 fn http_get_in_netns(pid: i32) -> Option<String> {
     let o = Command::new("nsenter")
-        .args(["-t", &pid.to_string(), "-n", "/bin/busybox", "wget", "-q", "-S"])
+        .args([
+            "-t",
+            &pid.to_string(),
+            "-n",
+            "/bin/busybox",
+            "wget",
+            "-q",
+            "-S",
+        ])
         .args(["-O", "-", "http://127.0.0.1:80/"])
         .output()
         .ok()?;
@@ -245,7 +259,10 @@ fn nginx_profile_runs_the_official_image_layout_read_only() {
         let o = ward.output(&["exec", &id, "cat", "/run/nginx.pid"]);
         panic!("no HTTP answer from nginx; pid file: {o}")
     });
-    assert!(got.contains("200 OK") && got.contains("ward-nginx-ok"), "{got}");
+    assert!(
+        got.contains("200 OK") && got.contains("ward-nginx-ok"),
+        "{got}"
+    );
     let st = ward.state(&id);
     assert_eq!(st["status"], "running", "{st}");
     // The pid file and temp dirs are on the profile's tmpfs, the rootfs stays read-only.

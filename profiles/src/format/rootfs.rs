@@ -20,26 +20,25 @@ pub(super) fn rootfs(src: &Src<'_>, raw: Spanned<RawRootfs>) -> Result<RootfsPol
     let span = raw.span();
     let raw = raw.into_inner();
     let writable = raw.writable.as_ref().is_some_and(|w| *w.get_ref());
-    let size_bytes = match &raw.size {
-        None if writable => {
-            return Err(src.err(
+    let size_bytes =
+        match &raw.size {
+            None if writable => return Err(src.err(
                 span,
                 "rootfs.size",
                 "required when rootfs.writable = true (the writable layer is a size-limited tmpfs)",
-            ))
-        }
-        None => None,
-        Some(s) if !writable => {
-            return Err(src.err(
-                s.span(),
-                "rootfs.size",
-                "only meaningful with rootfs.writable = true",
-            ))
-        }
-        Some(s) => Some(
-            parse_size(&s.get_ref().into()).map_err(|m| src.err(s.span(), "rootfs.size", m))?,
-        ),
-    };
+            )),
+            None => None,
+            Some(s) if !writable => {
+                return Err(src.err(
+                    s.span(),
+                    "rootfs.size",
+                    "only meaningful with rootfs.writable = true",
+                ))
+            }
+            Some(s) => Some(
+                parse_size(&s.get_ref().into()).map_err(|m| src.err(s.span(), "rootfs.size", m))?,
+            ),
+        };
     Ok(RootfsPolicy {
         writable,
         size_bytes,

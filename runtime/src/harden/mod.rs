@@ -377,7 +377,11 @@ mod tests {
         // Spec asks, profile does not allow: read-only, and the override is reported.
         let h = harden(spec(Some(false)), &test_policy(), &range, &test_ctx()).unwrap();
         assert_eq!((ro(&h), h.writable_rootfs), (Some(true), None));
-        let o = h.overrides.iter().find(|o| o.field == "root.readonly").unwrap();
+        let o = h
+            .overrides
+            .iter()
+            .find(|o| o.field == "root.readonly")
+            .unwrap();
         assert!(o.applied.contains("[rootfs]"), "{}", o.line());
     }
 

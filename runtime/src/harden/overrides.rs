@@ -103,17 +103,15 @@ pub fn detect(
     }
     let ro = |s: &Spec| s.root().as_ref().and_then(|r| r.readonly());
     if ro(before) != Some(true) && ro(after) == Some(true) {
-        out.push(
-            Override::new(
-                "root.readonly",
-                "false".into(),
-                format!(
-                    "true (profile {profile:?} does not allow a writable rootfs ([rootfs] \
+        out.push(Override::new(
+            "root.readonly",
+            "false".into(),
+            format!(
+                "true (profile {profile:?} does not allow a writable rootfs ([rootfs] \
                      writable); its tmpfs paths are writable; writes elsewhere fail with EROFS)"
-                ),
-                Some("securityContext.readOnlyRootFilesystem"),
             ),
-        );
+            Some("securityContext.readOnlyRootFilesystem"),
+        ));
     }
     let process = before.process().as_ref();
     if !process.and_then(|p| p.no_new_privileges()).unwrap_or(false) {
