@@ -186,6 +186,15 @@ pub fn lint(profile: &Profile) -> Vec<Finding> {
             }
         }
     }
+    if profile.rootfs().writable {
+        push(
+            Severity::Warning,
+            "rootfs.writable: a spec that asks gets a writable rootfs, and what it writes there \
+             can be executed (Landlock grants write on /, bin dirs included); prefer [[tmpfs]] at \
+             the paths the image writes"
+                .into(),
+        );
+    }
     if profile.limits().pids.is_none() {
         push(Severity::Warning, "no pids limit (fork bomb)".into());
     }

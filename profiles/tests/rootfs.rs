@@ -29,6 +29,16 @@ fn writable_with_size() {
     )
     .unwrap();
     assert_eq!(p.rootfs().writable_size(), Some(64 << 20));
+    assert!(
+        lint(&p)
+            .iter()
+            .any(|f| f.severity == Severity::Warning && f.message.starts_with("rootfs.writable")),
+        "{:?}",
+        lint(&p)
+    );
+    assert!(!lint(&parse("t.toml", BASE, &[]).unwrap())
+        .iter()
+        .any(|f| f.message.starts_with("rootfs")));
     // The canonical form keeps it (and parses back equal); the hash sees it.
     let again = parse("t.toml", &p.to_toml(), &[]).unwrap();
     assert_eq!(again, p);

@@ -37,7 +37,7 @@ fn writable_rootfs_writes_to_a_private_size_limited_layer() {
     require_root!();
     let dir = tempfile::tempdir().expect("tempdir");
     let ward = ward_with_writable_profile(dir.path(), "8M");
-    let mut b = Bundle::new(&["sleep", "1000"]);
+    let mut b = Bundle::sh("echo init > /var/by-init && exec sleep 1000");
     b.edit(|c| c["root"]["readonly"] = json!(false));
     let id = unique_id("rootfs-rw");
     let o = ward.create(&b, &id);
@@ -49,7 +49,15 @@ fn writable_rootfs_writes_to_a_private_size_limited_layer() {
     );
     ward.ok(&["start", &id]);
 
-    // A write to /etc succeeds inside, owned by the container's root.
+    // The init wrote (its own Landlock ruleset allows it) ...
+    assert!(
+        wait_until(Duration::from_secs(10), || ward
+            .output(&["exec", &id, "cat", "/var/by-init"])
+            .stdout
+            .contains("init")),
+        "the init's write to /var is not there"
+    );
+    // ... and a write to /etc from an exec succeeds, owned by the container's root.
     let o = ward.output(&[
         "exec",
         &id,
@@ -75,7 +83,7 @@ fn writable_rootfs_writes_to_a_private_size_limited_layer() {
 
     // Nothing reached the host: not the bundle's rootfs, not the state dir on disk, and the
     // upper tmpfs is not in the host's mount table.
-    for f in ["etc/written", "big"] {
+    for f in ["etc/written", "big", "var/by-init"] {
         assert!(
             !b.rootfs().join(f).exists(),
             "{f} written to the host's rootfs"
