@@ -359,6 +359,7 @@ impl Runtime {
             },
             host_namespaces: self.node.namespaces.allow_host.iter().cloned().collect(),
             allowed_sensitive: self.node.mounts.allowed_sensitive.clone(),
+            writable_rootfs: profile.rootfs().writable_size(),
         })
     }
 
@@ -463,7 +464,11 @@ impl Runtime {
         Ok(SandboxPlan {
             profile: profile.name().to_string(),
             seccomp,
-            landlock: ward_profiles::landlock_plan(profile, &mounts),
+            landlock: ward_profiles::landlock_plan_rootfs(
+                profile,
+                &mounts,
+                crate::rootfs::spec_writable(spec),
+            ),
             preserve_fds,
             notify: None,
         })

@@ -214,6 +214,7 @@ impl Runtime {
             spec_seccomp,
             dropped_caps,
             overrides,
+            writable_rootfs,
         } = harden::harden(spec, &policy, &range, &ctx)?;
         let hooks = hook_run::take(&mut spec);
         let cgroup = spec
@@ -268,7 +269,7 @@ impl Runtime {
         let detached = rootfs::detach(&resolved, &userns_fd, self.node.mounts.allow_unmapped)?;
         drop((userns_fd, resolved));
         let private = PrivateMounts::enter()?;
-        let prepared = rootfs::attach(detached, &wdir, &range)?;
+        let prepared = rootfs::attach(detached, &wdir, &range, writable_rootfs)?;
         cleanup.prepared = Some(prepared.clone());
         self.point_spec_at(&mut spec, &prepared);
         joins.rewrite(&mut spec, &wdir)?;
