@@ -179,7 +179,7 @@ pub fn mount_overlay(
             w.display()
         ));
     }
-    let flags = nix::mount::MsFlags::MS_NODEV;
+    let flags = nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOSUID;
     nix::mount::mount(
         Some("overlay"),
         target,
