@@ -5,7 +5,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 DEBUG_BIN := $(TARGET_DIR)/debug
 RELEASE_BIN := $(TARGET_DIR)/release
 PREFIX ?= /usr/local
-DEBIAN_PACKAGES := containerd runc crun busybox-static containernetworking-plugins podman \
+DEBIAN_PACKAGES := containerd runc crun busybox-static nginx-light containernetworking-plugins podman \
 	hyperfine jq iproute2 util-linux protobuf-compiler pkg-config python3
 
 .PHONY: all build release deps demo test test-unit test-cli test-integration escape escape-ci \
