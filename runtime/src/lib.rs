@@ -9,11 +9,13 @@ pub mod charge;
 pub mod check;
 pub mod config;
 pub mod error;
+pub mod exec_status;
 pub mod harden;
 pub mod hooks;
 pub mod id;
 pub mod pod;
 pub mod pod_trust;
+pub mod preflight;
 pub mod prepare;
 pub mod resolve;
 pub mod rootfs;
@@ -30,3 +32,5 @@ pub use state::{State, WardState};
 
 pub use libcgroups;
 pub use oci_spec;
+/// Bounded, regular-file-only reads of input files (config.json, node config, profiles).
+pub use ward_profiles::bounded;

@@ -169,10 +169,12 @@ fn ns_id(path: &Path) -> std::result::Result<(u64, u64), String> {
 
 fn load_spec(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::Spec {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
+    // A regular file (not a symlink, FIFO or device) of bounded size.
+    let text = ward_profiles::bounded::read_text(&path, ward_profiles::bounded::Follow::No)
+        .map_err(|e| Error::Spec {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
     serde_json::from_str(&text).map_err(|e| Error::Spec {
         path,
         message: e.to_string(),
@@ -221,10 +223,12 @@ impl Runtime {
                 None,
             ),
         };
-        let ward_dir = opts.root.join(".ward");
+        // A relative --root is taken from the current directory, once, here.
+        let root = std::path::absolute(&opts.root).map_err(io("--root", &opts.root))?;
+        let ward_dir = root.join(".ward");
         let pods_enabled = opts.pods || node.pods.enabled;
         Ok(Self {
-            root: opts.root,
+            root,
             ward_dir,
             node,
             config_path,
@@ -469,6 +473,7 @@ impl Runtime {
             landlock: ward_profiles::landlock_plan(profile, &mounts),
             preserve_fds,
             notify: None,
+            exec_status: None,
         })
     }
 
@@ -553,10 +558,16 @@ impl Runtime {
 
     pub fn start(&self, id: &ContainerId) -> Result<()> {
         let mut c = self.load(id)?;
+        // Opened before the init is told to go: its exec result comes back through it.
+        let status = crate::exec_status::Waiter::open(&self.ward_dir.join(id.as_str()))?;
         c.start().map_err(|source| Error::Container {
             op: "start",
             source,
-        })
+        })?;
+        match status.and_then(|s| s.wait(crate::exec_status::WAIT)) {
+            Some(line) => Err(Error::ProgramStart(line)),
+            None => Ok(()),
+        }
     }
 
     pub fn kill(&self, id: &ContainerId, signal: Signal, all: bool) -> Result<()> {
