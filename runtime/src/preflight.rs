@@ -169,6 +169,7 @@ pub fn spec_input(spec: &Spec, host: &Host) -> Result<()> {
     if let Some(limits) = p.rlimits() {
         rlimits(limits, host)?;
     }
+    resources::check(spec)?;
     if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
         for (key, value) in sysctl {
             sysctl_entry(key, value, host)?;
@@ -324,6 +325,7 @@ pub fn identity(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+mod resources;
 mod rootfs;
 pub use rootfs::rootfs_view;
 

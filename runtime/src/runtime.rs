@@ -561,7 +561,11 @@ impl Runtime {
         // Opened before the init is told to go: its exec result comes back through it.
         let status = crate::exec_status::Waiter::open(&self.ward_dir.join(id.as_str()))?;
         c.start().map_err(|source| Error::Container {
-            op: "start",
+            // Only poststart hooks run in `start`.
+            op: match source {
+                libcontainer::error::LibcontainerError::Hook(_) => "start: hooks.poststart",
+                _ => "start",
+            },
             source,
         })?;
         match status.and_then(|s| s.wait(crate::exec_status::WAIT)) {
