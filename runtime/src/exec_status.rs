@@ -121,6 +121,24 @@ impl Waiter {
     }
 }
 
+/// After a reported failure: wait (bounded) until the init `pid` has exited (a zombie or
+/// gone), so the container's state reads `stopped` once `start` returns. It closes the
+/// FIFO a moment before it becomes a zombie.
+pub fn wait_exited(pid: i32, timeout: Duration) {
+    let end = Instant::now() + timeout;
+    let stat = format!("/proc/{pid}/stat");
+    while Instant::now() < end {
+        let state = std::fs::read_to_string(&stat).ok().and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+        });
+        match state {
+            None | Some('Z') | Some('X') => return,
+            _ => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

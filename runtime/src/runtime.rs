@@ -569,7 +569,15 @@ impl Runtime {
             source,
         })?;
         match status.and_then(|s| s.wait(crate::exec_status::WAIT)) {
-            Some(line) => Err(Error::ProgramStart(line)),
+            Some(line) => {
+                if let Some(pid) = c.pid() {
+                    crate::exec_status::wait_exited(
+                        pid.as_raw(),
+                        std::time::Duration::from_secs(2),
+                    );
+                }
+                Err(Error::ProgramStart(line))
+            }
             None => Ok(()),
         }
     }

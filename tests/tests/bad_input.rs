@@ -1,0 +1,838 @@
+//! Bad and hostile input, as tables (issue "fails safe and says why"): config.json that is
+//! no regular file or is huge, node configs and profiles that are devices or FIFOs, process
+//! fields the init would fail on without a word, ids, annotations, rlimits, sysctls, cgroup
+//! values, mounts, flags. Each case runs `ward run` (so a case that is wrongly accepted ends
+//! by itself: the program is `true`), under a time limit (a FIFO must not hang Ward), and
+//! must exit 1 with exactly one stderr line holding every expected fragment, and leave
+//! nothing behind: no state dir, uid range, mount, cgroup or process.
+//!
+//! Cases already in refusals.rs are not repeated here.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use ward_tests::{leftovers, require_root, unique_id, Bundle, Out, Ward};
+
+/// What a case adds to the command line.
+#[derive(Default)]
+struct Flags {
+    /// Before the verb (`--config F`, `--profile P`).
+    global: Vec<String>,
+    /// After `run`.
+    run: Vec<String>,
+    /// The container id; `None`: a fresh valid one (then leftovers are checked by id).
+    id: Option<String>,
+    /// `--bundle` other than the case's bundle.
+    bundle: Option<PathBuf>,
+}
+
+type Setup = Box<dyn Fn(&mut Bundle, &Path) -> Flags>;
+
+struct Case {
+    name: &'static str,
+    /// Change the bundle; `aux` is a scratch dir for helper files.
+    setup: Setup,
+    /// Fragments the one stderr line must hold.
+    expect: Vec<String>,
+}
+
+fn case(
+    name: &'static str,
+    setup: impl Fn(&mut Bundle, &Path) -> Flags + 'static,
+    expect: &[&str],
+) -> Case {
+    Case {
+        name,
+        setup: Box::new(setup),
+        expect: expect.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// A case that only edits config.json.
+fn spec(name: &'static str, edit: impl Fn(&mut Value) + 'static, expect: &[&str]) -> Case {
+    case(
+        name,
+        move |b, _| {
+            b.edit(&edit);
+            Flags::default()
+        },
+        expect,
+    )
+}
+
+fn global(args: &[&str]) -> Flags {
+    Flags {
+        global: args.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn mkfifo(p: &Path) {
+    nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+}
+
+/// Write `text` as a file in `aux` and return its path.
+fn aux_file(aux: &Path, name: &str, text: &str) -> PathBuf {
+    let p = aux.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Replace config.json with something else.
+fn replace_config(b: &Bundle, with: impl FnOnce(&Path)) {
+    let c = b.config_path();
+    std::fs::remove_file(&c).unwrap();
+    with(&c);
+}
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Run `ward` with a time limit; stderr through a file (a container would inherit a pipe).
+fn run_limited(ward: &Ward, args: &[String]) -> Result<Out, String> {
+    let mut c = ward.cmd(args);
+    let mut err = tempfile::tempfile().unwrap();
+    c.stdout(Stdio::null()).stderr(err.try_clone().unwrap());
+    let mut child = c.spawn().map_err(|e| format!("spawn: {e}"))?;
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("ward hung for more than {LIMIT:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut text = String::new();
+    err.seek(SeekFrom::Start(0)).unwrap();
+    err.read_to_string(&mut text).unwrap();
+    Ok(Out {
+        code: status.code(),
+        stdout: String::new(),
+        stderr: ward_tests::strip_ansi(&text),
+    })
+}
+
+fn check(c: &Case) -> Result<String, String> {
+    let mut b = Bundle::new(&["true"]);
+    let aux = tempfile::Builder::new()
+        .prefix("ward-aux-")
+        .tempdir()
+        .unwrap();
+    let flags = (c.setup)(&mut b, aux.path());
+    let ward = Ward::new().with_global(flags.global.iter());
+    let id = flags.id.clone().unwrap_or_else(|| unique_id("bi"));
+    let mut args = vec!["run".to_string()];
+    args.extend(flags.run.iter().cloned());
+    let bundle = flags
+        .bundle
+        .clone()
+        .unwrap_or_else(|| b.path().to_path_buf());
+    args.extend(["--bundle".into(), s(&bundle), id.clone()]);
+    let o = run_limited(&ward, &args)?;
+    let mut problems = vec![];
+    if o.code != Some(1) {
+        problems.push(format!("exit {:?}, want 1", o.code));
+    }
+    let lines = o.stderr_lines();
+    if lines.len() != 1 {
+        problems.push(format!("{} stderr lines, want 1", lines.len()));
+    }
+    for f in &c.expect {
+        if !o.stderr.contains(f.as_str()) {
+            problems.push(format!("stderr lacks {f:?}"));
+        }
+    }
+    if flags.id.is_none() {
+        problems.extend(leftovers(&ward, &id));
+    }
+    let stray: Vec<String> = ward.ids();
+    if !stray.is_empty() {
+        problems.push(format!("containers left under --root: {stray:?}"));
+    }
+    if problems.is_empty() {
+        Ok(o.stderr.trim().to_string())
+    } else {
+        Err(format!("{}\n{o}", problems.join("; ")))
+    }
+}
+
+/// Run every case; report them all, then fail if any failed.
+fn table(cases: Vec<Case>) {
+    let mut failed = vec![];
+    let n = cases.len();
+    for c in &cases {
+        match check(c) {
+            Ok(line) => eprintln!("ok   {}: {line}", c.name),
+            Err(e) => {
+                eprintln!("FAIL {}: {e}", c.name);
+                failed.push(c.name);
+            }
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {n} cases failed: {failed:?}",
+        failed.len()
+    );
+}
+
+/// Whether this process holds CAP_SYS_RESOURCE (then Ward may raise rlimits and lower
+/// oom_score_adj, and those cases are not refusals).
+fn has_sys_resource() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    eff & (1 << 24) != 0
+}
+
+fn own_hard_nofile() -> Option<u64> {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one struct rlimit into `l`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) } != 0 {
+        return None;
+    }
+    (l.rlim_max != libc::RLIM_INFINITY).then_some(l.rlim_max)
+}
+
+// ---- config.json itself ----
+
+#[test]
+fn config_json_files() {
+    require_root!();
+    table(vec![
+        case(
+            "config.json is a FIFO",
+            |b, _| {
+                replace_config(b, mkfifo);
+                Flags::default()
+            },
+            &["config.json", "FIFO"],
+        ),
+        case(
+            "config.json is a symlink to /dev/zero",
+            |b, _| {
+                replace_config(b, |c| std::os::unix::fs::symlink("/dev/zero", c).unwrap());
+                Flags::default()
+            },
+            &["config.json", "symlink"],
+        ),
+        case(
+            "config.json is a symlink to a valid config",
+            |b, aux| {
+                let real = aux.join("real.json");
+                std::fs::copy(b.config_path(), &real).unwrap();
+                replace_config(b, |c| std::os::unix::fs::symlink(&real, c).unwrap());
+                Flags::default()
+            },
+            &["config.json", "symlink"],
+        ),
+        case(
+            "config.json is a directory",
+            |b, _| {
+                replace_config(b, |c| std::fs::create_dir(c).unwrap());
+                Flags::default()
+            },
+            &["config.json", "directory"],
+        ),
+        case(
+            "config.json is missing",
+            |b, _| {
+                replace_config(b, |_| {});
+                Flags::default()
+            },
+            &["config.json", "No such file"],
+        ),
+        case(
+            "config.json of 5 MiB",
+            |b, _| {
+                let text = serde_json::to_string(b.config()).unwrap();
+                b.write_raw(&format!("{text}{}", " ".repeat(5 << 20)));
+                Flags::default()
+            },
+            &["config.json", "more than"],
+        ),
+        case(
+            "config.json is not UTF-8",
+            |b, _| {
+                std::fs::write(b.config_path(), [b'{', 0xff, 0xfe, b'}']).unwrap();
+                Flags::default()
+            },
+            &["config.json", "UTF-8"],
+        ),
+        case(
+            "config.json with two process keys",
+            |b, _| {
+                let text = serde_json::to_string(b.config()).unwrap();
+                let second =
+                    r#"{"process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}}, "#;
+                b.write_raw(&format!("{second}{}", &text[1..]));
+                Flags::default()
+            },
+            &["config.json", "duplicate field `process`"],
+        ),
+        case(
+            "config.json is empty",
+            |b, _| {
+                b.write_raw("");
+                Flags::default()
+            },
+            &["config.json", "EOF"],
+        ),
+        case(
+            "config.json is null",
+            |b, _| {
+                b.write_raw("null");
+                Flags::default()
+            },
+            &["config.json"],
+        ),
+        spec(
+            "process.args is a string",
+            |c| c["process"]["args"] = json!("true"),
+            &["config.json", "invalid type"],
+        ),
+        spec(
+            "annotation value is a number",
+            |c| c["annotations"] = json!({"x": 5}),
+            &["config.json", "invalid type"],
+        ),
+        spec(
+            "unknown rlimit type",
+            |c| c["process"]["rlimits"] = json!([{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]),
+            &["config.json", "RLIMIT_BOGUS"],
+        ),
+        case(
+            "--bundle does not exist",
+            |_, aux| Flags {
+                bundle: Some(aux.join("none")),
+                ..Default::default()
+            },
+            &["bundle"],
+        ),
+    ]);
+}
+
+// ---- node config and profiles ----
+
+#[test]
+fn node_config_and_profiles() {
+    require_root!();
+    table(vec![
+        case(
+            "--config /dev/zero",
+            |_, _| global(&["--config", "/dev/zero"]),
+            &["/dev/zero", "character device"],
+        ),
+        case(
+            "--config is a FIFO",
+            |_, aux| {
+                mkfifo(&aux.join("fifo"));
+                global(&["--config", &s(&aux.join("fifo"))])
+            },
+            &["fifo", "FIFO"],
+        ),
+        case(
+            "--config is a directory",
+            |_, aux| global(&["--config", &s(aux)]),
+            &["directory"],
+        ),
+        case(
+            "--config of 5 MiB",
+            |_, aux| {
+                let p = aux_file(aux, "big.toml", &"# padding\n".repeat(600_000));
+                global(&["--config", &s(&p)])
+            },
+            &["big.toml", "more than"],
+        ),
+        case(
+            "--config not UTF-8",
+            |_, aux| {
+                std::fs::write(aux.join("bin.toml"), [0xff, 0xfe]).unwrap();
+                global(&["--config", &s(&aux.join("bin.toml"))])
+            },
+            &["bin.toml", "UTF-8"],
+        ),
+        case(
+            "relative userns.claims_dir",
+            |_, aux| {
+                let p = aux_file(aux, "w.toml", "[userns]\nclaims_dir = \"claims\"\n");
+                global(&["--config", &s(&p)])
+            },
+            &["userns.claims_dir", "absolute"],
+        ),
+        case(
+            "hooks.default_timeout_secs = 0",
+            |_, aux| {
+                let p = aux_file(aux, "w.toml", "[hooks]\ndefault_timeout_secs = 0\n");
+                global(&["--config", &s(&p)])
+            },
+            &["hooks.default_timeout_secs"],
+        ),
+        case(
+            "profile extends /dev/zero",
+            |_, aux| {
+                let p = aux_file(aux, "p.toml", "name = \"p\"\nextends = \"/dev/zero\"\n");
+                global(&["--profile", &s(&p)])
+            },
+            &["/dev/zero", "character device"],
+        ),
+        case(
+            "profile extends a FIFO",
+            |_, aux| {
+                mkfifo(&aux.join("fifo"));
+                let p = aux_file(
+                    aux,
+                    "p.toml",
+                    &format!("name = \"p\"\nextends = {:?}\n", s(&aux.join("fifo"))),
+                );
+                global(&["--profile", &s(&p)])
+            },
+            &["fifo", "FIFO"],
+        ),
+        case(
+            "--profile is a FIFO",
+            |_, aux| {
+                mkfifo(&aux.join("p.toml"));
+                global(&["--profile", &s(&aux.join("p.toml"))])
+            },
+            &["p.toml", "FIFO"],
+        ),
+        case(
+            "--profile /dev/zero",
+            |_, _| global(&["--profile", "/dev/zero"]),
+            &["/dev/zero", "character device"],
+        ),
+    ]);
+}
+
+// ---- process ----
+
+#[test]
+fn process_fields() {
+    require_root!();
+    let mut cases = vec![
+        spec(
+            "program not in the rootfs",
+            |c| c["process"]["args"] = json!(["nosuch"]),
+            &["process.args[0]", "\"nosuch\"", "not found"],
+        ),
+        spec(
+            "absolute program missing",
+            |c| c["process"]["args"] = json!(["/usr/bin/nosuch"]),
+            &["process.args[0]", "/usr/bin/nosuch"],
+        ),
+        spec(
+            "relative program missing",
+            |c| c["process"]["args"] = json!(["./nosuch"]),
+            &["process.args[0]", "./nosuch"],
+        ),
+        spec(
+            "empty program name",
+            |c| c["process"]["args"] = json!([""]),
+            &["process.args[0]"],
+        ),
+        spec(
+            "program is a directory",
+            |c| c["process"]["args"] = json!(["/etc"]),
+            &["process.args[0]", "directory"],
+        ),
+        case(
+            "program not executable",
+            |b, _| {
+                let p = b.rootfs().join("bin/noexec");
+                std::fs::write(&p, "#!/bin/sh\n").unwrap();
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+                b.edit(|c| c["process"]["args"] = json!(["noexec"]));
+                Flags::default()
+            },
+            &["process.args[0]", "not executable"],
+        ),
+        case(
+            "rootfs without /bin",
+            |b, _| {
+                std::fs::remove_dir_all(b.rootfs().join("bin")).unwrap();
+                b.edit(|c| c["process"]["args"] = json!(["sh", "-c", "true"]));
+                Flags::default()
+            },
+            &["process.args[0]", "\"sh\""],
+        ),
+        spec(
+            "NUL in an argument",
+            |c| c["process"]["args"] = json!(["echo", "a\u{0}b"]),
+            &["process.args[1]", "NUL"],
+        ),
+        spec(
+            "NUL in an env value",
+            |c| {
+                c["process"]["env"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!("X=a\u{0}b"))
+            },
+            &["process.env[", "NUL"],
+        ),
+        spec(
+            "env entry without =",
+            |c| c["process"]["env"] = json!(["PATH=/bin", "JUSTNAME"]),
+            &["process.env[1]", "NAME=VALUE"],
+        ),
+        spec(
+            "one env string over 128 KiB",
+            |c| {
+                c["process"]["env"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!(format!("BIG={}", "x".repeat(200_000))))
+            },
+            &["process.env[", "E2BIG"],
+        ),
+        spec(
+            "uid 70000, beyond the range",
+            |c| c["process"]["user"]["uid"] = json!(70000),
+            &["process.user.uid", "70000", "not mapped"],
+        ),
+        spec(
+            "uid 65536, just beyond the range",
+            |c| c["process"]["user"]["uid"] = json!(65536),
+            &["process.user.uid", "65536"],
+        ),
+        spec(
+            "uid 4294967295",
+            |c| c["process"]["user"]["uid"] = json!(4294967295u32),
+            &["process.user.uid", "4294967295"],
+        ),
+        spec(
+            "gid 4294967295",
+            |c| c["process"]["user"]["gid"] = json!(4294967295u32),
+            &["process.user.gid", "4294967295"],
+        ),
+        spec(
+            "additional gid beyond the range",
+            |c| c["process"]["user"]["additionalGids"] = json!([10, 70000]),
+            &["process.user.additionalGids[1]", "70000"],
+        ),
+        spec(
+            "cwd missing",
+            |c| c["process"]["cwd"] = json!("/nope"),
+            &["process.cwd", "/nope"],
+        ),
+        spec(
+            "cwd is a file",
+            |c| c["process"]["cwd"] = json!("/etc/passwd"),
+            &["process.cwd", "not a directory"],
+        ),
+        spec(
+            "oomScoreAdj 1001",
+            |c| c["process"]["oomScoreAdj"] = json!(1001),
+            &["process.oomScoreAdj", "1001"],
+        ),
+        spec(
+            "oomScoreAdj -1001",
+            |c| c["process"]["oomScoreAdj"] = json!(-1001),
+            &["process.oomScoreAdj", "-1001"],
+        ),
+        spec(
+            "rlimit soft above hard",
+            |c| {
+                c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 20, "hard": 10}])
+            },
+            &["process.rlimits[RLIMIT_NOFILE]", "soft 20"],
+        ),
+        spec(
+            "rlimit given twice",
+            |c| c["process"]["rlimits"] = json!([{"type": "RLIMIT_CORE", "soft": 0, "hard": 0}, {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}]),
+            &["process.rlimits[RLIMIT_CORE]", "twice"],
+        ),
+        case(
+            "program's ELF interpreter missing (reported by start)",
+            |b, _| {
+                b.add_host_binary_alone(Path::new("/bin/ls"), "/bin/dynls");
+                b.edit(|c| c["process"]["args"] = json!(["dynls"]));
+                Flags::default()
+            },
+            &["start:", "process.args[0]", "ENOENT"],
+        ),
+        case(
+            "program missing on a volume (reported by start)",
+            |b, aux| {
+                std::fs::create_dir(aux.join("vol")).unwrap();
+                b.bind(&aux.join("vol"), "/vol", true);
+                b.edit(|c| c["process"]["args"] = json!(["/vol/nosuch"]));
+                Flags::default()
+            },
+            &["start:", "process.args[0]", "/vol/nosuch", "ENOENT"],
+        ),
+        case(
+            "profile denies execve (reported by start)",
+            |_, aux| {
+                let p = aux_file(
+                    aux,
+                    "noexec.toml",
+                    "name = \"noexec\"\nextends = \"default\"\n[seccomp]\ndeny = [\"execve\"]\n",
+                );
+                global(&["--profile", &s(&p), "--seccomp-mode", "enforce"])
+            },
+            &["start:", "process.args[0]", "EPERM"],
+        ),
+    ];
+    // SAFETY: sysconf has no memory effects.
+    let arg_max = unsafe { libc::sysconf(libc::_SC_ARG_MAX) } as usize;
+    let n = arg_max / 100_000 + 2;
+    if n * 100_010 < (4 << 20) - 8192 {
+        cases.push(spec(
+            "args + env over ARG_MAX",
+            move |c| {
+                let env = c["process"]["env"].as_array_mut().unwrap();
+                for i in 0..n {
+                    env.push(json!(format!("V{i}={}", "x".repeat(100_000))));
+                }
+            },
+            &["process.args + process.env", "E2BIG"],
+        ));
+    } else {
+        eprintln!(
+            "SKIP: args + env over ARG_MAX ({arg_max}): would not fit the 4 MiB cap on config.json"
+        );
+    }
+    if has_sys_resource() {
+        eprintln!("SKIP: oomScoreAdj -1000 and a raised hard rlimit: this process has CAP_SYS_RESOURCE, so Ward may grant them");
+    } else {
+        cases.push(spec(
+            "oomScoreAdj -1000 without CAP_SYS_RESOURCE",
+            |c| c["process"]["oomScoreAdj"] = json!(-1000),
+            &["process.oomScoreAdj", "CAP_SYS_RESOURCE"],
+        ));
+        match own_hard_nofile() {
+            Some(h) => cases.push(spec(
+                "rlimit hard above Ward's own",
+                move |c| {
+                    c["process"]["rlimits"] =
+                        json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": h + 1}])
+                },
+                &["process.rlimits[RLIMIT_NOFILE]", "CAP_SYS_RESOURCE"],
+            )),
+            None => eprintln!("SKIP: rlimit above Ward's own: RLIMIT_NOFILE is unlimited here"),
+        }
+    }
+    table(cases);
+}
+
+// ---- linux: sysctls, cgroup values, mounts; annotations ----
+
+fn resources(r: Value) -> impl Fn(&mut Value) + 'static {
+    move |c| c["linux"]["resources"] = r.clone()
+}
+
+fn tmpfs_with(opts: Value) -> impl Fn(&mut Value) + 'static {
+    move |c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/mnt", "type": "tmpfs", "source": "tmpfs", "options": opts.clone()}))
+    }
+}
+
+#[test]
+fn linux_fields() {
+    require_root!();
+    table(vec![
+        spec("sysctl the kernel lacks", |c| c["linux"]["sysctl"] = json!({"net.ipv4.bogus": "1"}), &["linux.sysctl", "net.ipv4.bogus"]),
+        spec("sysctl with ..", |c| c["linux"]["sysctl"] = json!({"net.ipv4/../../../x": "1"}), &["linux.sysctl"]),
+        spec("sysctl value with a newline", |c| c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1\n0"}), &["linux.sysctl", "net.ipv4.ip_forward"]),
+        spec("sysctl not namespaced", |c| c["linux"]["sysctl"] = json!({"vm.swappiness": "1"}), &["linux.sysctl", "vm.swappiness"]),
+        spec("memory limit -5", resources(json!({"memory": {"limit": -5}})), &["linux.resources.memory.limit", "-5"]),
+        spec("memory swap below limit", resources(json!({"memory": {"limit": 100000000, "swap": 1000}})), &["linux.resources.memory.swap"]),
+        spec("memory swappiness 500", resources(json!({"memory": {"swappiness": 500}})), &["linux.resources.memory.swappiness", "500"]),
+        spec("pids limit -5", resources(json!({"pids": {"limit": -5}})), &["linux.resources.pids.limit", "-5"]),
+        spec("cpu quota 5", resources(json!({"cpu": {"quota": 5, "period": 100000}})), &["linux.resources.cpu.quota"]),
+        spec("cpu quota -5", resources(json!({"cpu": {"quota": -5}})), &["linux.resources.cpu.quota"]),
+        spec("cpu period 0", resources(json!({"cpu": {"quota": 1000, "period": 0}})), &["linux.resources.cpu.period"]),
+        spec("cpu shares 1", resources(json!({"cpu": {"shares": 1}})), &["linux.resources.cpu.shares"]),
+        spec("cpu shares 10^9", resources(json!({"cpu": {"shares": 1000000000u64}})), &["linux.resources.cpu.shares"]),
+        spec("cpuset cpus abc", resources(json!({"cpu": {"cpus": "abc"}})), &["linux.resources.cpu.cpus", "abc"]),
+        spec("cpuset cpus beyond the node", resources(json!({"cpu": {"cpus": "0-99999"}})), &["linux.resources.cpu.cpus", "99999"]),
+        spec("cpuset mems beyond the node", resources(json!({"cpu": {"mems": "4096"}})), &["linux.resources.cpu.mems"]),
+        spec("blkio weight 5000", resources(json!({"blockIO": {"weight": 5000}})), &["linux.resources.blockIO.weight", "5000"]),
+        spec("unified key with ..", resources(json!({"unified": {"../../cgroup.procs": "1"}})), &["linux.resources.unified[../../cgroup.procs]"]),
+        spec("tmpfs option frobnicate", tmpfs_with(json!(["frobnicate"])), &["mounts[", ".options", "frobnicate"]),
+        spec("tmpfs size=abc", tmpfs_with(json!(["size=abc"])), &["mounts[", ".options", "size=abc"]),
+        spec("tmpfs mode=999", tmpfs_with(json!(["mode=999"])), &["mounts[", ".options", "mode=999"]),
+        spec("two options in one", tmpfs_with(json!(["size=1m,mode=777"])), &["mounts[", ".options"]),
+        spec("relative mount destination", |c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({"destination": "tmpx", "type": "tmpfs", "source": "tmpfs"}))
+        }, &["mounts[", ".destination", "absolute"]),
+        spec("empty mount destination", |c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({"destination": "", "type": "tmpfs", "source": "tmpfs"}))
+        }, &["mounts[", ".destination"]),
+        case("bind source missing", |_, _| Flags::default(), &[]).with_setup(|b, aux| {
+            let missing = aux.join("missing");
+            std::fs::create_dir_all(b.rootfs().join("mnt")).unwrap();
+            b.edit(|c| {
+                c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/mnt", "type": "bind", "source": missing, "options": ["rbind", "ro"]}))
+            });
+            Flags::default()
+        }).expecting(&["mounts[", ".source", "missing"]),
+        spec("profile annotation with a path", |c| c["annotations"] = json!({"ward.dev/profile": "../../etc/passwd"}), &["annotations[ward.dev/profile]", "../../etc/passwd"]),
+        spec("profile annotation naming a file", |c| c["annotations"] = json!({"ward.dev/profile": "/etc/ward/x.toml"}), &["annotations[ward.dev/profile]"]),
+    ]);
+}
+
+impl Case {
+    fn with_setup(mut self, f: impl Fn(&mut Bundle, &Path) -> Flags + 'static) -> Self {
+        self.setup = Box::new(f);
+        self
+    }
+
+    fn expecting(mut self, e: &[&str]) -> Self {
+        self.expect = e.iter().map(|s| s.to_string()).collect();
+        self
+    }
+}
+
+// ---- ids, flags, hooks ----
+
+fn id(id: &str) -> Flags {
+    Flags {
+        id: Some(id.to_string()),
+        ..Default::default()
+    }
+}
+
+/// A root-owned hook program (the node's allow list wants that) in `aux`.
+fn hook_program(aux: &Path, body: &str) -> PathBuf {
+    let p = aux.join("hook.sh");
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(aux, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+#[test]
+fn ids_flags_and_hooks() {
+    require_root!();
+    table(vec![
+        case(
+            "id of 2000 characters",
+            |_, _| id(&"a".repeat(2000)),
+            &["container id"],
+        ),
+        case("id with a newline", |_, _| id("a\nb"), &["container id"]),
+        case("id with a space", |_, _| id("a b"), &["container id"]),
+        case("id .", |_, _| id("."), &["container id"]),
+        case("id ..", |_, _| id(".."), &["container id"]),
+        case(
+            "--pid-file in a missing directory",
+            |_, aux| Flags {
+                run: vec!["--pid-file".into(), s(&aux.join("no/such/dir/pid"))],
+                ..Default::default()
+            },
+            &["--pid-file", "no/such/dir"],
+        ),
+        case(
+            "--pid-file is a directory",
+            |_, aux| Flags {
+                run: vec!["--pid-file".into(), s(aux)],
+                ..Default::default()
+            },
+            &["--pid-file", "directory"],
+        ),
+        case(
+            "allowed hook that does not exist",
+            |b, aux| {
+                let hook = aux.join("gone.sh");
+                let cfg = aux_file(
+                    aux,
+                    "w.toml",
+                    &format!("[hooks]\nallow = [{:?}]\n", s(&hook)),
+                );
+                b.edit(|c| c["hooks"] = json!({"poststart": [{"path": hook}]}));
+                global(&["--config", &s(&cfg)])
+            },
+            &["hooks.poststart[0].path", "gone.sh", "ENOENT"],
+        ),
+        case(
+            "poststart hook with timeout -1 that never ends (run -d)",
+            |b, aux| {
+                let hook = hook_program(aux, "exec sleep 1000");
+                let cfg = aux_file(
+                    aux,
+                    "w.toml",
+                    &format!(
+                        "[hooks]\nallow = [{:?}]\ndefault_timeout_secs = 1\n",
+                        s(&hook)
+                    ),
+                );
+                b.edit(|c| {
+                    c["process"]["args"] = json!(["sleep", "1000"]);
+                    c["hooks"] = json!({"poststart": [{"path": hook, "timeout": -1}]});
+                });
+                Flags {
+                    global: vec!["--config".into(), s(&cfg)],
+                    run: vec!["-d".into()],
+                    ..Default::default()
+                }
+            },
+            &["hooks.poststart", "timeout"],
+        ),
+    ]);
+}
+
+/// `start` reports the program's exec failure itself, before it returns (runc does the
+/// same); the container is then stopped and deletes cleanly.
+#[test]
+fn start_reports_exec_failure() {
+    require_root!();
+    let mut b = Bundle::new(&["dynls"]);
+    b.add_host_binary_alone(Path::new("/bin/ls"), "/bin/dynls");
+    let ward = Ward::new();
+    let id = unique_id("startfail");
+    let o = ward.create(&b, &id);
+    assert!(o.success(), "{o}");
+    let o = ward.output(&["start", &id]);
+    assert_eq!(o.code, Some(1), "{o}");
+    assert_eq!(o.stderr_lines().len(), 1, "{o}");
+    assert!(
+        o.stderr.contains("process.args[0]: exec \"dynls\": ENOENT"),
+        "{o}"
+    );
+    assert_eq!(ward.status(&id), "stopped");
+    ward.ok(&["delete", &id]);
+    ward_tests::assert_no_leftovers(&ward, &id);
+}
+
+/// A relative `--root` is taken from the current directory (it used to fail with "oci spec
+/// error: io operation failed" and leave a state dir behind).
+#[test]
+fn relative_root_works() {
+    require_root!();
+    let b = Bundle::new(&["true"]);
+    let cwd = tempfile::tempdir().unwrap();
+    let id = unique_id("relroot");
+    let o = std::process::Command::new(ward_tests::ward::ward_bin())
+        .current_dir(cwd.path())
+        .args(["--root", "state", "run", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ward_dir = cwd.path().join("state/.ward");
+    assert!(ward_dir.join("ranges.json").is_file());
+    assert!(!ward_dir.join(&id).exists(), "state dir left behind");
+}
