@@ -25,7 +25,6 @@ fn refused(field: impl Into<String>, reason: impl Into<String>) -> PreflightErro
 
 type Result<T> = std::result::Result<T, PreflightError>;
 
-/// The kernel's limit on one argv or envp string (MAX_ARG_STRLEN, 32 pages).
 /// capability(7) number of CAP_SYS_RESOURCE.
 const CAP_SYS_RESOURCE: u32 = 24;
 
