@@ -324,6 +324,20 @@ pub fn identity(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// Checks of a process `ward exec` is to start in a container whose (hardened) spec is
+/// `container`: its `--pid-file`, NUL bytes and execve's limits, and a mapped uid and gid.
+pub fn exec_process(
+    container: &Spec,
+    process: &Process,
+    pid_file_path: Option<&Path>,
+) -> Result<()> {
+    pid_file("--pid-file", pid_file_path)?;
+    strings(process, Host::current().arg_max)?;
+    let mut s = container.clone();
+    s.set_process(Some(process.clone()));
+    identity(&s)
+}
+
 mod resources;
 mod rootfs;
 pub use rootfs::rootfs_view;

@@ -836,6 +836,7 @@ impl Runtime {
         let mut user = process.user().clone();
         user.set_additional_gids(None);
         process.set_user(user);
+        crate::preflight::exec_process(&spec, &process, opts.pid_file.as_deref())?;
         process.set_apparmor_profile(None);
         process.set_selinux_label(None);
         // The exec'd process reports to the container's supervisor, if it has one.

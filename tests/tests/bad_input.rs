@@ -680,3 +680,67 @@ fn relative_root_works() {
     assert!(ward_dir.join("ranges.json").is_file());
     assert!(!ward_dir.join(&id).exists(), "state dir left behind");
 }
+
+/// `ward exec` into a running container: the same checks, one line each, and the container
+/// keeps running.
+#[test]
+fn exec_refusals() {
+    require_root!();
+    let b = Bundle::new(&["sleep", "1000"]);
+    let ward = Ward::new();
+    let id = unique_id("execbad");
+    ward.run_detached(&b, &id);
+    let aux = tempfile::tempdir().unwrap();
+    mkfifo(&aux.path().join("fifo"));
+    let nul = aux_file(
+        aux.path(),
+        "nul.json",
+        r#"{"user": {"uid": 0, "gid": 0}, "args": ["echo", "a\u0000b"], "cwd": "/"}"#,
+    );
+    let missing = aux.path().join("no/dir/pid");
+    let cases: Vec<(Vec<String>, &[&str])> = vec![
+        (
+            vec!["--user".into(), "70000".into(), id.clone(), "true".into()],
+            &["process.user.uid", "70000"],
+        ),
+        (
+            vec![
+                "--user".into(),
+                "0:4294967295".into(),
+                id.clone(),
+                "true".into(),
+            ],
+            &["process.user.gid", "4294967295"],
+        ),
+        (
+            vec!["--pid-file".into(), s(&missing), id.clone(), "true".into()],
+            &["--pid-file", "no/dir"],
+        ),
+        (
+            vec!["--process".into(), s(&nul), id.clone()],
+            &["process.args[1]", "NUL"],
+        ),
+        (
+            vec!["--process".into(), s(&aux.path().join("fifo")), id.clone()],
+            &["--process", "FIFO"],
+        ),
+        (
+            vec!["--process".into(), "/dev/zero".into(), id.clone()],
+            &["--process", "character device"],
+        ),
+    ];
+    for (args, expect) in cases {
+        let mut full = vec!["exec".to_string()];
+        full.extend(args);
+        let o = ward_tests::table::run_limited(&ward, &full).unwrap();
+        assert_eq!(o.code, Some(1), "{full:?}: {o}");
+        assert_eq!(o.stderr_lines().len(), 1, "{full:?}: {o}");
+        for f in expect {
+            assert!(o.stderr.contains(f), "{full:?}: stderr lacks {f:?}: {o}");
+        }
+        eprintln!("refused as expected: {}", o.stderr.trim());
+    }
+    assert_eq!(ward.status(&id), "running");
+    ward.ok(&["delete", "--force", &id]);
+    ward_tests::assert_no_leftovers(&ward, &id);
+}

@@ -204,3 +204,30 @@ fn cwd_and_program_in_the_rootfs() {
     assert!(check(spec(|v| v["process"]["env"] = json!([]))).is_ok());
     let _ = Path::new("/");
 }
+
+#[test]
+fn exec_process_checked_against_the_container() {
+    let c = spec(|_| {});
+    let p = |edit: serde_json::Value| -> Process {
+        let mut v = json!({"user": {"uid": 0, "gid": 0}, "args": ["sh"], "cwd": "/"});
+        for (k, val) in edit.as_object().unwrap() {
+            v[k] = val.clone();
+        }
+        serde_json::from_value(v).unwrap()
+    };
+    assert!(exec_process(&c, &p(json!({})), None).is_ok());
+    let e = err(exec_process(
+        &c,
+        &p(json!({"user": {"uid": 70000, "gid": 0}})),
+        None,
+    ));
+    assert!(e.starts_with("process.user.uid: 70000"), "{e}");
+    let e = err(exec_process(&c, &p(json!({"args": ["a\u{0}"]})), None));
+    assert!(e.starts_with("process.args[0]: "), "{e}");
+    let e = err(exec_process(
+        &c,
+        &p(json!({})),
+        Some(Path::new("/nonexistent-dir/pid")),
+    ));
+    assert!(e.starts_with("--pid-file /nonexistent-dir/pid: "), "{e}");
+}
