@@ -82,7 +82,21 @@ fn limits_label(name: &str) -> Option<&'static str> {
 }
 
 fn sysctl_exists(key: &str) -> bool {
-    Path::new("/proc/sys").join(key.replace('.', "/")).is_file()
+    Path::new("/proc/sys").join(host_sysctl(key)).is_file()
+}
+
+/// The /proc/sys path (relative) to look for on the host for `key`. Per-interface keys
+/// (`net.ipv4.conf.eth0.forwarding`) name an interface of the container's network
+/// namespace that the host may lack: their `default` entry is looked for instead.
+fn host_sysctl(key: &str) -> String {
+    let parts: Vec<&str> = key.split(['.', '/']).collect();
+    match parts.as_slice() {
+        // The interface name may itself hold dots (written as `/`, as in `eth0/100`).
+        ["net", ip @ ("ipv4" | "ipv6"), kind @ ("conf" | "neigh"), .., leaf] if parts.len() > 4 => {
+            format!("net/{ip}/{kind}/default/{leaf}")
+        }
+        _ => parts.join("/"),
+    }
 }
 
 impl Host {

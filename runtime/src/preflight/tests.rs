@@ -231,3 +231,20 @@ fn exec_process_checked_against_the_container() {
     ));
     assert!(e.starts_with("--pid-file /nonexistent-dir/pid: "), "{e}");
 }
+
+#[test]
+fn per_interface_sysctls_are_looked_up_by_their_default_entry() {
+    assert_eq!(
+        super::host_sysctl("net.ipv4.conf.eth0.forwarding"),
+        "net/ipv4/conf/default/forwarding"
+    );
+    assert_eq!(
+        super::host_sysctl("net.ipv6.neigh.eth1.retrans_time_ms"),
+        "net/ipv6/neigh/default/retrans_time_ms"
+    );
+    assert_eq!(
+        super::host_sysctl("net.ipv4.ip_forward"),
+        "net/ipv4/ip_forward"
+    );
+    assert_eq!(super::host_sysctl("kernel.shmmax"), "kernel/shmmax");
+}
