@@ -26,6 +26,11 @@ if ! grep -q ' /sys/fs/cgroup/hugetlb ' /proc/self/mountinfo && [ -d /sys/fs/cgr
 fi
 cd "$work/bundle"
 cmds+=("$ward --root $state/ward run wb"); names+=(ward)
+# A baseline build of Ward (e.g. the previous commit's release binary) side by side, to say
+# what a change to the create path costs: WARD_BASE_BIN=/path/to/old/ward make bench.
+if [ -n "${WARD_BASE_BIN:-}" ]; then
+  cmds+=("$WARD_BASE_BIN --root $state/ward-base run wbase"); names+=(ward-base)
+fi
 # The same sandbox with denials refused in the kernel only (no supervisor process).
 cmds+=("$ward --root $state/ward-enforce --seccomp-mode enforce run we"); names+=(ward-enforce)
 command -v runc >/dev/null && { cmds+=("runc --root $state/runc run rb"); names+=(runc); }

@@ -448,6 +448,70 @@ fn ward_config_path_and_profile_annotation() {
     );
 }
 
+/// Issue 11 through the shim: root binds :80 in the container's network namespace (Ward has
+/// no NET_BIND_SERVICE; it sets ip_unprivileged_port_start=0 there), and the init and an
+/// exec'd process get the supplementary groups containerd lists, as under runc.
+#[test]
+fn port_80_and_supplementary_groups_as_runc() {
+    let Some(c) = common::containerd_or_skip("port_80_and_supplementary_groups_as_runc") else {
+        return;
+    };
+    let mut groups = vec![];
+    for rt in common::runtimes_under_test() {
+        let id = cid(rt, "port80");
+        let out = ctr_run(
+            &c,
+            rt,
+            &[],
+            &id,
+            &[
+                "sh",
+                "-c",
+                "mkdir -p /tmp/w && echo hello > /tmp/w/i && httpd -p 80 -h /tmp/w && sleep 0.3 \
+                 && wget -q -O - http://127.0.0.1:80/i",
+            ],
+        );
+        assert!(out.status.success(), "{rt}: {}", errtext(&out));
+        assert_eq!(text(&out).trim(), "hello", "{rt}");
+
+        let id = cid(rt, "groups");
+        run_detached(&c, rt, &[], &id, &["sleep", "600"]);
+        assert!(
+            wait_state(&c, &id, "RUNNING", Duration::from_secs(10)),
+            "{rt}"
+        );
+        let out = c
+            .ctr(
+                Some("default"),
+                &[
+                    "tasks",
+                    "exec",
+                    "--exec-id",
+                    "g1",
+                    &id,
+                    "sh",
+                    "-c",
+                    "grep Groups /proc/1/status /proc/self/status",
+                ],
+            )
+            .unwrap();
+        assert!(out.status.success(), "{rt}: {}", errtext(&out));
+        let lines: Vec<String> = text(&out)
+            .lines()
+            .map(|l| l.split_once(':').map_or("", |(_, g)| g).trim().to_string())
+            .collect();
+        assert_eq!(lines.len(), 2, "{rt}: {}", text(&out));
+        assert_eq!(lines[0], lines[1], "{rt}: init and exec differ");
+        groups.push((rt, lines[0].clone()));
+        remove(&c, &id);
+    }
+    // Whatever containerd lists (its primary gid at least), every runtime gives the same.
+    assert!(
+        groups.windows(2).all(|w| w[0].1 == w[1].1),
+        "groups differ between runtimes: {groups:?}"
+    );
+}
+
 /// A program that is not in the image fails `ctr run` at once; through Ward the error names
 /// the field (WARD-ONLY), and nothing is left running.
 #[test]

@@ -169,6 +169,8 @@ const COMMON: &[(&str, u64)] = &[
     ("O_CLOEXEC", 0o2000000),
     ("O_SYNC", 0o4010000),
     ("O_PATH", 0o10000000),
+    // The bit that makes O_TMPFILE (which also includes O_DIRECTORY) create a file.
+    ("__O_TMPFILE", 0o20000000),
     // File type and set-id mode bits (chmod, open, mknod, mkdir mode arguments).
     ("S_IFMT", 0o170000),
     ("S_IFSOCK", 0o140000),

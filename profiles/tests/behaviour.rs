@@ -343,3 +343,86 @@ fn set_id_files_and_devices_refused_by_every_enforcing_builtin() {
     });
     assert_eq!(r, (Ok(0), Ok(0), Ok(0)));
 }
+
+/// open/openat ignore their mode unless the flags create a file (O_CREAT, O_TMPFILE), so the
+/// register may hold anything there (busybox sh's `open("/dev/null", O_RDONLY)` passed a stale
+/// S_ISUID): the set-id rules refuse a creating open only, in every enforcing builtin.
+#[test]
+fn set_id_rules_look_at_open_mode_only_when_creating() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, "x").unwrap();
+    let c = |p: &std::path::Path| std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    for name in builtin_names().iter().filter(|n| **n != "record") {
+        let (f, nf, d) = (
+            c(&file),
+            c(&dir.path().join(format!("new-{name}"))),
+            c(dir.path()),
+        );
+        let (pf, pnf, pd) = (f.as_ptr() as u64, nf.as_ptr() as u64, d.as_ptr() as u64);
+        let at = libc::AT_FDCWD as u64;
+        let cl = |fd: Result<i64, i32>| {
+            if let Ok(fd) = fd {
+                // SAFETY: fd was just returned by the kernel to this thread and is closed once.
+                unsafe { libc::close(fd as i32) };
+            }
+            fd.map(|_| ())
+        };
+        let r = under_filter(program(name, Mode::Enforce), move || {
+            let o = |flags: i32, mode: u64, p: u64| {
+                cl(sys(libc::SYS_openat, [at, p, flags as u64, mode, 0, 0]))
+            };
+            [
+                ("O_RDONLY 04755", o(libc::O_RDONLY, 0o4755, pf), Ok(())),
+                ("O_RDWR 02755", o(libc::O_RDWR, 0o2755, pf), Ok(())),
+                (
+                    "O_DIRECTORY 06755",
+                    o(libc::O_RDONLY | libc::O_DIRECTORY, 0o6755, pd),
+                    Ok(()),
+                ),
+                (
+                    "O_CREAT|O_WRONLY 04755",
+                    o(libc::O_CREAT | libc::O_WRONLY, 0o4755, pnf),
+                    Err(EPERM),
+                ),
+                (
+                    "O_TMPFILE|O_RDWR 02755",
+                    o(libc::O_TMPFILE | libc::O_RDWR, 0o2755, pd),
+                    Err(EPERM),
+                ),
+                (
+                    "O_TMPFILE|O_RDWR 0600",
+                    o(libc::O_TMPFILE | libc::O_RDWR, 0o600, pd),
+                    Ok(()),
+                ),
+            ]
+        });
+        for (what, got, want) in r {
+            assert_eq!(got, want, "{name}: openat {what}");
+        }
+        assert!(!dir.path().join(format!("new-{name}")).exists(), "{name}");
+        #[cfg(target_arch = "x86_64")]
+        {
+            let r = under_filter(program(name, Mode::Enforce), move || {
+                [
+                    cl(sys(libc::SYS_open, [pf, 0, 0o4755, 0, 0, 0])),
+                    cl(sys(libc::SYS_open, [pf, 0, 0, 0, 0, 0])),
+                    cl(sys(
+                        libc::SYS_open,
+                        [
+                            pnf,
+                            (libc::O_CREAT | libc::O_WRONLY) as u64,
+                            0o4755,
+                            0,
+                            0,
+                            0,
+                        ],
+                    )),
+                ]
+            });
+            // An allowlist profile may leave `open` out entirely: then the mode changes nothing.
+            assert_eq!(r[0], r[1], "{name}: open O_RDONLY with 04755 vs 0");
+            assert_eq!(r[2], Err(EPERM), "{name}: open O_CREAT 04755");
+        }
+    }
+}

@@ -73,8 +73,37 @@ pub fn refuse_taken(spec: &Spec, ctx: &HardenContext) -> crate::Result<()> {
 /// Create the leaf `cgroup` (and missing ancestors) in every hierarchy. A leaf that exists
 /// already is refused, and the leaves made so far are removed again. Returns the leaf
 /// directories made (to be removed with the container).
+/// SIGKILL every process in the cgroup directories `dirs` (absolute, Ward-made: a container's
+/// leaves), until they are empty or `timeout` passes. For `delete --force` after a create that
+/// was killed half-way, when libcontainer's state is missing or partial and cannot list them.
+pub fn kill_all(dirs: &[PathBuf], timeout: std::time::Duration) {
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        let mut any = false;
+        for d in dirs.iter().filter(|d| d.starts_with("/sys/fs/cgroup")) {
+            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                any = true;
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        if !any || std::time::Instant::now() >= end {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 pub fn claim(cgroup: &Path) -> Result<Vec<PathBuf>, CgroupGuardError> {
     claim_in(cgroup, &cgroup_mounts())
+}
+
+/// Where [`claim`] will make `cgroup`'s leaf, in every hierarchy (recorded before it does).
+pub fn planned_leaves(cgroup: &Path) -> Vec<PathBuf> {
+    cgroup_mounts().iter().map(|m| under(m, cgroup)).collect()
 }
 
 fn claim_in(cgroup: &Path, mounts: &[PathBuf]) -> Result<Vec<PathBuf>, CgroupGuardError> {

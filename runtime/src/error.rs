@@ -45,6 +45,8 @@ pub enum Error {
     #[error(transparent)]
     Charge(#[from] crate::charge::ChargeError),
     #[error(transparent)]
+    HookRun(#[from] crate::hook_run::HookRunError),
+    #[error(transparent)]
     Supervisor(#[from] crate::supervisor::SupervisorError),
     #[error("{op}: {source}")]
     Container {

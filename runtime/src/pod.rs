@@ -309,6 +309,10 @@ impl Joins {
         self.sysfs = self.netns.is_some() || !listed;
         if self.netns.is_some() {
             self.net_sysctls = take_net_sysctls(spec)?;
+            if !self.host_net && self.sandbox.is_none() && crate::pod_trust::is_sandbox(spec) {
+                let spec_sysctls = std::mem::take(&mut self.net_sysctls);
+                self.net_sysctls = crate::netns::pod_sandbox_sysctls(spec_sysctls);
+            }
         }
         if self.host_net || !listed {
             if let Some(key) = spec

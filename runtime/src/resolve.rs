@@ -73,10 +73,17 @@ pub struct Handle {
 /// A bind volume's source, opened and checked.
 #[derive(Debug)]
 pub struct ResolvedVolume {
+    /// Index into the hardened spec's mounts.
     pub index: usize,
+    /// Index in config.json's mounts, for messages.
+    pub spec_index: usize,
     pub handle: Handle,
     /// `rbind`: clone the whole mount tree under the source, not only its top mount.
     pub recursive: bool,
+    /// Attributes of its options to set on the clone (atime, recursive ones).
+    pub attrs: crate::mount_attrs::VolumeAttrs,
+    /// The mount's options as the spec gave them (for messages).
+    pub options: Vec<String>,
 }
 
 /// Everything the preparation step mounts from.
@@ -289,6 +296,44 @@ fn open(
     })
 }
 
+/// Open a layer path the kernel reports for an overlay rootfs (its mount options in
+/// /proc/self/mountinfo, as the engine gave them when it mounted the overlay). No symlink is
+/// followed, with one exception engines rely on: podman's storage names lower layers by short
+/// links (`overlay/l/ABC -> ../<layer>/diff`). A link as the last component is read and its
+/// target resolved beneath the link's grandparent (the storage dir), symlink-free.
+pub fn overlay_layer(path: &Path) -> Result<OwnedFd, Errno> {
+    match sysfs::open_path(None, path, Walk::NoSymlinks) {
+        Err(Errno::ELOOP) => {}
+        other => return other,
+    }
+    let parent = path.parent().ok_or(Errno::ELOOP)?;
+    let storage = parent.parent().ok_or(Errno::ELOOP)?;
+    // The directories on the way must themselves be symlink-free.
+    let storage_fd = sysfs::open_path(None, storage, Walk::NoSymlinks)?;
+    let target = std::fs::read_link(path).map_err(|_| Errno::ELOOP)?;
+    if target.is_absolute() {
+        return Err(Errno::ELOOP);
+    }
+    // parent/target, lexically, must stay inside `storage`.
+    let mut rel: Vec<std::path::Component> = parent
+        .strip_prefix(storage)
+        .map_err(|_| Errno::ELOOP)?
+        .components()
+        .collect();
+    for c in target.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                rel.pop().ok_or(Errno::EXDEV)?;
+            }
+            std::path::Component::Normal(_) => rel.push(c),
+            std::path::Component::CurDir => {}
+            _ => return Err(Errno::ELOOP),
+        }
+    }
+    let rel: PathBuf = rel.iter().collect();
+    sysfs::open_path(Some(storage_fd.as_fd()), &rel, Walk::Beneath)
+}
+
 /// Open and check the rootfs: `root.path` relative to the bundle stays beneath it; an
 /// absolute one is walked from `/`. Either way no symlink is followed and the object may not
 /// be (or contain, or lie inside) a protected host directory.
@@ -332,7 +377,7 @@ pub fn volumes(
     volumes
         .iter()
         .map(|v| {
-            let field = format!("mounts[{}].source", v.index);
+            let field = format!("mounts[{}].source", v.spec_index);
             let handle = open(&field, &v.source, None)?;
             if let Some(reason) = protected.volume_reason(&handle)? {
                 return Err(ResolveError::Protected {
@@ -341,14 +386,20 @@ pub fn volumes(
                     reason,
                 });
             }
-            let recursive = mounts
+            let options = mounts
                 .get(v.index)
-                .and_then(|m| m.options().as_ref())
-                .is_some_and(|o| o.iter().any(|o| o == "rbind"));
+                .and_then(|m| m.options().clone())
+                .unwrap_or_default();
+            let recursive = options.iter().any(|o| o == "rbind");
+            let attrs =
+                crate::mount_attrs::VolumeAttrs::from_options(options.iter().map(String::as_str));
             Ok(ResolvedVolume {
                 index: v.index,
+                spec_index: v.spec_index,
                 handle,
                 recursive,
+                attrs,
+                options,
             })
         })
         .collect()
@@ -362,6 +413,7 @@ mod tests {
     fn vol(index: usize, source: &Path) -> Volume {
         Volume {
             index,
+            spec_index: index,
             source: source.into(),
             destination: format!("/v{index}"),
             writable: true,
@@ -416,6 +468,25 @@ mod tests {
         let dotdot = d.path().join("data/../../../../../../../../etc");
         let e = volumes(&spec, &[vol(0, &dotdot)], &prot).unwrap_err();
         assert!(e.to_string().contains("the host's /etc"), "{e}");
+    }
+
+    #[test]
+    fn overlay_short_links_resolve_beneath_the_storage_only() {
+        let d = tempfile::tempdir().unwrap();
+        let st = d.path().join("overlay");
+        std::fs::create_dir_all(st.join("l")).unwrap();
+        std::fs::create_dir_all(st.join("abc/diff")).unwrap();
+        symlink("../abc/diff", st.join("l/SHORT")).unwrap();
+        symlink("../../../../../etc", st.join("l/OUT")).unwrap();
+        symlink("/etc", st.join("l/ABS")).unwrap();
+        let fd = overlay_layer(&st.join("l/SHORT")).unwrap();
+        assert_eq!(
+            sysfs::real_path(fd.as_fd(), Path::new("x")).unwrap(),
+            st.canonicalize().unwrap().join("abc/diff")
+        );
+        assert!(overlay_layer(&st.join("l/OUT")).is_err());
+        assert!(overlay_layer(&st.join("l/ABS")).is_err());
+        assert!(overlay_layer(&st.join("abc/diff")).is_ok());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 
 use crate::harden::IdRange;
-use crate::resolve::{Handle, Resolved};
+use crate::resolve::{Handle, Resolved, ResolvedVolume};
 use crate::sys::fs::{self as sysfs, Object};
 use crate::sys::{self, SysError};
 
@@ -35,6 +35,13 @@ pub enum RootfsError {
         index: usize,
         volume: PathBuf,
         source: SysError,
+    },
+    #[error("mounts[{index}].options: cannot set [{options}] on volume {volume}: {source}")]
+    VolumeAttrs {
+        index: usize,
+        volume: PathBuf,
+        options: String,
+        source: Box<SysError>,
     },
     #[error("root.path: layer {layer} of overlay {rootfs}: {errno}")]
     Layer {
@@ -215,12 +222,10 @@ fn rootfs_layers(rootfs: &Handle) -> Result<Vec<Handle>, RootfsError> {
     paths
         .iter()
         .map(|p| {
-            let fd = sysfs::open_path(None, p, sysfs::Walk::NoSymlinks).map_err(|errno| {
-                RootfsError::Layer {
-                    rootfs: rootfs.spelled.clone(),
-                    layer: p.clone(),
-                    errno,
-                }
+            let fd = crate::resolve::overlay_layer(p).map_err(|errno| RootfsError::Layer {
+                rootfs: rootfs.spelled.clone(),
+                layer: p.clone(),
+                errno,
             })?;
             let object = sysfs::object(fd.as_fd(), p)?;
             Ok(Handle {
@@ -231,6 +236,31 @@ fn rootfs_layers(rootfs: &Handle) -> Result<Vec<Handle>, RootfsError> {
             })
         })
         .collect()
+}
+
+/// The volume's own atime and recursive attributes, set on its detached clone from the host's
+/// user namespace, where nothing is locked yet (see `mount_attrs`).
+fn set_volume_attrs(tree: &OwnedFd, v: &ResolvedVolume) -> Result<(), RootfsError> {
+    let a = v.attrs;
+    for (attrs, recursive) in [(a.top, false), (a.recursive, v.recursive)] {
+        if attrs.is_empty() {
+            continue;
+        }
+        sysfs::change_mount_attrs(
+            tree.as_fd(),
+            attrs.set,
+            attrs.clr,
+            recursive,
+            &v.handle.real,
+        )
+        .map_err(|source| RootfsError::VolumeAttrs {
+            index: v.spec_index,
+            volume: v.handle.spelled.clone(),
+            options: v.options.join(","),
+            source: Box::new(source),
+        })?;
+    }
+    Ok(())
 }
 
 /// Phase one, in the host's mount namespace: every layer and volume as a detached mount.
@@ -263,10 +293,11 @@ pub fn detach(
     for v in &resolved.volumes {
         let (tree, mapped) = detached_copy(&v.handle, v.recursive, userns, rw, allow_unmapped)
             .map_err(|source| RootfsError::IdmapVolume {
-                index: v.index,
+                index: v.spec_index,
                 volume: v.handle.spelled.clone(),
                 source,
             })?;
+        set_volume_attrs(&tree, v)?;
         d.idmapped &= mapped;
         d.volumes.push((v.index, tree, v.handle.object.is_dir()));
     }
@@ -304,8 +335,8 @@ fn attach_inner(
         p.mounts.push(target.clone());
         lowers.push(target);
     }
-    let upper = state_dir.join("upper");
-    let work = state_dir.join("work");
+    let upper = state_dir.join("rw/upper");
+    let work = state_dir.join("rw/work");
     for dir in [&upper, &work, &p.rootfs] {
         mkdir(dir)?;
     }

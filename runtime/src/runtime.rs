@@ -17,7 +17,7 @@ use oci_spec::runtime::{Process, Spec};
 use ward_profiles::{Arch, Mode, MountAccess, Profile};
 
 use crate::alloc::Allocator;
-use crate::charge;
+use crate::cgroup_guard::cgroup_mounts;
 use crate::config::{NodeConfig, DEFAULT_CONFIG_PATH};
 use crate::error::{io, Error, Result};
 use crate::harden::{self, HardenContext, HardenedSpec, Limits, Policy, Tmpfs};
@@ -28,6 +28,7 @@ use crate::state::{State, WardState};
 use crate::sys;
 
 mod create;
+mod delete;
 
 pub const PROFILE_ANNOTATION: &str = "ward.dev/profile";
 
@@ -95,17 +96,19 @@ pub struct Runtime {
     pods_enabled: bool,
 }
 
-/// cgroup mount points (v1 controllers and/or the v2 root) from /proc/self/mountinfo.
-fn cgroup_mounts() -> Vec<PathBuf> {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    mi.lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let fstype = post.split(' ').next()?;
-            let mp = pre.split(' ').nth(4)?;
-            (fstype == "cgroup" || fstype == "cgroup2").then(|| PathBuf::from(mp))
-        })
-        .collect()
+/// `ward state` annotations: the container's own, plus one `ward.dev/override.<field>` per
+/// field Ward did not honour as asked (so `crictl inspect` and engines can show them).
+fn with_overrides(
+    annotations: Option<std::collections::HashMap<String, String>>,
+    ws: Option<&WardState>,
+) -> Option<std::collections::HashMap<String, String>> {
+    let overrides = ws.map(|w| w.overrides.as_slice()).unwrap_or_default();
+    if overrides.is_empty() {
+        return annotations;
+    }
+    let mut a = annotations.unwrap_or_default();
+    a.extend(overrides.iter().map(|o| o.annotation()));
+    Some(a)
 }
 
 fn remove_cgroup_dirs(dirs: &[PathBuf]) {
@@ -561,25 +564,29 @@ impl Runtime {
         // Opened before the init is told to go: its exec result comes back through it.
         let status = crate::exec_status::Waiter::open(&self.ward_dir.join(id.as_str()))?;
         c.start().map_err(|source| Error::Container {
-            // Only poststart hooks run in `start`.
-            op: match source {
-                libcontainer::error::LibcontainerError::Hook(_) => "start: hooks.poststart",
-                _ => "start",
-            },
+            op: "start",
             source,
         })?;
-        match status.and_then(|s| s.wait(crate::exec_status::WAIT)) {
-            Some(line) => {
-                if let Some(pid) = c.pid() {
-                    crate::exec_status::wait_exited(
-                        pid.as_raw(),
-                        std::time::Duration::from_secs(2),
-                    );
-                }
-                Err(Error::ProgramStart(line))
+        // The program's own exec result first: poststart hooks run once it has started.
+        if let Some(line) = status.and_then(|s| s.wait(crate::exec_status::WAIT)) {
+            if let Some(pid) = c.pid() {
+                crate::exec_status::wait_exited(pid.as_raw(), std::time::Duration::from_secs(2));
             }
-            None => Ok(()),
+            return Err(Error::ProgramStart(line));
         }
+        if let Ok(ws) = self.ward_state(id) {
+            let pid = c.pid().map(|p| p.as_raw()).unwrap_or(0);
+            let state = crate::hook_run::HookState {
+                oci_version: "1.0.2",
+                id: id.as_str(),
+                status: "running",
+                pid,
+                bundle: &ws.bundle,
+                annotations: c.state.annotations.as_ref(),
+            };
+            crate::hook_run::run_all_warn("poststart", &ws.hooks.poststart, &state);
+        }
+        Ok(())
     }
 
     pub fn kill(&self, id: &ContainerId, signal: Signal, all: bool) -> Result<()> {
@@ -604,39 +611,6 @@ impl Runtime {
 
     /// Delete a container and everything Ward made for it. With `force`, a running container
     /// is killed first, and a container that does not exist is not an error (as runc).
-    pub fn delete(&self, id: &ContainerId, force: bool) -> Result<()> {
-        let cdir = self.root.join(id.as_str());
-        let wdir = self.ward_dir.join(id.as_str());
-        if !cdir.exists() && !wdir.exists() {
-            return if force {
-                Ok(())
-            } else {
-                Err(Error::NotFound(id.to_string()))
-            };
-        }
-        if cdir.exists() {
-            let mut c = self.load(id)?;
-            charge::prepare_delete(&mut c, &wdir, force)?;
-            c.delete(force).map_err(|source| Error::Container {
-                op: "delete",
-                source,
-            })?;
-            let _ = std::fs::remove_dir_all(&cdir);
-        }
-        crate::supervisor::stop(&wdir)?;
-        if let Ok(ws) = WardState::load(&wdir) {
-            ws.prepared.undo()?;
-            remove_cgroup_dirs(&ws.created_cgroup_dirs);
-        }
-        pod::undo_sysfs(&wdir)?;
-        if wdir.exists() {
-            std::fs::remove_dir_all(&wdir).map_err(io("remove", &wdir))?;
-        }
-        self.ensure_dirs()?;
-        self.allocator().release(id.as_str())?;
-        Ok(())
-    }
-
     pub fn state(&self, id: &ContainerId) -> Result<State> {
         let c = self.load(id)?;
         let ws = self.ward_state(id).ok();
@@ -671,7 +645,7 @@ impl Runtime {
                 .creator()
                 .map(|o| o.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            annotations: c.state.annotations.clone(),
+            annotations: with_overrides(c.state.annotations.clone(), ws.as_ref()),
         })
     }
 
@@ -830,13 +804,9 @@ impl Runtime {
         let init = spec.process().clone().unwrap_or_default();
         process.set_capabilities(init.capabilities().clone());
         process.set_no_new_privileges(Some(true));
-        // libcontainer's exec path refuses supplementary groups inside a user namespace
-        // ("unprivileged user can't set supplementary groups"); containerd sends
-        // additionalGids [0] by default. The exec'd process keeps its primary uid/gid only.
-        let mut user = process.user().clone();
-        user.set_additional_gids(None);
-        process.set_user(user);
         crate::preflight::exec_process(&spec, &process, opts.pid_file.as_deref())?;
+        // Supplementary groups: set by the helper below, not libcontainer (see groups.rs).
+        let gids = crate::groups::take_for_exec(&mut process);
         process.set_apparmor_profile(None);
         process.set_selinux_label(None);
         // The exec'd process reports to the container's supervisor, if it has one.
@@ -891,6 +861,7 @@ impl Runtime {
             pod::enter_inherited_netns(&spec, init_pid).map_err(|e| e.to_string())?;
             nix::sched::setns(&userns, nix::sched::CloneFlags::CLONE_NEWUSER)
                 .map_err(|e| format!("setns {}: {e}", userns_path.display()))?;
+            crate::groups::set_in_container(&gids)?;
             builder
                 .as_tenant()
                 .with_process(Some(&pfile))

@@ -26,6 +26,17 @@ pub struct WardState {
     /// only such a container may be joined by a pod container (see `pod_trust.rs`).
     #[serde(default)]
     pub sandbox: bool,
+    /// Ward made the container's leaf cgroups (`created_cgroup_dirs` lists them): their
+    /// processes are the container's, for `delete --force` to kill. Until then the leaves
+    /// listed are only planned, and are removed only if empty.
+    #[serde(default)]
+    pub cgroup_claimed: bool,
+    /// What the spec asked that Ward applied differently (see `harden/overrides.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<crate::harden::overrides::Override>,
+    /// Host-side hooks Ward runs itself (`hook_run.rs`); libcontainer never sees them.
+    #[serde(default, skip_serializing_if = "crate::hook_run::HostHooks::is_empty")]
+    pub hooks: crate::hook_run::HostHooks,
 }
 
 impl WardState {

@@ -497,6 +497,30 @@ pub fn loopback_up(netns: &Path) -> Result<(), SysError> {
     r
 }
 
+/// Write the network sysctl `key` (a plain `net.…` name) in the network namespace at `netns`,
+/// from outside: enter it, write /proc/sys (which shows the calling thread's network
+/// namespace), come back. Same threading rule as [`loopback_up`].
+pub fn write_net_sysctl(netns: &Path, key: &str, value: &str) -> Result<(), SysError> {
+    let err = |op: &'static str| {
+        move |errno| SysError::Namespace {
+            op,
+            path: netns.into(),
+            errno,
+        }
+    };
+    let own = open_ns(Path::new("/proc/thread-self/ns/net"))?;
+    let target = open_ns(netns)?;
+    nix::sched::setns(&target, nix::sched::CloneFlags::CLONE_NEWNET).map_err(err("setns"))?;
+    let p = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+    let r = std::fs::write(&p, value).map_err(|source| SysError::Io {
+        op: "write sysctl",
+        path: p,
+        source,
+    });
+    nix::sched::setns(&own, nix::sched::CloneFlags::CLONE_NEWNET).map_err(err("setns back"))?;
+    r
+}
+
 /// Hand the allocator's free heap pages back to the kernel (malloc_trim). For long-lived
 /// processes that keep little after a burst of work (the shim's launcher after each request).
 pub fn release_free_heap() {

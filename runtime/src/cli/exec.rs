@@ -38,6 +38,15 @@ pub struct ExecArgs {
     pub cap: Vec<String>,
     #[arg(long, hide = true)]
     pub no_new_privs: bool,
+    /// Accepted as in runc: without effect on a running container; a paused one is refused
+    /// (its frozen cgroup would freeze the exec'd process before it could start).
+    #[arg(long)]
+    pub ignore_paused: bool,
+    /// As runc: `PATH` or `CONTROLLER:PATH` of a sub-cgroup to run in, relative to the
+    /// container's. Only the container's own cgroup (`/`) is accepted, where an exec'd process
+    /// always goes.
+    #[arg(long, value_name = "[CONTROLLER:]PATH")]
+    pub cgroup: Vec<String>,
     pub id: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -53,12 +62,29 @@ fn parse_user(s: &str) -> Result<(u32, u32)> {
     ))
 }
 
+/// `--cgroup` values that name the container's own cgroup (runc's `/` or `CONTROLLER:/`).
+fn check_cgroups(values: &[String]) -> Result<()> {
+    for v in values {
+        let path = v.split_once(':').map_or(v.as_str(), |(_, p)| p);
+        if !path.split('/').all(str::is_empty) {
+            bail!(
+                "--cgroup {v:?}: refused: an exec'd process joins the container's own cgroup; sub-cgroups are not supported"
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn run(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
     let id = ContainerId::new(&a.id)?;
     if !a.cap.is_empty() {
         bail!("--cap: refused: an exec'd process gets exactly the container's capabilities");
     }
+    check_cgroups(&a.cgroup)?;
     let rt = g.runtime()?;
+    if a.ignore_paused && rt.state(&id)?.status == "paused" {
+        bail!("--ignore-paused: refused: container {id} is paused, and an exec'd process would be frozen before it starts; resume it first");
+    }
     let mut process: Process = match &a.process {
         Some(p) => {
             let text = ward_profiles::bounded::read_text(p, ward_profiles::bounded::Follow::Yes)

@@ -8,6 +8,7 @@ pub mod devices;
 pub mod masks;
 pub mod mounts;
 pub mod namespaces;
+pub mod overrides;
 pub mod userns;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,19 +23,22 @@ pub use userns::IdRange;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
-    #[error("process.capabilities: {name} is denied by this node's policy (profile {profile})")]
+    #[error("process.capabilities (Kubernetes: securityContext.capabilities.add): {name} is denied by this node's policy (profile {profile})")]
     DeniedCapability { name: String, profile: String },
     #[error("{field}: unknown capability {name:?}")]
     UnknownCapability { field: String, name: String },
-    #[error("process.capabilities: a privileged container (all capabilities) is refused")]
+    #[error("process.capabilities (Kubernetes: securityContext.privileged): a privileged container (all capabilities) is refused")]
     Privileged,
     #[error("{field}: {detail}")]
     UserMapping { field: String, detail: String },
-    #[error("linux.namespaces: sharing the host's {kind} namespace is refused by policy ({how})")]
+    #[error(
+        "linux.namespaces{}: sharing the host's {kind} namespace is refused by policy ({how})",
+        k8s_host_field(kind)
+    )]
     HostNamespace { kind: String, how: String },
     #[error("{field}: {detail}")]
     Namespace { field: String, detail: String },
-    #[error("{field}: bind mount of {} refused: it {reason}", source_path.display())]
+    #[error("{field} (Kubernetes: a hostPath volume): bind mount of {} refused: it {reason}", source_path.display())]
     SensitiveMount {
         field: String,
         source_path: PathBuf,
@@ -50,6 +54,16 @@ pub enum PolicyError {
     Sysctl { key: String },
     #[error("{field}: {detail}")]
     Spec { field: String, detail: String },
+}
+
+/// The Kubernetes pod field that asks for the host's `kind` namespace, for refusal messages.
+fn k8s_host_field(kind: &str) -> &'static str {
+    match kind {
+        "pid" => " (Kubernetes: spec.hostPID)",
+        "network" => " (Kubernetes: spec.hostNetwork)",
+        "ipc" => " (Kubernetes: spec.hostIPC)",
+        _ => "",
+    }
 }
 
 /// Default cgroup limits (a spec's own limit is kept when tighter).
@@ -130,6 +144,8 @@ pub struct HardenedSpec {
     pub spec_seccomp: Option<LinuxSeccomp>,
     /// Capabilities the spec asked for that the policy dropped (reported, not silent).
     pub dropped_caps: Vec<String>,
+    /// Every field Ward did not honour as asked (reported once each, never silent).
+    pub overrides: Vec<overrides::Override>,
 }
 
 const NAMESPACED_SYSCTL_PREFIXES: &[&str] = &["net.", "fs.mqueue."];
@@ -195,18 +211,12 @@ pub fn harden(
         }
     }
 
+    let before = spec.clone();
     // no_new_privs always; read-only rootfs always.
     if let Some(p) = spec.process_mut() {
         p.set_no_new_privileges(Some(true));
-        // Engines add the primary gid as a supplementary group (ctr: [0]); it is redundant,
-        // and libcontainer's exec path refuses any supplementary group inside a user namespace.
-        let mut user = p.user().clone();
-        let gid = user.gid();
-        if let Some(extra) = user.additional_gids().clone() {
-            let rest: Vec<u32> = extra.into_iter().filter(|g| *g != gid).collect();
-            user.set_additional_gids((!rest.is_empty()).then_some(rest));
-            p.set_user(user);
-        }
+        // additionalGids are kept as given (engines list the primary gid too, and runc keeps
+        // it); see groups.rs for how the init and exec get exactly them.
     }
     let mut root = root;
     root.set_readonly(Some(true));
@@ -223,11 +233,13 @@ pub fn harden(
         .linux_mut()
         .as_mut()
         .and_then(|l| l.seccomp_mut().take());
+    let overrides = overrides::detect(&before, &spec, &dropped_caps, &policy.profile_name);
     Ok(HardenedSpec {
         spec,
         volumes,
         spec_seccomp,
         dropped_caps,
+        overrides,
     })
 }
 

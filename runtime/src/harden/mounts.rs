@@ -60,8 +60,11 @@ pub const ENGINE_PER_CONTAINER: &[&str] = &[
 /// A bind mount, to be idmapped and given a Landlock rule.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Volume {
-    /// Index into `spec.mounts`.
+    /// Index into the hardened `spec.mounts` (sorted, see [`sort_by_depth`]).
     pub index: usize,
+    /// Index in config.json's `mounts`, for messages.
+    #[serde(default)]
+    pub spec_index: usize,
     pub source: PathBuf,
     pub destination: String,
     pub writable: bool,
@@ -115,11 +118,12 @@ fn is_bind(m: &Mount) -> bool {
             .any(|o| o == "bind" || o == "rbind")
 }
 
-/// Bind volumes never honour set-id bits or device nodes: drop `suid`/`dev`, add
+/// Bind volumes never honour set-id bits or device nodes: drop `suid`/`dev` (and the
+/// recursive `rsuid`/`rdev`), add
 /// `nosuid`/`nodev`.
 fn force_nosuid_nodev(m: &mut Mount) {
     let opts = m.options_mut().get_or_insert_with(Vec::new);
-    opts.retain(|o| o != "suid" && o != "dev");
+    opts.retain(|o| !matches!(o.as_str(), "suid" | "dev" | "rsuid" | "rdev"));
     for o in ["nosuid", "nodev"] {
         if !opts.iter().any(|x| x == o) {
             opts.push(o.into());
@@ -163,10 +167,15 @@ pub fn apply(spec: &mut Spec, policy: &Policy) -> Result<Vec<Volume>, PolicyErro
                     });
                 }
             }
-            let writable = !m.options().iter().flatten().any(|o| o == "ro");
+            let writable = !m
+                .options()
+                .iter()
+                .flatten()
+                .any(|o| o == "ro" || o == "rro");
             force_nosuid_nodev(m);
             volumes.push(Volume {
                 index,
+                spec_index: index,
                 source: src,
                 destination: dest.to_string_lossy().into_owned(),
                 writable,
@@ -211,8 +220,30 @@ pub fn apply(spec: &mut Spec, policy: &Policy) -> Result<Vec<Volume>, PolicyErro
                 .expect("valid mount"),
         );
     }
+    sort_by_depth(&mut mounts, &mut volumes);
     spec.set_mounts(Some(mounts));
     Ok(volumes)
+}
+
+/// Order mounts so that a parent never covers a child mounted before it (a volume at
+/// `/tmp/vol` listed before the profile's `/tmp` tmpfs would be hidden, silently): stably by
+/// the number of components of the destination, keeping the spec's order otherwise, as
+/// containerd's CRI does. Volume indexes follow their mounts.
+fn sort_by_depth(mounts: &mut Vec<Mount>, volumes: &mut [Volume]) {
+    let mut order: Vec<usize> = (0..mounts.len()).collect();
+    order.sort_by_key(|&i| mounts[i].destination().components().count());
+    let mut new_pos = vec![0; mounts.len()];
+    for (pos, &old) in order.iter().enumerate() {
+        new_pos[old] = pos;
+    }
+    let mut taken: Vec<Option<Mount>> = std::mem::take(mounts).into_iter().map(Some).collect();
+    *mounts = order
+        .iter()
+        .map(|&i| taken[i].take().expect("each index once"))
+        .collect();
+    for v in volumes.iter_mut() {
+        v.index = new_pos[v.index];
+    }
 }
 
 /// The container paths that are writable: tmpfs mounts and rw volumes.
@@ -222,7 +253,11 @@ pub fn writable_paths(spec: &Spec) -> Vec<(String, bool)> {
         .flatten()
         .filter_map(|m| {
             let dest = m.destination().to_string_lossy().into_owned();
-            let ro = m.options().iter().flatten().any(|o| o == "ro");
+            let ro = m
+                .options()
+                .iter()
+                .flatten()
+                .any(|o| o == "ro" || o == "rro");
             match m.typ().as_deref() {
                 // /dev is the runtime's own tmpfs of device nodes: Landlock grants only the
                 // standard nodes in it, never the directory.
@@ -311,6 +346,48 @@ mod tests {
             .unwrap()
             .iter()
             .any(|m| m.destination() == Path::new("/tmp")));
+    }
+
+    #[test]
+    fn parents_are_mounted_before_children() {
+        let mut s = Spec::default();
+        let tmpfs = |d: &str| {
+            MountBuilder::default()
+                .destination(d)
+                .typ("tmpfs")
+                .source("tmpfs")
+                .build()
+                .unwrap()
+        };
+        s.set_mounts(Some(vec![
+            tmpfs("/proc"),
+            bind("/srv/a", "/tmp/vol"),
+            tmpfs("/dev"),
+            bind("/srv/b", "/data"),
+            tmpfs("/dev/shm"),
+        ]));
+        let v = apply(&mut s, &test_policy()).unwrap();
+        let dests: Vec<String> = s
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| m.destination().display().to_string())
+            .collect();
+        // The policy's /tmp (appended) comes before /tmp/vol; equal depths keep spec order.
+        let tmp = dests.iter().position(|d| d == "/tmp").unwrap();
+        let vol = dests.iter().position(|d| d == "/tmp/vol").unwrap();
+        assert!(tmp < vol, "{dests:?}");
+        assert_eq!(&dests[..3], &["/proc", "/dev", "/data"], "{dests:?}");
+        // Volume indexes follow their mounts; messages keep config.json's index.
+        for vol in &v {
+            assert_eq!(dests[vol.index], vol.destination, "{v:?}");
+        }
+        assert_eq!(
+            (v[0].destination.as_str(), v[0].spec_index),
+            ("/tmp/vol", 1)
+        );
+        assert_eq!((v[1].destination.as_str(), v[1].spec_index), ("/data", 3));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! private mounts) → launch (libcontainer + Ward's executor).
 
 use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use libcontainer::container::Container;
@@ -11,9 +12,11 @@ use ward_profiles::{Mode, Profile};
 
 use super::{load_spec, migration_warmup, remove_cgroup_dirs, Runtime};
 use crate::alloc::AllocError;
+use crate::cgroup_guard::cgroup_mounts;
 use crate::charge::{self, ContainerUserns};
 use crate::error::{io, Error, Result};
 use crate::harden::{self, HardenedSpec, IdRange};
+use crate::hook_run;
 use crate::id::ContainerId;
 use crate::pod;
 use crate::prepare::{self, PrivateMounts};
@@ -21,7 +24,6 @@ use crate::resolve::{self, Protected, Resolved};
 use crate::rootfs;
 use crate::sandbox::SandboxPlan;
 use crate::state::WardState;
-use crate::sys;
 use crate::CreateOptions;
 
 /// Undo list for a create that fails half-way: nothing may be left behind. Armed only once
@@ -34,6 +36,19 @@ struct Cleanup<'a> {
     prepared: Option<rootfs::Prepared>,
     cgroup_dirs: Vec<PathBuf>,
     cgroup_leaf: Option<PathBuf>,
+}
+
+impl<'a> Cleanup<'a> {
+    fn new(rt: &'a Runtime, id: &'a ContainerId) -> Self {
+        Self {
+            rt,
+            id,
+            armed: true,
+            prepared: None,
+            cgroup_dirs: vec![],
+            cgroup_leaf: None,
+        }
+    }
 }
 
 impl Drop for Cleanup<'_> {
@@ -67,7 +82,7 @@ impl Drop for Cleanup<'_> {
 /// `cgroup` (exclusive of the leaf, which libcontainer owns), deepest first.
 fn missing_cgroup_ancestors(cgroup: &Path) -> Vec<PathBuf> {
     let mut out = vec![];
-    for m in super::cgroup_mounts() {
+    for m in cgroup_mounts() {
         let rel = cgroup.strip_prefix("/").unwrap_or(cgroup);
         let mut cur = m.clone();
         let comps: Vec<_> = rel.components().collect();
@@ -82,7 +97,46 @@ fn missing_cgroup_ancestors(cgroup: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// libcontainer's config.json and Ward's own state (root's only).
+/// Say once per field what Ward applied instead of what the spec asked: a warning in the log
+/// and a `spec-override` event in `ward events` (`ward state` shows them as annotations).
+fn report_overrides(
+    id: &ContainerId,
+    wdir: &Path,
+    profile: &Profile,
+    overrides: &[harden::overrides::Override],
+) {
+    let mut lines = String::new();
+    for o in overrides {
+        tracing::warn!(id = %id, field = %o.field, asked = %o.asked, applied = %o.applied, "spec overridden");
+        let mut e = crate::supervisor::Event::new("spec-override", id.as_str(), profile.name());
+        e.message = Some(o.line());
+        lines.push_str(&serde_json::to_string(&e).expect("serializable"));
+        lines.push('\n');
+    }
+    if lines.is_empty() {
+        return;
+    }
+    let path = wdir.join(crate::supervisor::EVENTS_FILE);
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, lines.as_bytes()));
+    if let Err(e) = written {
+        // The log line above already said it; the event file is a convenience.
+        tracing::warn!(path = %path.display(), error = %e, "cannot record spec-override events");
+    }
+}
+
+/// Ward's own state (root's only): the undo record `delete` works from.
+fn save_ward_state(wdir: &Path, state: &WardState) -> Result<()> {
+    let data = serde_json::to_vec_pretty(state).expect("serializable");
+    let path = WardState::path(wdir);
+    prepare::write_private(&path, &data).map_err(io("write", &path))
+}
+
+/// libcontainer's config.json and Ward's own state.
 fn save_state(wdir: &Path, spec: &Spec, state: &WardState) -> Result<()> {
     let cfg = wdir.join("config.json");
     prepare::write_private(
@@ -90,9 +144,19 @@ fn save_state(wdir: &Path, spec: &Spec, state: &WardState) -> Result<()> {
         &serde_json::to_vec_pretty(spec).expect("serializable"),
     )
     .map_err(io("write", &cfg))?;
-    let data = serde_json::to_vec_pretty(state).expect("serializable");
-    let path = WardState::path(wdir);
-    prepare::write_private(&path, &data).map_err(io("write", &path))
+    save_ward_state(wdir, state)
+}
+
+/// What [`Runtime::admit`] decided.
+struct Admitted {
+    bundle: PathBuf,
+    spec: Spec,
+    profile: Profile,
+    policy: harden::Policy,
+    ctx: harden::HardenContext,
+    joins: pod::Joins,
+    protected: Protected,
+    rootfs: resolve::Handle,
 }
 
 fn new_netns(spec: &Spec) -> bool {
@@ -109,6 +173,12 @@ fn new_netns(spec: &Spec) -> bool {
 impl Runtime {
     /// Create a container: everything up to (not including) the user program.
     /// Returns the init pid, a child of the caller.
+    ///
+    /// Crash-safe: each side effect is recorded before it is made (the state dir and range
+    /// claim together, then `ward.json` naming the cgroup dirs before they exist, the
+    /// supervisor's pid record before it serves), and every mount lives in a private mount
+    /// namespace that dies with the process; so `delete --force` after a kill at any point
+    /// removes everything.
     pub fn create(&self, id: &ContainerId, opts: CreateOptions) -> Result<i32> {
         if opts.no_pivot {
             return Err(Error::Unsupported(
@@ -121,57 +191,62 @@ impl Runtime {
             return Err(Error::Exists(id.to_string()));
         }
         let _warmup = migration_warmup();
-        let bundle = std::fs::canonicalize(&opts.bundle).map_err(|e| Error::Spec {
-            path: opts.bundle.clone(),
-            message: format!("bundle: {e}"),
-        })?;
-        let mut spec = load_spec(&bundle)?;
-        crate::preflight::spec_input(&spec, &crate::preflight::Host::current())?;
-        crate::hooks::bound_timeouts(&mut spec, self.node.hooks.default_timeout_secs);
-        let profile = self.select_profile(&spec)?;
-        let policy = self.policy(&profile)?;
-        let ctx = self.context(id, &spec);
-        let mut joins = pod::plan(&spec, id.as_str(), &ctx, |sid| self.pod_sandbox(sid))?;
-        crate::hooks::check(&spec, &self.node.hooks.allow)?;
-        crate::cgroup_guard::refuse_taken(&spec, &ctx)?;
-        // Resolve the rootfs before anything is allocated: its handle is what gets mounted.
-        let protected = Protected::new(
-            &[&self.root, &self.node.userns.claims_dir],
-            &self.node.mounts.allowed_sensitive,
-        );
-        let root_path = spec
-            .root()
-            .as_ref()
-            .map(|r| r.path().clone())
-            .ok_or_else(|| harden::PolicyError::Spec {
-                field: "root".into(),
-                detail: "missing".into(),
-            })?;
-        let rootfs_handle = resolve::rootfs(&bundle, &root_path, &protected)?;
+        let Admitted {
+            bundle,
+            spec,
+            profile,
+            policy,
+            ctx,
+            mut joins,
+            protected,
+            rootfs,
+        } = self.admit(id, &opts.bundle)?;
         self.ensure_dirs()?;
 
         let range = self.claim(id, &wdir, joins.sandbox.as_ref())?;
-        let mut cleanup = Cleanup {
-            rt: self,
-            id,
-            armed: true,
-            prepared: None,
-            cgroup_dirs: vec![],
-            cgroup_leaf: None,
-        };
+        let mut cleanup = Cleanup::new(self, id);
         let HardenedSpec {
             mut spec,
             volumes,
             spec_seccomp,
             dropped_caps,
+            overrides,
         } = harden::harden(spec, &policy, &range, &ctx)?;
         crate::preflight::identity(&spec)?;
-        crate::preflight::rootfs_view(&spec, rootfs_handle.fd.as_fd())?;
-        if !dropped_caps.is_empty() {
-            tracing::info!(id = %id, dropped = ?dropped_caps, "capabilities not allowed by policy were dropped");
-        }
+        crate::preflight::rootfs_view(&spec, rootfs.fd.as_fd())?;
+        report_overrides(id, &wdir, &profile, &overrides);
+        crate::hooks::bound_timeouts(&mut spec, self.node.hooks.default_timeout_secs);
+        let hooks = hook_run::take(&mut spec);
+        let cgroup = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().clone())
+            .expect("harden sets cgroupsPath");
+        cleanup.cgroup_dirs = missing_cgroup_ancestors(&cgroup);
+        let mut state = WardState {
+            id: id.to_string(),
+            bundle,
+            profile: profile.name().to_string(),
+            profile_hash: profile.hash(),
+            range,
+            prepared: rootfs::Prepared::default(),
+            // Planned leaves first: a kill between the claim and the next record must not
+            // leave them behind.
+            created_cgroup_dirs: crate::cgroup_guard::planned_leaves(&cgroup)
+                .into_iter()
+                .chain(cleanup.cgroup_dirs.iter().cloned())
+                .collect(),
+            dropped_caps,
+            config_path: self.config_path.clone(),
+            preserve_fds: opts.preserve_fds,
+            sandbox: crate::pod_trust::is_sandbox(&spec),
+            cgroup_claimed: false,
+            overrides,
+            hooks,
+        };
+        save_ward_state(&wdir, &state)?;
         let resolved = Resolved {
-            rootfs: rootfs_handle,
+            rootfs,
             volumes: resolve::volumes(&spec, &volumes, &protected)?,
         };
         let mode = self.seccomp_mode(&profile);
@@ -187,60 +262,93 @@ impl Runtime {
         // mount namespace, which it must not hold on to).
         let _supervisor = self.start_supervisor(id, &wdir, &profile, mode, &mut plan)?;
 
-        // Detached, idmapped copies of the layers and volumes, made from the handles.
         // The container's user namespace, owned by the range's base uid (charged there, not
-        // to host root); it also idmaps the mounts.
+        // to host root); it also idmaps the layers and volumes, cloned from the handles.
         let (userns, userns_fd) =
             ContainerUserns::create(&range, &self.node.userns.limits, joins.sandbox.is_none())?;
         let detached = rootfs::detach(&resolved, &userns_fd, self.node.mounts.allow_unmapped)?;
-        drop(userns_fd);
-        drop(resolved);
+        drop((userns_fd, resolved));
         let private = PrivateMounts::enter()?;
         let prepared = rootfs::attach(detached, &wdir, &range)?;
         cleanup.prepared = Some(prepared.clone());
         self.point_spec_at(&mut spec, &prepared);
         joins.rewrite(&mut spec, &wdir)?;
         userns.join_in(&mut spec);
-        let cgroup = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.cgroups_path().clone())
-            .expect("harden sets cgroupsPath");
-        cleanup.cgroup_dirs = missing_cgroup_ancestors(&cgroup);
         // Ward makes the leaf itself (failing if it appeared meanwhile); only then is it ours
-        // to remove on failure.
+        // to remove, and its processes ours to kill.
         let leaves = crate::cgroup_guard::claim(&cgroup)?;
         cleanup.cgroup_dirs.splice(0..0, leaves);
-        cleanup.cgroup_leaf = Some(cgroup);
-        let state = WardState {
-            id: id.to_string(),
-            bundle: bundle.clone(),
-            profile: profile.name().to_string(),
-            profile_hash: profile.hash(),
-            range,
-            prepared,
-            created_cgroup_dirs: cleanup.cgroup_dirs.clone(),
-            dropped_caps,
-            config_path: self.config_path.clone(),
-            preserve_fds: opts.preserve_fds,
-            sandbox: crate::pod_trust::is_sandbox(&spec),
-        };
+        cleanup.cgroup_leaf = Some(cgroup.clone());
+        state.prepared = prepared;
+        state.created_cgroup_dirs = cleanup.cgroup_dirs.clone();
+        state.cgroup_claimed = true;
         save_state(&wdir, &spec, &state)?;
 
         let pid = self.launch(id, &wdir, plan, &joins, opts)?;
         drop(private);
         joins.verify(pid)?;
         userns.verify(pid)?;
-        let leaf = cleanup.cgroup_leaf.as_deref().expect("set before launch");
-        charge::supervisor_into_cgroup(&wdir, leaf)?;
+        charge::supervisor_into_cgroup(&wdir, &cgroup)?;
+        crate::oom::apply(&spec, &cgroup, &cgroup_mounts())?;
         if new_netns(&spec) {
-            // As runc and crun: a network namespace of the container's own has its loopback
-            // up (libcontainer leaves it down, and the container has no CAP_NET_ADMIN to fix
-            // it). Ward, in the host's user namespace, sets it from outside.
-            sys::loopback_up(&PathBuf::from(format!("/proc/{pid}/ns/net")))?;
+            // A network namespace of the container's own: loopback up, ports from 0 (see
+            // netns.rs). Ward, in the host's user namespace, sets them from outside.
+            crate::netns::setup_own(pid, &spec)?;
         }
+        // prestart (deprecated) and createRuntime: the container exists, nothing runs yet.
+        let hook_state = hook_run::HookState {
+            oci_version: "1.0.2",
+            id: id.as_str(),
+            status: "created",
+            pid,
+            bundle: &state.bundle,
+            annotations: spec.annotations().as_ref(),
+        };
+        hook_run::run_all("prestart", &state.hooks.prestart, &hook_state)?;
+        hook_run::run_all("createRuntime", &state.hooks.create_runtime, &hook_state)?;
         cleanup.armed = false;
         Ok(pid)
+    }
+
+    /// Everything decided before the create owns anything: the spec, the profile and policy,
+    /// pod joins, the hook and cgroup refusals, and the rootfs resolved to a checked handle.
+    fn admit(&self, id: &ContainerId, bundle: &Path) -> Result<Admitted> {
+        let bundle = std::fs::canonicalize(bundle).map_err(|e| Error::Spec {
+            path: bundle.to_path_buf(),
+            message: format!("bundle: {e}"),
+        })?;
+        let spec = load_spec(&bundle)?;
+        crate::preflight::spec_input(&spec, &crate::preflight::Host::current())?;
+        let profile = self.select_profile(&spec)?;
+        let policy = self.policy(&profile)?;
+        let ctx = self.context(id, &spec);
+        let joins = pod::plan(&spec, id.as_str(), &ctx, |sid| self.pod_sandbox(sid))?;
+        crate::hooks::check(&spec, &self.node.hooks.allow)?;
+        crate::cgroup_guard::refuse_taken(&spec, &ctx)?;
+        crate::oom::check(&spec, &cgroup_mounts())?;
+        let protected = Protected::new(
+            &[&self.root, &self.node.userns.claims_dir],
+            &self.node.mounts.allowed_sensitive,
+        );
+        let root_path = spec
+            .root()
+            .as_ref()
+            .map(|r| r.path().clone())
+            .ok_or_else(|| harden::PolicyError::Spec {
+                field: "root".into(),
+                detail: "missing".into(),
+            })?;
+        let rootfs = resolve::rootfs(&bundle, &root_path, &protected)?;
+        Ok(Admitted {
+            bundle,
+            spec,
+            profile,
+            policy,
+            ctx,
+            joins,
+            protected,
+            rootfs,
+        })
     }
 
     /// The id and a uid range, in one step under the range table's lock: the state dir is made
@@ -313,6 +421,7 @@ impl Runtime {
         joins: &pod::Joins,
         opts: CreateOptions,
     ) -> Result<i32> {
+        crate::groups::clear_callers()?;
         // The init's end of the exec-status FIFO (the init inherits it; `start` reads it).
         let status = crate::exec_status::create(wdir, 3 + opts.preserve_fds as i32)?;
         plan.exec_status = Some(status.as_raw_fd());

@@ -25,6 +25,21 @@ pub const EVENTS_FILE_CAP: u64 = 16 << 20;
 
 /// How often a "N denials suppressed" line may be written.
 const SUMMARY_EVERY: Duration = Duration::from_secs(1);
+/// How long a new supervisor waits for the Ward process that started it to connect.
+const HANDOFF_DEADLINE: Duration = Duration::from_secs(10);
+
+/// poll(2) timeout before the first handoff: never past [`HANDOFF_DEADLINE`].
+fn handoff_timeout(timeout: i32, started: std::time::Instant) -> i32 {
+    let left = HANDOFF_DEADLINE
+        .saturating_sub(started.elapsed())
+        .as_millis() as i32
+        + 1;
+    if timeout < 0 {
+        left
+    } else {
+        timeout.min(left)
+    }
+}
 
 /// The caller's pid in its own pid namespace (last field of NSpid).
 fn container_pid(pid: u32) -> Option<u32> {
@@ -112,6 +127,7 @@ impl Server {
         let mut listeners: Vec<OwnedFd> = Vec::new();
         let mut got_listener = false;
         let mut had_conn = false;
+        let started = std::time::Instant::now();
         loop {
             let mut slots = vec![Slot::Signal, Slot::Listening];
             let mut fds = vec![
@@ -126,8 +142,21 @@ impl Server {
                 slots.push(Slot::Listener(i));
                 fds.push(pollfd(l.as_raw_fd()));
             }
-            if sn::poll(&mut fds, self.poll_timeout()).is_err() {
+            let timeout = if had_conn {
+                self.poll_timeout()
+            } else {
+                handoff_timeout(self.poll_timeout(), started)
+            };
+            if sn::poll(&mut fds, timeout).is_err() {
                 self.error("poll failed");
+                break;
+            }
+            if !had_conn && started.elapsed() >= HANDOFF_DEADLINE {
+                // The Ward process that started this supervisor died before handing over the
+                // container's filter (a create killed half-way): nobody will ever connect.
+                self.error(
+                    "no handoff from the creating Ward process within the deadline; exiting",
+                );
                 break;
             }
             self.summary_if_due();
@@ -181,6 +210,7 @@ impl Server {
     }
 
     /// poll(2) timeout: with denials suppressed, wake up when their summary line is due.
+    /// (Before the first handoff, see [`handoff_timeout`].)
     fn poll_timeout(&self) -> i32 {
         if self.suppressed > 0 {
             SUMMARY_EVERY

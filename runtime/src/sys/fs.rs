@@ -252,9 +252,22 @@ pub fn set_mount_attrs(
     recursive: bool,
     path: &Path,
 ) -> Result<(), SysError> {
+    change_mount_attrs(tree, attrs, 0, recursive, path)
+}
+
+/// Set `set` and clear `clr` (MOUNT_ATTR_*; clearing MOUNT_ATTR__ATIME selects the atime mode
+/// in `set`) on the detached tree `tree`, on every mount of it when `recursive`.
+pub fn change_mount_attrs(
+    tree: BorrowedFd<'_>,
+    set: u64,
+    clr: u64,
+    recursive: bool,
+    path: &Path,
+) -> Result<(), SysError> {
+    let attrs = set;
     let attr = MountAttr {
-        attr_set: attrs,
-        attr_clr: 0,
+        attr_set: set,
+        attr_clr: clr,
         propagation: 0,
         userns_fd: 0,
     };

@@ -2,7 +2,8 @@
 //! (and the container's seccomp filter) answered, one line each: `NAME errno=EPERM` or
 //! `NAME ret=N`.
 //!
-//! - `ward-syscall NAME [ARG...]`: one call (args are decimal or 0x-hex, default 0).
+//! - `ward-syscall NAME [ARG...]`: one call (args are decimal, 0x-hex or 0o-octal, default 0;
+//!   an argument starting with `/` is passed as a pointer to that path, NUL-terminated).
 //! - `ward-syscall threats`: each THREATS.md syscall once, with harmless arguments.
 //! - `ward-syscall loop N NAME [ARG...]`: the call N times; prints a summary line
 //!   `NAME x N errno=E` (first errno seen) and the nanoseconds per call.
@@ -17,6 +18,9 @@ fn nr(name: &str) -> Option<libc::c_long> {
     use libc::*;
     Some(match name {
         "getppid" => SYS_getppid,
+        #[cfg(target_arch = "x86_64")]
+        "open" => SYS_open,
+        "openat" => SYS_openat,
         "getpid" => SYS_getpid,
         "socket" => SYS_socket,
         "unshare" => SYS_unshare,
@@ -126,9 +130,10 @@ const THREATS: &[(&str, [u64; 6])] = &[
 ];
 
 fn parse(s: &str) -> u64 {
-    let r = match s.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16),
-        None => s.parse::<i64>().map(|v| v as u64),
+    let r = match (s.strip_prefix("0x"), s.strip_prefix("0o")) {
+        (Some(h), _) => u64::from_str_radix(h, 16),
+        (_, Some(o)) => u64::from_str_radix(o, 8),
+        _ => s.parse::<i64>().map(|v| v as u64),
     };
     r.unwrap_or_else(|_| {
         eprintln!("ward-syscall: bad number {s:?}");
@@ -173,7 +178,16 @@ fn report(name: &str, r: Result<i64, i32>) {
 fn args_of(rest: &[String]) -> [u64; 6] {
     let mut a = [0u64; 6];
     for (i, s) in rest.iter().take(6).enumerate() {
-        a[i] = parse(s);
+        a[i] = if s.starts_with('/') {
+            // Leaked on purpose: the process makes a handful of calls and exits.
+            let c = std::ffi::CString::new(s.as_str()).unwrap_or_else(|_| {
+                eprintln!("ward-syscall: NUL in path {s:?}");
+                std::process::exit(2)
+            });
+            c.into_raw() as u64
+        } else {
+            parse(s)
+        };
     }
     a
 }
