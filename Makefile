@@ -50,7 +50,9 @@ test-integration:
 # the CLI and through containerd with the shim), runc, crun and the unconfined host column;
 # writes integration/escape/RESULTS.md (ESCAPE_ARGS="--chaos 30" adds chaos, "--exec" writes
 # RESULTS-exec.md). `escape-ci`: the Ward columns only, plus a short chaos
-# pass (ESCAPE_CI_CHAOS seconds per profile, default 15).
+# pass (ESCAPE_CI_CHAOS seconds per profile, default 15). Both also run the rows of Ward's own
+# machinery (host-user attacker, planted symlinks, config.json attacks, parallel creates,
+# charging; a few seconds), not with --exec.
 ESCAPE_ARGS ?=
 escape:
 	CARGO_TARGET_DIR=$(TARGET_DIR) WARD=$(DEBUG_BIN)/ward WARD_SHIM_DIR=$(DEBUG_BIN) \

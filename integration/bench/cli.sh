@@ -48,25 +48,33 @@ fi
 # before it (whichever runtime that was); 100 ms apart, every start pays its own, as an
 # isolated container start on a node does. Both are printed; neither is the "real" one.
 python3 - "$runs" "${#cmds[@]}" "${names[@]}" "${cmds[@]}" <<'PY'
-import shlex, statistics, subprocess, sys, time
+import resource, shlex, statistics, subprocess, sys, time
 runs, n = int(sys.argv[1]), int(sys.argv[2])
 names, cmds = sys.argv[3:3 + n], [shlex.split(c) for c in sys.argv[3 + n:3 + 2 * n]]
 for title, gap in (("back to back", 0.0), ("isolated: 100 ms apart", 0.1)):
     times = {k: [] for k in names}
+    # CPU time of the runtime and the children it waits for (less sensitive to other load on
+    # the machine than wall time).
+    cpu = {k: [] for k in names}
     for i in range(runs + 3):
         for name, cmd in zip(names, cmds):
             time.sleep(gap)
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
             r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
             dt = time.perf_counter() - t
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            dcpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
             if r.returncode != 0:
                 sys.exit(f"{name}: {' '.join(cmd)} exited {r.returncode}")
             if i >= 3:  # warm-up rounds
                 times[name].append(dt * 1000)
+                cpu[name].append(dcpu * 1000)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\n{title} ({runs} interleaved runs each)\n")
-    print("| runtime | median (ms) | min (ms) | ward / runtime |")
-    print("|---|---|---|---|")
+    mcpu = {k: statistics.median(v) for k, v in cpu.items()}
+    print("| runtime | median (ms) | min (ms) | ward / runtime | CPU median (ms) |")
+    print("|---|---|---|---|---|")
     for k in names:
-        print(f"| {k} | {med[k]:.1f} | {min(times[k]):.1f} | {med['ward'] / med[k]:.2f}x |")
+        print(f"| {k} | {med[k]:.1f} | {min(times[k]):.1f} | {med['ward'] / med[k]:.2f}x | {mcpu[k]:.1f} |")
 PY

@@ -2,12 +2,15 @@
 # Escape-attempt suite: build the static probe and the runner, then run the
 # techniques against ward (every enforcing built-in profile, through the CLI
 # and through containerd with Ward's shim), runc, crun and the unconfined host
-# column, print the table and write RESULTS.md.
+# column, then the rows of Ward's own machinery (host-user attacker, planted
+# symlinks, config.json attacks, parallel creates, charging; CLI and shim, runc
+# as a control), print the tables and write RESULTS.md.
 #
 #   integration/escape/run.sh            # full comparison (needs runc, crun)
 #   integration/escape/run.sh --ci       # ward only (CLI + shim) + a short chaos pass; non-zero on any escape or leak
 #   integration/escape/run.sh --chaos 60 # add chaos mode for 60 s per column
 #   integration/escape/run.sh --exec     # techniques through `exec` instead of `run`
+#   ESCAPE_CI_CHAOS=0 integration/escape/run.sh --ci --machinery-only  # only Ward's own machinery (5-15 s)
 #
 # Environment: WARD (ward binary, default $CARGO_TARGET_DIR/debug/ward, built if
 # absent), WARD_SHIM_DIR (dir of containerd-shim-ward-v2, default next to ward),

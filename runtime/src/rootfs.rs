@@ -22,8 +22,6 @@ use crate::sys::{self, SysError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RootfsError {
-    #[error("root.path: {path} does not exist or is not a directory")]
-    Missing { path: PathBuf },
     #[error("root.path: cannot idmap layer {layer} of {rootfs}: {source} (set mounts.allow_unmapped in the node config to run with host-owned files shown as uid 65534)")]
     IdmapRootfs {
         rootfs: PathBuf,

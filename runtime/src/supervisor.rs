@@ -212,12 +212,22 @@ pub fn spawn(cfg: &Config<'_>) -> Result<Connection, SupervisorError> {
                     .ok_or_else(|| SupervisorError::NotStarted(format!("pid {pid} is gone")))?,
                 mode: cfg.mode.as_str().to_string(),
             };
+            // Owner-only, like the rest of the container's state: other host users learn
+            // nothing from Ward's state dir (the escape suite's `host-user-reach` reads it).
             let pid_path = cfg.dir.join(PID_FILE);
-            std::fs::write(
-                &pid_path,
-                serde_json::to_vec(&record).expect("serializable"),
-            )
-            .map_err(io_err("write", &pid_path))?;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&pid_path)
+                .and_then(|mut f| {
+                    std::io::Write::write_all(
+                        &mut f,
+                        &serde_json::to_vec(&record).expect("serializable"),
+                    )
+                })
+                .map_err(io_err("write", &pid_path))?;
             let stream = via_short_path(cfg.dir, |p| UnixStream::connect(p))
                 .map_err(io_err("connect", &sock_path))?;
             Ok(Connection {

@@ -237,17 +237,6 @@ pub fn lock_exclusive(path: &Path) -> Result<File, SysError> {
     Ok(f)
 }
 
-/// The filesystem magic of `path` (statfs f_type).
-pub fn fs_magic(path: &Path) -> Result<i64, SysError> {
-    nix::sys::statfs::statfs(path)
-        .map(|s| s.filesystem_type().0)
-        .map_err(|errno| SysError::Io {
-            op: "statfs",
-            path: path.into(),
-            source: errno.into(),
-        })
-}
-
 pub const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 
 /// The kernel's Landlock ABI version (landlock_create_ruleset with the VERSION flag).

@@ -51,6 +51,7 @@ fn overrides_are_logged_evented_and_annotated() {
         "{ev}"
     );
     assert!(msgs.iter().any(|m| m.contains("CAP_NET_RAW")), "{ev}");
+    assert!(msgs.iter().any(|m| m.starts_with("linux.seccomp")), "{ev}");
     // ward state annotations (what crictl inspect shows of the runtime state).
     let st = ward.state(&id);
     let ann = &st["annotations"];

@@ -138,7 +138,8 @@ fn host_users_cannot_reach_a_containers_mounts_or_state() {
     assert!(!wdir.join("layers/0/bin/busybox").exists());
     // 3. Another host user reaches nothing: no image, no layer, no state file.
     let o = as_nobody(&format!(
-        "for p in {w}/rootfs/bin/suid-sh {w}/layers/0/bin/suid-sh {w}/config.json {w}/ward.json; do \
+        "for p in {w}/rootfs/bin/suid-sh {w}/layers/0/bin/suid-sh {w}/config.json {w}/ward.json \
+           {w}/supervisor.json {w}/events.jsonl; do \
            if cat \"$p\" >/dev/null 2>&1; then echo READ $p; fi; done; \
          ls {w}/layers {w}/rw 2>/dev/null && echo LISTED; \
          {w}/rootfs/bin/suid-sh id -u 2>/dev/null && echo RAN; echo done",

@@ -18,6 +18,9 @@ pub struct Override {
     /// The Kubernetes field that sets it, where one exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<String>,
+    /// The spec set the field (a warning); else Ward filled in what the spec left out (info).
+    #[serde(default)]
+    pub explicit: bool,
 }
 
 impl Override {
@@ -27,7 +30,13 @@ impl Override {
             asked,
             applied,
             kubernetes: k8s.map(str::to_string),
+            explicit: true,
         }
+    }
+
+    fn implicit(mut self, unset: bool) -> Self {
+        self.explicit = !unset;
+        self
     }
 
     /// One line for logs and events.
@@ -65,12 +74,15 @@ fn limit_override(
         Some(b) if b > 0 => b.to_string(),
         _ => "no limit".to_string(),
     };
-    out.push(Override::new(
-        field,
-        asked,
-        format!("{a} (the profile's limit; a tighter spec value is kept)"),
-        Some(k8s),
-    ));
+    out.push(
+        Override::new(
+            field,
+            asked,
+            format!("{a} (the profile's limit; a tighter spec value is kept)"),
+            Some(k8s),
+        )
+        .implicit(before.is_none()),
+    );
 }
 
 /// Compare the spec as given with the hardened one.
@@ -139,12 +151,15 @@ pub fn detect(
             })
     };
     if !has_userns(before) && has_userns(after) {
-        out.push(Override::new(
-            "linux.namespaces",
-            "no user namespace (container root = host root)".into(),
-            "a user namespace on a host uid range of its own".into(),
-            Some("hostUsers"),
-        ));
+        out.push(
+            Override::new(
+                "linux.namespaces",
+                "no user namespace (container root = host root)".into(),
+                "a user namespace on a host uid range of its own".into(),
+                Some("hostUsers"),
+            )
+            .implicit(true),
+        );
     }
     resource_overrides(before, after, &mut out);
     out

@@ -98,7 +98,8 @@ fn missing_cgroup_ancestors(cgroup: &Path) -> Vec<PathBuf> {
 }
 
 /// Say once per field what Ward applied instead of what the spec asked: a warning in the log
-/// and a `spec-override` event in `ward events` (`ward state` shows them as annotations).
+/// (info where the spec left the field out and Ward's default filled it), and a
+/// `spec-override` event in `ward events` (`ward state` shows them as annotations).
 fn report_overrides(
     id: &ContainerId,
     wdir: &Path,
@@ -107,7 +108,11 @@ fn report_overrides(
 ) {
     let mut lines = String::new();
     for o in overrides {
-        tracing::warn!(id = %id, field = %o.field, asked = %o.asked, applied = %o.applied, "spec overridden");
+        if o.explicit {
+            tracing::warn!(id = %id, field = %o.field, asked = %o.asked, applied = %o.applied, "spec overridden");
+        } else {
+            tracing::info!(id = %id, field = %o.field, asked = %o.asked, applied = %o.applied, "spec completed by Ward's defaults");
+        }
         let mut e = crate::supervisor::Event::new("spec-override", id.as_str(), profile.name());
         e.message = Some(o.line());
         lines.push_str(&serde_json::to_string(&e).expect("serializable"));
@@ -214,7 +219,6 @@ impl Runtime {
         } = harden::harden(spec, &policy, &range, &ctx)?;
         crate::preflight::identity(&spec)?;
         crate::preflight::rootfs_view(&spec, rootfs.fd.as_fd())?;
-        report_overrides(id, &wdir, &profile, &overrides);
         crate::hooks::bound_timeouts(&mut spec, self.node.hooks.default_timeout_secs);
         let hooks = hook_run::take(&mut spec);
         let cgroup = spec
@@ -306,6 +310,8 @@ impl Runtime {
         };
         hook_run::run_all("prestart", &state.hooks.prestart, &hook_state)?;
         hook_run::run_all("createRuntime", &state.hooks.create_runtime, &hook_state)?;
+        // Said once the container exists: a refused create prints its one error line only.
+        report_overrides(id, &wdir, &profile, &state.overrides);
         cleanup.armed = false;
         Ok(pid)
     }

@@ -4,6 +4,7 @@
 //! `ward-probe list` prints the ids, `ward-probe all` runs each in a forked
 //! child so that a crash or kill of one technique is reported, not fatal.
 
+mod hold;
 mod report;
 mod sandbox;
 mod sys;
@@ -126,6 +127,7 @@ fn main() {
         }
         "race-flip" => tech::race_flip(&args[2..]),
         "host-sandbox" => sandbox::main(&args[2..]),
+        "hold-inotify" => hold::hold_inotify(&args[2..]),
         "all" => {
             let ctx = parse_ctx(&args[2..]);
             for t in tech::ALL {

@@ -322,6 +322,7 @@ fn column(s: &Suite, col: usize, seconds: u64) -> Vec<String> {
 pub fn run(s: &mut Suite, cli: &Cli) -> Result<i32, String> {
     // Sequential baseline first: chaos must not change a verdict.
     s.run_sequential();
+    crate::machinery::run(s);
     s.concurrent = true;
     let mut notes = Vec::new();
     for col in 0..s.columns.len() {

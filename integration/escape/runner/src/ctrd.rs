@@ -20,6 +20,9 @@ const IMAGE: &str = "localhost/ward-escape-probe:latest";
 const IMAGE_NOBODY: &str = "localhost/ward-escape-probe-nobody:latest";
 const NS: &str = "default";
 
+/// The shim's state dir (node config `shim.state_dir`; the suite's configs keep the default).
+const SHIM_STATE_DIR: &str = "/run/containerd/ward";
+
 pub struct Ctrd {
     harness: Containerd,
     /// Node config per profile (`default_profile` = that profile).
@@ -108,9 +111,17 @@ impl Ctrd {
         ))
     }
 
-    fn run_cmd(&self, profile: &str, spec: &Spec, id: &str, detach: bool) -> std::process::Command {
+    fn run_cmd(
+        &self,
+        profile: &str,
+        spec: &Spec,
+        id: &str,
+        detach: bool,
+        extra: &[String],
+    ) -> std::process::Command {
         let mut c = self.harness.ctr_cmd(Some(NS));
         c.arg("run").arg(if detach { "-d" } else { "--rm" });
+        c.args(extra);
         c.args(["--runtime", WARD_RUNTIME]);
         if let Some(cfg) = self.configs.get(profile) {
             c.arg("--runtime-config-path").arg(cfg);
@@ -132,9 +143,41 @@ impl Ctrd {
 
     /// `ctr run --rm` of the spec's args, foreground.
     pub fn run(&self, profile: &str, spec: &Spec, id: &str, timeout: Duration) -> Output {
-        let mut c = self.run_cmd(profile, spec, id, false);
+        let mut c = self.run_cmd(profile, spec, id, false, &[]);
         c.args(&spec.args);
         run_cmd(c, timeout)
+    }
+
+    /// `ctr run` (`-d` if `detach`, else `--rm` in the foreground) of the spec's args, with
+    /// `extra` flags (`--annotation`, `--with-ns`, ...) before the image.
+    pub fn run_with(
+        &self,
+        profile: &str,
+        spec: &Spec,
+        id: &str,
+        detach: bool,
+        extra: &[String],
+        timeout: Duration,
+    ) -> Output {
+        let mut c = self.run_cmd(profile, spec, id, detach, extra);
+        c.args(&spec.args);
+        run_cmd(c, timeout)
+    }
+
+    /// The pid of `id`'s task, from `ctr tasks ls`.
+    pub fn task_pid(&self, id: &str) -> Option<i32> {
+        let out = self.harness.ctr_ok(NS, &["tasks", "ls"]).ok()?;
+        out.lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.first() == Some(&id)).then(|| f.get(1)?.parse().ok())?
+            })
+            .next()
+    }
+
+    /// Where Ward's shim keeps this namespace's containers (its state root).
+    pub fn ward_root(&self) -> PathBuf {
+        Path::new(SHIM_STATE_DIR).join(NS)
     }
 
     /// Start `sleep` detached, then `ctr tasks exec` the probe into it.
@@ -146,7 +189,7 @@ impl Ctrd {
         args: &[String],
         timeout: Duration,
     ) -> Output {
-        let mut c = self.run_cmd(profile, spec, id, true);
+        let mut c = self.run_cmd(profile, spec, id, true, &[]);
         c.args(["/bin/sleep", "3600"]);
         let started = run_cmd(c, Duration::from_secs(60));
         if started.status != Some(0) {

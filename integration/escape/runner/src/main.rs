@@ -8,6 +8,10 @@ mod chaos;
 mod cpu;
 mod ctrd;
 mod host;
+mod machinery;
+mod machinery_cfg;
+mod machinery_host;
+mod machinery_par;
 mod race;
 mod report;
 mod rt;
@@ -84,6 +88,12 @@ pub struct Cli {
     /// Per-technique timeout in seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+    /// Skip the "Ward's own machinery" section (run by default, except with --exec).
+    #[arg(long)]
+    pub no_machinery: bool,
+    /// Only the "Ward's own machinery" section: no probe technique.
+    #[arg(long, conflicts_with = "no_machinery")]
+    pub machinery_only: bool,
     /// Keep the work directory for inspection.
     #[arg(long)]
     pub keep: bool,

@@ -23,6 +23,8 @@ pub struct Suite {
     pub techniques: Vec<String>,
     pub run_id: String,
     pub cells: Vec<Cell>,
+    /// The "Ward's own machinery" rows (machinery.rs), reported in a section of their own.
+    pub machinery: Vec<Cell>,
     pub opts: Opts,
     /// Set in chaos mode: neighbours share the rootfs, so the per-technique
     /// leaked-process scan is deferred to the end of the run.
@@ -38,6 +40,8 @@ pub struct Opts {
     pub timeout: u64,
     pub json: Option<PathBuf>,
     pub markdown: Option<PathBuf>,
+    /// Run the machinery section (not with --exec: it is not about exec).
+    pub machinery: bool,
 }
 
 impl Suite {
@@ -78,7 +82,9 @@ impl Suite {
         let canaries = Canaries::plant(&paths, &paths.work.join("sock"), bins)?;
         bundle::build_rootfs(&paths, probe)?;
         let all = list_techniques(&paths.rootfs.join("bin/ward-probe"))?;
-        let techniques = if cli.techniques.is_empty() {
+        let techniques = if cli.machinery_only {
+            Vec::new()
+        } else if cli.techniques.is_empty() {
             all
         } else {
             for t in &cli.techniques {
@@ -95,6 +101,7 @@ impl Suite {
             techniques,
             run_id,
             cells: Vec::new(),
+            machinery: Vec::new(),
             opts: Opts {
                 exec: cli.exec,
                 mem_mib: cli.mem_mib,
@@ -103,6 +110,7 @@ impl Suite {
                 timeout: cli.timeout,
                 json: cli.json.clone(),
                 markdown: cli.markdown.clone(),
+                machinery: !cli.no_machinery && !cli.exec,
             },
             concurrent: false,
         })
@@ -357,6 +365,7 @@ impl Suite {
 
     pub fn run_all(&mut self) -> Result<i32, String> {
         self.run_sequential();
+        crate::machinery::run(self);
         self.finish(None)
     }
 
@@ -385,6 +394,21 @@ impl Suite {
     pub fn finish(&self, chaos_notes: Option<&[String]>) -> Result<i32, String> {
         let labels: Vec<String> = self.columns.iter().map(|c| c.label()).collect();
         println!("{}", report::table(&self.techniques, &labels, &self.cells));
+        let mach: Vec<String> = crate::machinery::TECHNIQUES
+            .iter()
+            .map(|t| t.0.to_string())
+            .collect();
+        let mach_cols: Vec<String> = [
+            crate::machinery::CLI,
+            crate::machinery::SHIM,
+            crate::machinery::RUNC,
+        ]
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+        if !self.machinery.is_empty() {
+            println!("{}", report::table(&mach, &mach_cols, &self.machinery));
+        }
         if let Some(p) = &self.opts.markdown {
             let md = report::markdown(
                 &self.techniques,
@@ -392,19 +416,25 @@ impl Suite {
                 &self.cells,
                 self.opts.exec,
                 chaos_notes,
-            );
+            ) + &crate::machinery::markdown(&self.machinery);
             std::fs::write(p, md).map_err(|e| format!("write {}: {e}", p.display()))?;
         }
         if let Some(p) = &self.opts.json {
-            let j = report::json(&self.cells, chaos_notes);
+            let all: Vec<Cell> = self.cells.iter().chain(&self.machinery).cloned().collect();
+            let j = report::json(&all, chaos_notes);
             std::fs::write(p, j).map_err(|e| format!("write {}: {e}", p.display()))?;
         }
+        // A machinery row that could not be judged fails too: its setup is the runner's own.
         let bad: Vec<&Cell> = self
             .cells
             .iter()
             .filter(|c| {
                 c.column.starts_with("ward") && (c.verdict == "escaped" || !c.leaks.is_empty())
             })
+            .chain(self.machinery.iter().filter(|c| {
+                c.column.starts_with("ward")
+                    && (c.verdict == "escaped" || c.verdict == "error" || !c.leaks.is_empty())
+            }))
             .collect();
         for c in &bad {
             eprintln!(
