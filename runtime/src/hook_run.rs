@@ -5,7 +5,9 @@
 //! - a failing `prestart`/`createRuntime` hook fails create, naming the hook;
 //! - a failing `poststart` hook is logged and `start` stands; a failing `poststop` hook is
 //!   logged and `delete` goes on;
-//! - every hook has a timeout: its own `timeout` when positive, else [`DEFAULT_TIMEOUT`].
+//! - every hook has a timeout: its own `timeout` when positive, else the node's
+//!   `[hooks] default_timeout_secs` (set by `hooks::bound_timeouts` at create), else
+//!   [`DEFAULT_TIMEOUT`].
 //!
 //! Which programs may run at all is `hooks.rs`'s (the node's `[hooks] allow` list).
 //! `createContainer` stays with libcontainer (it runs in the container's namespaces).
