@@ -17,6 +17,8 @@ use crate::profile::{
     SeccompPolicy, Tmpfs,
 };
 
+mod rootfs;
+
 const MAX_DEPTH: usize = 16;
 const MAX_RULE_EXPANSION: usize = 64;
 
@@ -80,6 +82,7 @@ struct RawProfile {
     #[serde(default)]
     landlock: RawLandlock,
     tmpfs: Option<Vec<Spanned<RawTmpfs>>>,
+    rootfs: Option<Spanned<rootfs::RawRootfs>>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -421,6 +424,7 @@ fn apply(
         capabilities: Vec::new(),
         landlock: LandlockPolicy::default(),
         tmpfs: Vec::new(),
+        rootfs: Default::default(),
         limits: Limits::default(),
         shareable_namespaces: Vec::new(),
         provenance: BTreeMap::new(),
@@ -460,6 +464,9 @@ fn apply(
         if paths.windows(2).any(|w| w[0] == w[1]) {
             return Err(src.err(0..0, "tmpfs", "the same path is declared twice"));
         }
+    }
+    if let Some(r) = raw.rootfs {
+        p.rootfs = rootfs::rootfs(src, r)?;
     }
     apply_limits(src, &mut p.limits, raw.limits)?;
     if let Some(ns) = raw.namespaces.shareable {

@@ -99,6 +99,17 @@ fn norm(p: &str) -> String {
 /// [`RW_DEVICES`] and `/dev/shm` (if mounted) read-write, plus the profile's extras.
 /// Rules on the same path are merged (union of access).
 pub fn landlock_plan(profile: &Profile, mounts: &[MountAccess]) -> LandlockPlan {
+    landlock_plan_rootfs(profile, mounts, false)
+}
+
+/// [`landlock_plan`] for a container whose spec asked for a writable rootfs
+/// (`root.readonly: false`): `/` is also writable, but only when the profile allows it
+/// (`[rootfs] writable = true`); otherwise the rootfs stays read-only and so does `/` here.
+pub fn landlock_plan_rootfs(
+    profile: &Profile,
+    mounts: &[MountAccess],
+    spec_writable_rootfs: bool,
+) -> LandlockPlan {
     let ll = profile.landlock();
     let strict = ll.exec == ExecScope::BinDirs;
     let mut rules: Vec<LandlockRule> = Vec::new();
@@ -116,6 +127,9 @@ pub fn landlock_plan(profile: &Profile, mounts: &[MountAccess]) -> LandlockPlan 
         }
     } else {
         add("/", FsAccess::ReadExec);
+    }
+    if spec_writable_rootfs && profile.rootfs().writable {
+        add("/", FsAccess::ReadWrite);
     }
     for d in RW_DEVICES {
         add(d, FsAccess::ReadWrite);

@@ -27,12 +27,13 @@ pub use error::ProfileError;
 pub use explain::{evaluate, explain, unconditional, Explanation, Verdict};
 pub use groups::{group, Group, GROUPS, WARD_DANGEROUS};
 pub use landlock::{
-    landlock_plan, FsAccess, LandlockPlan, LandlockRule, MountAccess, BIN_DIRS, RW_DEVICES,
+    landlock_plan, landlock_plan_rootfs, FsAccess, LandlockPlan, LandlockRule, MountAccess,
+    BIN_DIRS, RW_DEVICES,
 };
 pub use oci::{compile_oci_seccomp, export_oci, import_oci_json};
 pub use profile::{
     Action, ArgCond, ArgRule, ArgTest, ArgWidth, CmpOp, ExecScope, LandlockPolicy, Limits, Profile,
-    SeccompPolicy, SyscallPolicy, Tmpfs,
+    RootfsPolicy, SeccompPolicy, SyscallPolicy, Tmpfs,
 };
 pub use seccomp::{
     compile_seccomp, rewrite_trap_to_notify, Mode, SeccompProgram, NOTIFY_PROTOCOL_SYSCALLS,

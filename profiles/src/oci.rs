@@ -280,6 +280,7 @@ pub fn import_oci_json(json: &str, name: &str) -> Result<Profile, ProfileError> 
         capabilities: Vec::new(),
         landlock: LandlockPolicy::default(),
         tmpfs: Vec::new(),
+        rootfs: Default::default(),
         limits: Limits::default(),
         shareable_namespaces: Vec::new(),
         provenance,

@@ -246,6 +246,25 @@ pub struct Tmpfs {
     pub noexec: bool,
 }
 
+/// Whether the container's rootfs may be writable (`[rootfs]`). Off by default: the rootfs
+/// is read-only and only the profile's tmpfs paths are writable. When allowed, a spec that
+/// asks (`root.readonly: false`) gets a writable rootfs whose writes land in a per-container
+/// upper layer on a tmpfs of `size_bytes`, gone with the container.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RootfsPolicy {
+    /// A spec may ask for a writable rootfs.
+    pub writable: bool,
+    /// Size limit of the writable layer, in bytes (set when `writable`).
+    pub size_bytes: Option<u64>,
+}
+
+impl RootfsPolicy {
+    /// The writable layer's size when a writable rootfs is allowed, else `None`.
+    pub fn writable_size(&self) -> Option<u64> {
+        self.size_bytes.filter(|_| self.writable)
+    }
+}
+
 /// Resource limits (cgroup).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
@@ -270,6 +289,7 @@ pub struct Profile {
     pub(crate) capabilities: Vec<String>,
     pub(crate) landlock: LandlockPolicy,
     pub(crate) tmpfs: Vec<Tmpfs>,
+    pub(crate) rootfs: RootfsPolicy,
     pub(crate) limits: Limits,
     pub(crate) shareable_namespaces: Vec<String>,
     /// syscall -> where its unconditional action came from (for `explain`); not part of
@@ -285,6 +305,7 @@ impl PartialEq for Profile {
             && self.capabilities == other.capabilities
             && self.landlock == other.landlock
             && self.tmpfs == other.tmpfs
+            && self.rootfs == other.rootfs
             && self.limits == other.limits
             && self.shareable_namespaces == other.shareable_namespaces
     }
@@ -314,6 +335,10 @@ impl Profile {
     /// tmpfs mounts the runtime adds.
     pub fn tmpfs(&self) -> &[Tmpfs] {
         &self.tmpfs
+    }
+    /// Whether a spec may have a writable rootfs, and its size.
+    pub fn rootfs(&self) -> &RootfsPolicy {
+        &self.rootfs
     }
     /// cgroup limits.
     pub fn limits(&self) -> &Limits {
@@ -411,6 +436,13 @@ impl Profile {
             let _ = writeln!(out, "size = {}", t.size_bytes);
             let _ = writeln!(out, "mode = \"{:o}\"", t.mode);
             let _ = writeln!(out, "noexec = {}", t.noexec);
+        }
+        if self.rootfs.writable {
+            // Rendered only when set, so the hash of every profile without it is unchanged.
+            out.push_str("\n[rootfs]\nwritable = true\n");
+            if let Some(size) = self.rootfs.size_bytes {
+                let _ = writeln!(out, "size = {size}");
+            }
         }
         out.push_str("\n[limits]\n");
         let l = &self.limits;

@@ -38,6 +38,8 @@ const KNOWN_KEYS: &[&str] = &[
     "size",
     "mode",
     "noexec",
+    "rootfs",
+    "writable",
     "limits",
     "pids",
     "memory",

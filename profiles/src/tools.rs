@@ -186,6 +186,15 @@ pub fn lint(profile: &Profile) -> Vec<Finding> {
             }
         }
     }
+    if profile.rootfs().writable {
+        push(
+            Severity::Warning,
+            "rootfs.writable: a spec that asks gets a writable rootfs, and what it writes there \
+             can be executed (Landlock grants write on /, bin dirs included); prefer [[tmpfs]] at \
+             the paths the image writes"
+                .into(),
+        );
+    }
     if profile.limits().pids.is_none() {
         push(Severity::Warning, "no pids limit (fork bomb)".into());
     }
@@ -301,6 +310,7 @@ pub fn diff(a: &Profile, b: &Profile) -> ProfileDiff {
             .collect()
     };
     set_diff(&mut lines, "tmpfs", &tmp(a), &tmp(b));
+    changed(&mut lines, "rootfs", a.rootfs(), b.rootfs());
     let (ma, mb) = (a.limits(), b.limits());
     changed(&mut lines, "limits.pids", &ma.pids, &mb.pids);
     changed(

@@ -70,9 +70,6 @@ pub fn refuse_taken(spec: &Spec, ctx: &HardenContext) -> crate::Result<()> {
     }
 }
 
-/// Create the leaf `cgroup` (and missing ancestors) in every hierarchy. A leaf that exists
-/// already is refused, and the leaves made so far are removed again. Returns the leaf
-/// directories made (to be removed with the container).
 /// SIGKILL every process in the cgroup directories `dirs` (absolute, Ward-made: a container's
 /// leaves), until they are empty or `timeout` passes. For `delete --force` after a create that
 /// was killed half-way, when libcontainer's state is missing or partial and cannot list them.
@@ -97,6 +94,9 @@ pub fn kill_all(dirs: &[PathBuf], timeout: std::time::Duration) {
     }
 }
 
+/// Create the leaf `cgroup` (and missing ancestors) in every hierarchy. A leaf that exists
+/// already is refused, and the leaves made so far are removed again. Returns the leaf
+/// directories made (to be removed with the container).
 pub fn claim(cgroup: &Path) -> Result<Vec<PathBuf>, CgroupGuardError> {
     claim_in(cgroup, &cgroup_mounts())
 }
@@ -193,5 +193,31 @@ mod tests {
             Some(b.join("pod/victim"))
         );
         assert_eq!(existing(Path::new("/pod/new"), &mounts), None);
+    }
+
+    /// A systemd-style path lands in the nested slice dirs of every hierarchy: each v1
+    /// controller (and the named and unified ones) on the hybrid layout, the one unified root
+    /// on pure v2; the guard still refuses an existing scope.
+    #[test]
+    fn systemd_path_in_v1_hybrid_and_v2_layouts() {
+        let p = crate::harden::systemd_path::SystemdPath::parse(
+            "kubepods-burstable-podu1.slice:cri-containerd:c1",
+        )
+        .unwrap()
+        .cgroup();
+        let rel = "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podu1.slice/cri-containerd-c1.scope";
+        let t = tempfile::tempdir().unwrap();
+        let hybrid: Vec<PathBuf> = ["memory", "cpu,cpuacct", "pids", "systemd", "unified"]
+            .iter()
+            .map(|c| t.path().join("v1").join(c))
+            .collect();
+        let v2 = vec![t.path().join("v2")];
+        for mounts in [&hybrid, &v2] {
+            let made = claim_in(&p, mounts).unwrap();
+            assert_eq!(made, mounts.iter().map(|m| m.join(rel)).collect::<Vec<_>>());
+            assert!(made.iter().all(|d| d.is_dir()));
+            let e = claim_in(&p, mounts).unwrap_err();
+            assert!(matches!(e, CgroupGuardError::Taken { .. }), "{e}");
+        }
     }
 }

@@ -113,6 +113,7 @@ pub fn run(opts: &CheckOptions) -> Report {
         "/proc/sys/kernel/seccomp/actions_avail",
     )));
     rows.push(cgroup_row(&opts.cgroup_root));
+    rows.push(systemd_driver_row(Path::new("/run/systemd/system")));
     rows.push(containerd_version_row(&opts.containerd_bin));
     rows.push(ward_configured_row(&opts.containerd_config));
     Report { rows }
@@ -373,6 +374,22 @@ fn cgroup_row(root: &Path) -> Row {
     }
 }
 
+/// kubelet's systemd cgroup driver (`slice:prefix:name` paths): mapped to cgroupfs where no
+/// systemd runs; refused where it runs (the scope would be systemd's to make, over D-Bus).
+fn systemd_driver_row(marker: &Path) -> Row {
+    let running = marker.exists();
+    Row {
+        name: "systemd cgroup driver",
+        value: if running {
+            "systemd runs: slice:prefix:name paths refused; use cgroupfs".into()
+        } else {
+            "no systemd: slice:prefix:name mapped to cgroupfs".into()
+        },
+        required: false,
+        ok: !running,
+    }
+}
+
 // ---------------------------------------------------------------- containerd
 
 /// The version token of `containerd --version` output
@@ -536,6 +553,14 @@ mod tests {
     }
 
     #[test]
+    fn systemd_driver() {
+        let t = tempfile::tempdir().unwrap();
+        assert!(systemd_driver_row(&t.path().join("none")).ok);
+        let r = systemd_driver_row(t.path());
+        assert!(!r.ok && !r.required && r.value.contains("refused"), "{r:?}");
+    }
+
+    #[test]
     fn seccomp_actions() {
         let a = "kill_process kill_thread trap errno user_notif trace log allow\n";
         assert!(has_seccomp_action(a, "user_notif"));
@@ -579,6 +604,6 @@ mod tests {
             ..CheckOptions::default()
         });
         eprintln!("{r}");
-        assert_eq!(r.rows.len(), 9);
+        assert_eq!(r.rows.len(), 10);
     }
 }

@@ -2,7 +2,10 @@
 //! container's id range, so container root sees its files as root-owned and nothing is
 //! chowned. The rootfs becomes an overlay of idmapped lower layers (an overlay itself cannot be
 //! idmapped) with a fresh upper layer in Ward's state dir, remounted read-only by the launcher
-//! once mount points exist.
+//! once mount points exist. Where the profile allows a writable rootfs and the spec asks for
+//! one, the upper layer lives on a size-limited tmpfs mounted over `<state dir>/rw` inside the
+//! private mount namespace (never on the host's disk, never visible on the host, gone with the
+//! container), and the rootfs stays read-write.
 //!
 //! Two phases, so no host user can reach any of it: [`detach`] clones each checked handle
 //! (from `resolve`) into a detached, idmapped, `nosuid,nodev` mount (layers read-only) in the
@@ -302,17 +305,29 @@ pub fn detach(
     Ok(d)
 }
 
+/// Whether a hardened spec's rootfs is writable (harden set `root.readonly` false: the profile
+/// allows it and the spec asked).
+pub fn spec_writable(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.root().as_ref().and_then(|r| r.readonly()) == Some(false)
+}
+
 /// Phase two, inside Ward's private mount namespace: attach the detached layers and volumes
 /// under `state_dir` and build the overlay rootfs over the layers. Nothing attached here
-/// shows in the host's mount namespace; the container's init inherits it.
-pub fn attach(d: Detached, state_dir: &Path, range: &IdRange) -> Result<Prepared, RootfsError> {
+/// shows in the host's mount namespace; the container's init inherits it. `writable`: the
+/// size of the tmpfs that holds a writable rootfs's upper layer.
+pub fn attach(
+    d: Detached,
+    state_dir: &Path,
+    range: &IdRange,
+    writable: Option<u64>,
+) -> Result<Prepared, RootfsError> {
     let mut p = Prepared {
         rootfs: state_dir.join("rootfs"),
         idmapped: d.idmapped,
         private: true,
         ..Default::default()
     };
-    let r = attach_inner(d, state_dir, range, &mut p);
+    let r = attach_inner(d, state_dir, range, writable, &mut p);
     if r.is_err() {
         let _ = p.undo();
     }
@@ -323,6 +338,7 @@ fn attach_inner(
     d: Detached,
     state_dir: &Path,
     range: &IdRange,
+    writable: Option<u64>,
     p: &mut Prepared,
 ) -> Result<(), RootfsError> {
     let mut lowers = vec![];
@@ -332,6 +348,14 @@ fn attach_inner(
         sys::move_mount(tree, &target)?;
         p.mounts.push(target.clone());
         lowers.push(target);
+    }
+    if let Some(size) = writable {
+        // The writable layer: a tmpfs of the profile's size, root's and 0700 like the dir it
+        // covers. Mounted here, in the private namespace: the host's `rw` stays an empty dir.
+        // Its pages are charged to the memory cgroup of whoever writes them (the container).
+        let rw = state_dir.join("rw");
+        sys::mount_tmpfs(&rw, size, 0o700)?;
+        p.mounts.push(rw);
     }
     let upper = state_dir.join("rw/upper");
     let work = state_dir.join("rw/work");

@@ -94,6 +94,7 @@ pub struct Runtime {
     seccomp_mode: Option<crate::config::SeccompMode>,
     event_log: crate::supervisor::EventLog,
     pods_enabled: bool,
+    systemd_cgroup: bool,
 }
 
 /// `ward state` annotations: the container's own, plus one `ward.dev/override.<field>` per
@@ -209,16 +210,6 @@ fn arch() -> Arch {
 
 impl Runtime {
     pub fn new(opts: RuntimeOptions) -> Result<Self> {
-        if opts.systemd_cgroup {
-            let why = if Path::new("/run/systemd/system").exists() {
-                "Ward manages cgroups with cgroupfs only"
-            } else {
-                "this node does not run systemd"
-            };
-            return Err(Error::Unsupported(format!(
-                "--systemd-cgroup: not supported ({why}); use a cgroupfs cgroupsPath"
-            )));
-        }
         let (node, config_path) = match &opts.config_path {
             Some(p) => (NodeConfig::load(p, true)?, Some(p.clone())),
             None => (
@@ -239,6 +230,7 @@ impl Runtime {
             seccomp_mode: opts.seccomp_mode,
             event_log: opts.event_log,
             pods_enabled,
+            systemd_cgroup: opts.systemd_cgroup,
         })
     }
 
@@ -371,6 +363,7 @@ impl Runtime {
             },
             host_namespaces: self.node.namespaces.allow_host.iter().cloned().collect(),
             allowed_sensitive: self.node.mounts.allowed_sensitive.clone(),
+            writable_rootfs: profile.rootfs().writable_size(),
         })
     }
 
@@ -393,6 +386,8 @@ impl Runtime {
             id: id.to_string(),
             cgroup_dirs,
             own_cgroup: harden::cgroups::own_cgroup_from(&own, pure_v2),
+            systemd_cgroup: self.systemd_cgroup,
+            systemd_running: Path::new("/run/systemd/system").exists(),
             ..Default::default()
         };
         // The host's namespaces: those of pid 1, and Ward's own (Ward runs in the host's
@@ -473,7 +468,11 @@ impl Runtime {
         Ok(SandboxPlan {
             profile: profile.name().to_string(),
             seccomp,
-            landlock: ward_profiles::landlock_plan(profile, &mounts),
+            landlock: ward_profiles::landlock_plan_rootfs(
+                profile,
+                &mounts,
+                crate::rootfs::spec_writable(spec),
+            ),
             preserve_fds,
             notify: None,
             exec_status: None,

@@ -401,6 +401,25 @@ pub fn setns(fd: &OwnedFd, kind: nix::sched::CloneFlags, path: &Path) -> Result<
     })
 }
 
+/// A `nosuid,nodev` tmpfs of `size` bytes at `target`, its root `mode` and root's.
+pub fn mount_tmpfs(target: &Path, size: u64, mode: u32) -> Result<(), SysError> {
+    use nix::mount::MsFlags;
+    let data = format!("size={size},mode={mode:o}");
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    nix::mount::mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        flags,
+        Some(data.as_str()),
+    )
+    .map_err(|errno| SysError::Mount {
+        fstype: "tmpfs".into(),
+        path: target.into(),
+        errno,
+    })
+}
+
 /// A read-only sysfs at `target` for the calling thread's network namespace (sysfs tags its
 /// network class with the mounter's network namespace).
 pub fn mount_sysfs(target: &Path) -> Result<(), SysError> {

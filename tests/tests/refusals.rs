@@ -550,12 +550,14 @@ fn no_pivot() {
     });
 }
 
+/// `--systemd-cgroup` asks for slice:prefix:name; a cgroupfs path with it is refused.
 #[test]
-fn systemd_cgroup() {
+fn systemd_cgroup_with_a_cgroupfs_path() {
     require_root!();
     refused(Case {
         global: &["--systemd-cgroup"],
-        ..expect(&["--systemd-cgroup"])
+        setup: &|b| edit(b, |c| c["linux"]["cgroupsPath"] = json!("/wardtest/c1")),
+        ..expect(&["--systemd-cgroup", "linux.cgroupsPath"])
     });
 }
 

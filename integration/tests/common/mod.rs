@@ -33,14 +33,16 @@ pub fn errtext(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// A short, runtime-tagged container id.
+/// A short, runtime-tagged container id, unique to this test process: ctr's cgroupsPath is
+/// `/<namespace>/<id>` on the host's cgroup tree, which other runs on the same machine share
+/// (Ward refuses to take over a cgroup that exists).
 pub fn cid(runtime: &str, name: &str) -> String {
     let tag = if runtime == WARD_RUNTIME {
         "ward"
     } else {
         "runc"
     };
-    format!("{tag}-{name}")
+    format!("{tag}-{name}-{}", std::process::id())
 }
 
 /// `ctr run --rm --runtime R IMAGE ID args...` with extra ctr flags before the image.

@@ -54,7 +54,8 @@ pub struct GlobalOpts {
     pub log_format: LogFormat,
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Use systemd cgroups (not supported; refused with the reason).
+    /// linux.cgroupsPath is systemd's slice:prefix:name (default system.slice:ward:<id>);
+    /// mapped to its cgroupfs path where no systemd runs, refused where systemd runs.
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
     /// Node config (default /etc/ward/ward.toml, built-in defaults if absent).

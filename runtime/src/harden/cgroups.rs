@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxPidsBuilder, Spec};
 
+use super::systemd_path::{is_systemd_form, SystemdPath};
 use super::{HardenContext, Limits, PolicyError};
 
 /// CPU quota when the profile names none: one CPU (quota = period).
@@ -43,20 +44,25 @@ fn tighter(spec: Option<i64>, default: i64) -> i64 {
 }
 
 /// The container's cgroup (relative to every cgroup mount) for the spec's `cgroupsPath`.
+/// A systemd-style `slice:prefix:name` (or any path under `--systemd-cgroup`) maps to the
+/// cgroup systemd would give the scope (see [`super::systemd_path`]).
 pub fn path(cgroups_path: Option<&Path>, ctx: &HardenContext) -> Result<PathBuf, PolicyError> {
-    let cg = match cgroups_path {
-        None => ctx.own_cgroup.join("ward").join(&ctx.id),
-        Some(p) if p.to_string_lossy().contains(':') => {
-            return Err(PolicyError::Cgroup {
-                field: "linux.cgroupsPath".into(),
-                detail: format!(
-                    "{} looks like a systemd slice:prefix:name path; this node has no systemd cgroup driver (use a cgroupfs path)",
-                    p.display()
-                ),
-            })
+    let asked = cgroups_path.map(|p| p.to_string_lossy());
+    let systemd = match asked.as_deref() {
+        Some(s) if is_systemd_form(s) => Some(s.to_string()),
+        Some(s) if ctx.systemd_cgroup => {
+            return Err(cgroup_error(format!(
+                "{s} is not a systemd slice:prefix:name path, as --systemd-cgroup requires"
+            )))
         }
-        Some(p) if p.is_absolute() => p.to_path_buf(),
-        Some(p) => ctx.own_cgroup.join(p),
+        None if ctx.systemd_cgroup => Some(format!(":ward:{}", ctx.id)),
+        _ => None,
+    };
+    let cg = match (systemd, cgroups_path) {
+        (Some(s), _) => systemd_cgroup(&s, ctx)?,
+        (None, None) => ctx.own_cgroup.join("ward").join(&ctx.id),
+        (None, Some(p)) if p.is_absolute() => p.to_path_buf(),
+        (None, Some(p)) => ctx.own_cgroup.join(p),
     };
     if cg
         .components()
@@ -72,6 +78,27 @@ pub fn path(cgroups_path: Option<&Path>, ctx: &HardenContext) -> Result<PathBuf,
         });
     }
     Ok(cg)
+}
+
+fn cgroup_error(detail: String) -> PolicyError {
+    PolicyError::Cgroup {
+        field: "linux.cgroupsPath".into(),
+        detail,
+    }
+}
+
+/// The cgroupfs path of a systemd-style `cgroupsPath`, on a node where no systemd runs. Where
+/// systemd runs, the scope is systemd's to make (over D-Bus): Ward refuses rather than
+/// writing behind systemd's back.
+fn systemd_cgroup(s: &str, ctx: &HardenContext) -> Result<PathBuf, PolicyError> {
+    let p = SystemdPath::parse(s).map_err(cgroup_error)?;
+    if ctx.systemd_running {
+        return Err(cgroup_error(format!(
+            "{s}: this node runs systemd, which must create the scope {} itself over D-Bus; Ward does not do that yet (use a cgroupfs path: kubelet cgroupDriver: cgroupfs)",
+            p.unit()
+        )));
+    }
+    Ok(p.cgroup())
 }
 
 pub fn apply(spec: &mut Spec, limits: &Limits, ctx: &HardenContext) -> Result<(), PolicyError> {
@@ -248,14 +275,69 @@ mod tests {
         );
     }
 
-    #[test]
-    fn systemd_path_refused() {
+    fn cgroup_for(asked: Option<&str>, ctx: &HardenContext) -> Result<PathBuf, PolicyError> {
         let mut s = Spec::default();
         s.linux_mut()
             .get_or_insert_with(Default::default)
-            .set_cgroups_path(Some("system.slice:ward:c1".into()));
-        let e = apply(&mut s, &test_policy().limits, &test_ctx()).unwrap_err();
-        assert!(e.to_string().contains("linux.cgroupsPath"), "{e}");
+            .set_cgroups_path(asked.map(PathBuf::from));
+        apply(&mut s, &test_policy().limits, ctx)?;
+        Ok(s.linux().as_ref().unwrap().cgroups_path().clone().unwrap())
+    }
+
+    #[test]
+    fn systemd_path_mapped_where_no_systemd_runs() {
+        let ctx = test_ctx();
+        // Absolute from every hierarchy's root, not under Ward's own cgroup.
+        assert_eq!(
+            cgroup_for(Some("kubepods-burstable-podu1.slice:cri-containerd:c1"), &ctx).unwrap(),
+            Path::new("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podu1.slice/cri-containerd-c1.scope")
+        );
+        for bad in ["a:b:c", "a.slice:p:../x", "a--b.slice:p:n", "x.slice:p/q:n"] {
+            let e = cgroup_for(Some(bad), &ctx).unwrap_err().to_string();
+            assert!(e.starts_with("linux.cgroupsPath: "), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn systemd_cgroup_flag() {
+        let ctx = HardenContext {
+            systemd_cgroup: true,
+            ..test_ctx()
+        };
+        assert_eq!(
+            cgroup_for(None, &ctx).unwrap(),
+            Path::new("/system.slice/ward-c1.scope")
+        );
+        let e = cgroup_for(Some("/pod/c1"), &ctx).unwrap_err().to_string();
+        assert!(
+            e.contains("linux.cgroupsPath") && e.contains("--systemd-cgroup"),
+            "{e}"
+        );
+        // Without the flag a cgroupfs path stays one.
+        assert_eq!(
+            cgroup_for(Some("/pod/c1"), &test_ctx()).unwrap(),
+            Path::new("/pod/c1")
+        );
+    }
+
+    #[test]
+    fn systemd_path_refused_where_systemd_runs() {
+        let ctx = HardenContext {
+            systemd_running: true,
+            ..test_ctx()
+        };
+        let e = cgroup_for(Some("kubepods.slice:cri-containerd:c1"), &ctx)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("linux.cgroupsPath: ") && e.contains("D-Bus"),
+            "{e}"
+        );
+        // cgroupfs paths are unaffected.
+        assert_eq!(
+            cgroup_for(Some("/pod/c1"), &ctx).unwrap(),
+            Path::new("/pod/c1")
+        );
     }
 
     #[test]

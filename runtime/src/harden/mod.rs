@@ -9,6 +9,7 @@ pub mod masks;
 pub mod mounts;
 pub mod namespaces;
 pub mod overrides;
+pub mod systemd_path;
 pub mod userns;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -97,6 +98,9 @@ pub struct Policy {
     /// Host namespaces that may be shared: "pid", "network", "ipc".
     pub host_namespaces: BTreeSet<String>,
     pub allowed_sensitive: Vec<PathBuf>,
+    /// The size of a writable rootfs's layer when the profile allows one (`[rootfs]`); `None`:
+    /// the rootfs is read-only whatever the spec asks.
+    pub writable_rootfs: Option<u64>,
 }
 
 /// Facts about the host that harden needs, gathered by the caller beforehand.
@@ -111,6 +115,11 @@ pub struct HardenContext {
     pub cgroup_dirs: Vec<String>,
     /// (dev, ino) of each namespace path named in the spec, or why it could not be read.
     pub path_ns: BTreeMap<PathBuf, Result<(u64, u64), String>>,
+    /// `--systemd-cgroup`: `cgroupsPath` must be (or defaults to) `slice:prefix:name`.
+    pub systemd_cgroup: bool,
+    /// The node runs systemd (`/run/systemd/system` exists): a systemd-style path is
+    /// systemd's to create, not Ward's.
+    pub systemd_running: bool,
 }
 
 impl HardenContext {
@@ -146,6 +155,9 @@ pub struct HardenedSpec {
     pub dropped_caps: Vec<String>,
     /// Every field Ward did not honour as asked (reported once each, never silent).
     pub overrides: Vec<overrides::Override>,
+    /// The rootfs is writable (the profile allows it and the spec asked): the size of the
+    /// tmpfs its writes go to. `None`: read-only.
+    pub writable_rootfs: Option<u64>,
 }
 
 const NAMESPACED_SYSCTL_PREFIXES: &[&str] = &["net.", "fs.mqueue."];
@@ -212,14 +224,16 @@ pub fn harden(
     }
 
     let before = spec.clone();
-    // no_new_privs always; read-only rootfs always.
+    // no_new_privs always; a read-only rootfs unless the profile allows a writable one and
+    // the spec asks for it.
     if let Some(p) = spec.process_mut() {
         p.set_no_new_privileges(Some(true));
         // additionalGids are kept as given (engines list the primary gid too, and runc keeps
         // it); see groups.rs for how the init and exec get exactly them.
     }
+    let writable_rootfs = rootfs_writable(root.readonly(), policy);
     let mut root = root;
-    root.set_readonly(Some(true));
+    root.set_readonly(Some(writable_rootfs.is_none()));
     spec.set_root(Some(root));
 
     namespaces::apply(&mut spec, policy, ctx)?;
@@ -240,7 +254,18 @@ pub fn harden(
         spec_seccomp,
         dropped_caps,
         overrides,
+        writable_rootfs,
     })
+}
+
+/// The writable layer's size when the rootfs is to be writable: the spec asks
+/// (`root.readonly` false, or left out: the runtime spec's default, and what engines send for
+/// a pod without `readOnlyRootFilesystem`) and the profile allows it. Else read-only.
+pub fn rootfs_writable(spec_readonly: Option<bool>, policy: &Policy) -> Option<u64> {
+    if spec_readonly == Some(true) {
+        return None;
+    }
+    policy.writable_rootfs
 }
 
 #[cfg(test)]
@@ -267,6 +292,7 @@ pub(crate) fn test_policy() -> Policy {
         },
         host_namespaces: BTreeSet::new(),
         allowed_sensitive: vec![],
+        writable_rootfs: None,
     }
 }
 
@@ -324,6 +350,45 @@ mod tests {
             .as_ref()
             .unwrap()
             .contains(&"/proc/kcore".into()));
+    }
+
+    #[test]
+    fn writable_rootfs_needs_policy_and_spec() {
+        let range = IdRange {
+            host_start: 1 << 20,
+            size: 65536,
+        };
+        let spec = |ro: Option<bool>| {
+            let mut s = runc_like();
+            let mut r = s.root().clone().unwrap();
+            r.set_readonly(ro);
+            s.set_root(Some(r));
+            s
+        };
+        let ro = |h: &HardenedSpec| h.spec.root().as_ref().unwrap().readonly();
+        let reported = |h: &HardenedSpec| h.overrides.iter().any(|o| o.field == "root.readonly");
+        let mut allow = test_policy();
+        allow.writable_rootfs = Some(8 << 20);
+        // Profile allows, spec asks (explicitly or by leaving the field out): writable.
+        for asked in [Some(false), None] {
+            let h = harden(spec(asked), &allow, &range, &test_ctx()).unwrap();
+            assert_eq!(ro(&h), Some(false), "{asked:?}");
+            assert_eq!(h.writable_rootfs, Some(8 << 20));
+            assert!(!reported(&h), "{:?}", h.overrides);
+        }
+        // Profile allows, spec wants read-only: read-only.
+        let h = harden(spec(Some(true)), &allow, &range, &test_ctx()).unwrap();
+        assert_eq!((ro(&h), h.writable_rootfs), (Some(true), None));
+        assert!(!reported(&h));
+        // Spec asks, profile does not allow: read-only, and the override is reported.
+        let h = harden(spec(Some(false)), &test_policy(), &range, &test_ctx()).unwrap();
+        assert_eq!((ro(&h), h.writable_rootfs), (Some(true), None));
+        let o = h
+            .overrides
+            .iter()
+            .find(|o| o.field == "root.readonly")
+            .unwrap();
+        assert!(o.applied.contains("[rootfs]"), "{}", o.line());
     }
 
     #[test]

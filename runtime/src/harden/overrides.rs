@@ -101,16 +101,15 @@ pub fn detect(
             Some("securityContext.capabilities"),
         ));
     }
-    let ro = before
-        .root()
-        .as_ref()
-        .and_then(|r| r.readonly())
-        .unwrap_or(false);
-    if !ro {
+    let ro = |s: &Spec| s.root().as_ref().and_then(|r| r.readonly());
+    if ro(before) != Some(true) && ro(after) == Some(true) {
         out.push(Override::new(
             "root.readonly",
             "false".into(),
-            "true (Ward's rootfs is read-only; the profile's tmpfs paths are writable)".into(),
+            format!(
+                "true (profile {profile:?} does not allow a writable rootfs ([rootfs] \
+                     writable); its tmpfs paths are writable; writes elsewhere fail with EROFS)"
+            ),
             Some("securityContext.readOnlyRootFilesystem"),
         ));
     }

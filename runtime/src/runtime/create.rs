@@ -216,6 +216,7 @@ impl Runtime {
             spec_seccomp,
             dropped_caps,
             overrides,
+            writable_rootfs,
         } = harden::harden(spec, &policy, &range, &ctx)?;
         crate::preflight::identity(&spec)?;
         crate::preflight::rootfs_view(&spec, rootfs.fd.as_fd())?;
@@ -273,7 +274,7 @@ impl Runtime {
         let detached = rootfs::detach(&resolved, &userns_fd, self.node.mounts.allow_unmapped)?;
         drop((userns_fd, resolved));
         let private = PrivateMounts::enter()?;
-        let prepared = rootfs::attach(detached, &wdir, &range)?;
+        let prepared = rootfs::attach(detached, &wdir, &range, writable_rootfs)?;
         cleanup.prepared = Some(prepared.clone());
         self.point_spec_at(&mut spec, &prepared);
         joins.rewrite(&mut spec, &wdir)?;

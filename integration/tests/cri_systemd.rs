@@ -1,0 +1,163 @@
+//! kubelet's systemd cgroup driver through CRI, on the `ward` handler: the pod's
+//! `linux.cgroup_parent` is a slice (`kubepods-burstable-pod<uid>.slice`), as kubelet sends
+//! it under `cgroupDriver: systemd`. What containerd hands the runtime is read from the
+//! bundle's config.json; where the pod's processes land is read from the host's
+//! /proc/<pid>/cgroup. This node runs no systemd, so Ward maps the path to the cgroupfs
+//! directories systemd would have made (`kubepods.slice/kubepods-burstable.slice/...`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{Containerd, K8S_NS};
+use ward_integration::cri::{container_config, pod_config, CriClient};
+use ward_integration::image::BUSYBOX;
+use ward_integration::leaks;
+
+fn cgroup_mounts() -> Vec<PathBuf> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let fstype = post.split(' ').next()?;
+            let mp = pre.split(' ').nth(4)?;
+            (fstype == "cgroup" || fstype == "cgroup2").then(|| PathBuf::from(mp))
+        })
+        .collect()
+}
+
+/// `linux.cgroupsPath` of the bundle containerd wrote for task `id`.
+fn sent_cgroups_path(c: &Containerd, id: &str) -> String {
+    let cfg = c
+        .dir
+        .join("state/io.containerd.runtime.v2.task")
+        .join(K8S_NS)
+        .join(id)
+        .join("config.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap_or_else(|e| {
+        panic!("{}: {e}", cfg.display());
+    }))
+    .unwrap();
+    v["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The memory (or unified, on pure v2) cgroup of every host process whose cgroup ends with
+/// `leaf`.
+fn memory_cgroups_ending_with(leaf: &str) -> Vec<String> {
+    let mut out = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(text) = std::fs::read_to_string(e.path().join("cgroup")) else {
+            continue;
+        };
+        for l in text.lines() {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrl, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
+            let memory = ctrl.split(',').any(|c| c == "memory") || text.lines().count() == 1;
+            if memory && path.ends_with(leaf) {
+                out.push(path.to_string());
+            }
+        }
+    }
+    out
+}
+
+fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f()
+}
+
+#[test]
+fn systemd_cgroup_parent_on_ward() {
+    if Path::new("/run/systemd/system").exists() {
+        eprintln!("SKIP: this node runs systemd: Ward refuses slice paths there (no D-Bus client)");
+        return;
+    }
+    let Some(c) = common::containerd_or_skip("systemd_cgroup_parent_on_ward") else {
+        return;
+    };
+    if let Err(why) = common::ward_shim_status() {
+        common::skip_or_fail_ward(&why);
+        return;
+    }
+    let mut cri = CriClient::connect(&c.address).unwrap();
+    let uid = format!("{}_{:x}", std::process::id(), rand_tag());
+    let pod_slice = format!("kubepods-burstable-pod{uid}.slice");
+    let want_dir = format!("/kubepods.slice/kubepods-burstable.slice/{pod_slice}");
+    let logs = c.dir.join("logs-systemd");
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut config = pod_config("sdpod", &logs, &[]);
+    config.linux.as_mut().unwrap().cgroup_parent = pod_slice.clone();
+    let kubepods_existed: Vec<bool> = cgroup_mounts()
+        .iter()
+        .map(|m| m.join("kubepods.slice").exists())
+        .collect();
+
+    let pod = cri
+        .run_pod(&config, "ward")
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log_text()));
+    let cfg = container_config("main", BUSYBOX, &["sleep", "3600"]);
+    let id = cri
+        .create_container(&pod, &config, &cfg)
+        .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", c.log_text()));
+    cri.start_container(&id)
+        .unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", c.log_text()));
+
+    // What containerd sends (derived from the slice-named parent).
+    for task in [&pod, &id] {
+        let sent = sent_cgroups_path(&c, task);
+        eprintln!("containerd sent linux.cgroupsPath = {sent:?}");
+        assert_eq!(sent, format!("{pod_slice}:cri-containerd:{task}"));
+    }
+    // Where the sandbox and the container run, as the host sees them.
+    for task in [&pod, &id] {
+        let leaf = format!("cri-containerd-{task}.scope");
+        let seen = memory_cgroups_ending_with(&leaf);
+        assert!(
+            !seen.is_empty(),
+            "no process in a cgroup ending with {leaf}"
+        );
+        for p in seen {
+            assert_eq!(p, format!("{want_dir}/{leaf}"));
+        }
+    }
+
+    cri.stop_container(&id, 2).unwrap();
+    cri.remove_container(&id).unwrap();
+    cri.stop_pod(&pod).unwrap();
+    cri.remove_pod(&pod).unwrap();
+    let ids = vec![id.clone()];
+    let mut left = vec![];
+    let clean = wait_for(Duration::from_secs(10), || {
+        left = leaks::ward_pod_leftovers(&c, K8S_NS, &pod, &ids);
+        for (m, existed) in cgroup_mounts().iter().zip(&kubepods_existed) {
+            let dir = m.join(want_dir.trim_start_matches('/'));
+            if dir.exists() {
+                left.push(format!("cgroup {}", dir.display()));
+            }
+            let top = m.join("kubepods.slice");
+            if !existed && top.exists() {
+                left.push(format!("cgroup {}", top.display()));
+            }
+        }
+        left.is_empty()
+    });
+    assert!(clean, "left behind:\n{}", left.join("\n"));
+}
+
+fn rand_tag() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
