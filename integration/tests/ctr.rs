@@ -511,3 +511,27 @@ fn port_80_and_supplementary_groups_as_runc() {
         "groups differ between runtimes: {groups:?}"
     );
 }
+
+/// A program that is not in the image fails `ctr run` at once; through Ward the error names
+/// the field (WARD-ONLY), and nothing is left running.
+#[test]
+fn missing_program_is_named() {
+    let Some(c) = common::containerd_or_skip("missing_program_is_named") else {
+        return;
+    };
+    for rt in common::runtimes_under_test() {
+        let id = cid(rt, "noprog");
+        let out = ctr_run(&c, rt, &[], &id, &["/no/such/program"]);
+        assert!(!out.status.success(), "{rt}: accepted");
+        eprintln!("{rt}: refused: {}", errtext(&out).trim());
+        if rt == WARD_RUNTIME {
+            let e = errtext(&out);
+            assert!(
+                e.contains("process.args[0]") && e.contains("/no/such/program"),
+                "{rt}: {e}"
+            );
+        }
+        assert!(task_state(&c, &id).is_none(), "{rt}: a task remains");
+        let _ = c.ctr(Some("default"), &["containers", "delete", &id]);
+    }
+}

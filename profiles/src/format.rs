@@ -290,10 +290,14 @@ impl<'a> Resolver<'a> {
     }
 
     fn load_file(&mut self, path: &Path) -> Result<Profile, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        // Bounded and regular files only: `extends = "/dev/zero"` or a FIFO is refused.
+        let text =
+            crate::bounded::read_text(path, crate::bounded::Follow::Yes).map_err(|source| {
+                ProfileError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
         let file = path.display().to_string();
         self.parse(&file, &text, path.parent())
     }

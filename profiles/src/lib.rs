@@ -6,6 +6,7 @@
 //! → [`compile_seccomp`] / [`landlock_plan`] → what the runtime installs.
 
 mod arch;
+pub mod bounded;
 mod constants;
 mod error;
 mod explain;

@@ -199,11 +199,23 @@ pub struct NamespacesConfig {
 /// OCI hooks from config.json. Host-side hooks (`prestart`, `createRuntime`, `poststart`,
 /// `poststop`) and `createContainer` (a host binary run before the container's sandbox is in
 /// place) run with the runtime's privileges: only the programs listed here may be named.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HooksConfig {
     /// Absolute paths of hook programs a config.json may name (no symlink anywhere in them).
     pub allow: Vec<PathBuf>,
+    /// Timeout (seconds) given to a hook whose config.json entry has none, or one that is not
+    /// positive: a hook that never ends would otherwise hold `create` or `start` forever.
+    pub default_timeout_secs: u32,
+}
+
+impl Default for HooksConfig {
+    fn default() -> Self {
+        Self {
+            allow: vec![],
+            default_timeout_secs: 30,
+        }
+    }
 }
 
 /// Pods through the `ward` CLI: a container naming a pod sandbox
@@ -258,7 +270,7 @@ impl Default for CapsConfig {
 impl NodeConfig {
     /// Load `path`; when `explicit` is false a missing file means the built-in defaults.
     pub fn load(path: &Path, explicit: bool) -> Result<Self, ConfigError> {
-        match std::fs::read_to_string(path) {
+        match ward_profiles::bounded::read_text(path, ward_profiles::bounded::Follow::Yes) {
             Ok(text) => Self::parse(path, &text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(Self::default()),
             Err(source) => Err(ConfigError::Read {
@@ -309,6 +321,15 @@ impl NodeConfig {
             return Err(format!(
                 "shim.state_dir: {} must be an absolute path",
                 self.shim.state_dir.display()
+            ));
+        }
+        if self.hooks.default_timeout_secs == 0 {
+            return Err("hooks.default_timeout_secs: must be > 0".into());
+        }
+        if !u.claims_dir.is_absolute() {
+            return Err(format!(
+                "userns.claims_dir: {} must be an absolute path (claims are node-wide)",
+                u.claims_dir.display()
             ));
         }
         for p in &self.hooks.allow {
@@ -381,6 +402,20 @@ mod tests {
         .unwrap();
         assert_eq!(c.hooks.allow, vec![PathBuf::from("/usr/bin/h")]);
         assert!(c.pods.enabled);
+        assert_eq!(c.hooks.default_timeout_secs, 30);
+        let c =
+            NodeConfig::parse(Path::new("w.toml"), "[hooks]\ndefault_timeout_secs = 5\n").unwrap();
+        assert_eq!(c.hooks.default_timeout_secs, 5);
+        for bad in [
+            "[hooks]\ndefault_timeout_secs = 0\n",
+            "[hooks]\ndefault_timeout_secs = -1\n",
+        ] {
+            let e = NodeConfig::parse(Path::new("w.toml"), bad).unwrap_err();
+            assert!(e.to_string().contains("default_timeout_secs"), "{e}");
+        }
+        let e = NodeConfig::parse(Path::new("w.toml"), "[userns]\nclaims_dir = \"claims\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("userns.claims_dir"), "{e}");
         for bad in ["h", "/usr/../tmp/h"] {
             let e = NodeConfig::parse(
                 Path::new("w.toml"),

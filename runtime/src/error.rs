@@ -55,6 +55,11 @@ pub enum Error {
     },
     #[error("exec: {0}")]
     Exec(String),
+    /// The container's program did not start (reported by its init before `start` returned).
+    #[error("start: {0}")]
+    ProgramStart(String),
+    #[error(transparent)]
+    Preflight(#[from] crate::preflight::PreflightError),
     #[error("cgroup: {0}")]
     Cgroup(String),
     #[error("{op} {path}: {source}")]

@@ -5,7 +5,9 @@
 //! - a failing `prestart`/`createRuntime` hook fails create, naming the hook;
 //! - a failing `poststart` hook is logged and `start` stands; a failing `poststop` hook is
 //!   logged and `delete` goes on;
-//! - every hook has a timeout: its own `timeout` when positive, else [`DEFAULT_TIMEOUT`].
+//! - every hook has a timeout: its own `timeout` when positive, else the node's
+//!   `[hooks] default_timeout_secs` (set by `hooks::bound_timeouts` at create), else
+//!   [`DEFAULT_TIMEOUT`].
 //!
 //! Which programs may run at all is `hooks.rs`'s (the node's `[hooks] allow` list).
 //! `createContainer` stays with libcontainer (it runs in the container's namespaces).
@@ -121,21 +123,44 @@ fn run_one(field: &str, h: &Hook, input: &[u8]) -> Result<(), HookRunError> {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
+    // A group of its own: at the timeout whatever the hook started dies with it.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd.spawn().map_err(|e| fail(format!("cannot run: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its state is fine (EPIPE).
-        let _ = stdin.write_all(input);
+    // The state is written as the hook reads it, inside the timeout: a hook that never reads
+    // a state larger than the pipe holds must not block Ward (annotations make it large).
+    let mut stdin = child.stdin.take();
+    if let Some(p) = &stdin {
+        let _ = nix::fcntl::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(p),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
     }
+    let mut written = 0;
     let timeout = h
         .timeout()
         .filter(|t| *t > 0)
         .map_or(DEFAULT_TIMEOUT, |t| Duration::from_secs(t as u64));
     let end = Instant::now() + timeout;
     loop {
+        if let Some(p) = stdin.as_mut() {
+            match p.write(&input[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                // A hook that does not read its state is fine (EPIPE).
+                Err(_) => written = input.len(),
+            }
+            if written >= input.len() {
+                stdin = None;
+            }
+        }
         match child.try_wait() {
             Ok(Some(st)) if st.success() => return Ok(()),
             Ok(Some(st)) => return Err(fail(format!("exited with {st}"))),
             Ok(None) if Instant::now() >= end => {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(child.id() as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(fail(format!(
@@ -193,5 +218,42 @@ mod tests {
         let e = run_all("poststart", &[hook("sleep 30", Some(1))], &state).unwrap_err();
         assert!(e.to_string().contains("timed out after 1s"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_timed_out_hook_takes_its_children_along_and_a_large_state_never_blocks() {
+        let d = tempfile::tempdir().unwrap();
+        let pidfile = d.path().join("bg.pid");
+        // 1 MiB of annotations: far more than a pipe holds; the hook never reads it.
+        let big: std::collections::HashMap<String, String> =
+            [("a".to_string(), "x".repeat(1 << 20))].into();
+        let state = HookState {
+            oci_version: "1.0.2",
+            id: "c1",
+            status: "created",
+            pid: 42,
+            bundle: Path::new("/b"),
+            annotations: Some(&big),
+        };
+        let script = format!("sleep 300 & echo $! > {}; sleep 300", pidfile.display());
+        let t = Instant::now();
+        let e = run_all("poststart", &[hook(&script, Some(1))], &state).unwrap_err();
+        assert!(e.to_string().contains("timed out after 1s"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        let bg: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The background child was killed with the group (reaped by init, or a zombie).
+        let gone = (0..100).any(|_| {
+            let st = std::fs::read_to_string(format!("/proc/{bg}/stat")).unwrap_or_default();
+            let dead = st.is_empty() || st.contains(") Z");
+            if !dead {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            dead
+        });
+        assert!(gone, "the hook's background child {bg} survived");
     }
 }

@@ -80,6 +80,47 @@ pub fn check(spec: &Spec, allow: &[PathBuf]) -> Result<(), HookError> {
     Ok(())
 }
 
+/// Give every hook without a positive `timeout` the node's default (libcontainer waits
+/// for a hook without one forever, and reads -1 as about 584 billion years), and say so.
+pub fn bound_timeouts(spec: &mut Spec, default_secs: u32) {
+    let Some(mut hooks) = spec.hooks().clone() else {
+        return;
+    };
+    let fix = |list: &mut Option<Vec<Hook>>, kind: &str| {
+        for (i, h) in list.iter_mut().flatten().enumerate() {
+            if h.timeout().is_none_or(|t| t <= 0) {
+                tracing::info!(
+                    "hooks.{kind}[{i}].timeout: {:?} is not a positive number of seconds; using the node's default {default_secs}",
+                    h.timeout()
+                );
+                h.set_timeout(Some(i64::from(default_secs)));
+            }
+        }
+    };
+    #[allow(deprecated)]
+    {
+        let mut l = hooks.prestart().clone();
+        fix(&mut l, "prestart");
+        hooks.set_prestart(l);
+    }
+    let mut l = hooks.create_runtime().clone();
+    fix(&mut l, "createRuntime");
+    hooks.set_create_runtime(l);
+    let mut l = hooks.create_container().clone();
+    fix(&mut l, "createContainer");
+    hooks.set_create_container(l);
+    let mut l = hooks.start_container().clone();
+    fix(&mut l, "startContainer");
+    hooks.set_start_container(l);
+    let mut l = hooks.poststart().clone();
+    fix(&mut l, "poststart");
+    hooks.set_poststart(l);
+    let mut l = hooks.poststop().clone();
+    fix(&mut l, "poststop");
+    hooks.set_poststop(l);
+    spec.set_hooks(Some(hooks));
+}
+
 /// Only components that name something: no `.`, `..`, no relative start.
 fn plain_absolute(p: &Path) -> bool {
     p.is_absolute()
@@ -176,6 +217,39 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, HookError::NotAllowed { .. }), "{e}");
+    }
+
+    #[test]
+    fn hooks_without_a_positive_timeout_get_the_default() {
+        let mk = |t: Option<i64>| {
+            let mut b = HookBuilder::default().path("/h");
+            if let Some(t) = t {
+                b = b.timeout(t);
+            }
+            b.build().unwrap()
+        };
+        let mut s = Spec::default();
+        s.set_hooks(Some(
+            HooksBuilder::default()
+                .poststart(vec![mk(Some(-1)), mk(None), mk(Some(0)), mk(Some(7))])
+                .poststop(vec![mk(None)])
+                .build()
+                .unwrap(),
+        ));
+        bound_timeouts(&mut s, 30);
+        let h = s.hooks().as_ref().unwrap();
+        let t: Vec<_> = h
+            .poststart()
+            .iter()
+            .flatten()
+            .map(|h| h.timeout())
+            .collect();
+        assert_eq!(t, vec![Some(30), Some(30), Some(30), Some(7)]);
+        assert_eq!(h.poststop().as_ref().unwrap()[0].timeout(), Some(30));
+        let mut none = Spec::default();
+        none.set_hooks(None);
+        bound_timeouts(&mut none, 30);
+        assert!(none.hooks().is_none());
     }
 
     #[test]

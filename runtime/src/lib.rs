@@ -9,6 +9,7 @@ pub mod charge;
 pub mod check;
 pub mod config;
 pub mod error;
+pub mod exec_status;
 pub mod groups;
 pub mod harden;
 pub mod hook_run;
@@ -19,6 +20,7 @@ pub mod netns;
 pub mod oom;
 pub mod pod;
 pub mod pod_trust;
+pub mod preflight;
 pub mod prepare;
 pub mod resolve;
 pub mod rootfs;
@@ -35,3 +37,5 @@ pub use state::{State, WardState};
 
 pub use libcgroups;
 pub use oci_spec;
+/// Bounded, regular-file-only reads of input files (config.json, node config, profiles).
+pub use ward_profiles::bounded;

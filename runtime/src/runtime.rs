@@ -173,10 +173,12 @@ fn ns_id(path: &Path) -> std::result::Result<(u64, u64), String> {
 
 fn load_spec(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::Spec {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
+    // A regular file (not a symlink, FIFO or device) of bounded size.
+    let text = ward_profiles::bounded::read_text(&path, ward_profiles::bounded::Follow::No)
+        .map_err(|e| Error::Spec {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
     serde_json::from_str(&text).map_err(|e| Error::Spec {
         path,
         message: e.to_string(),
@@ -215,10 +217,12 @@ impl Runtime {
                 None,
             ),
         };
-        let ward_dir = opts.root.join(".ward");
+        // A relative --root is taken from the current directory, once, here.
+        let root = std::path::absolute(&opts.root).map_err(io("--root", &opts.root))?;
+        let ward_dir = root.join(".ward");
         let pods_enabled = opts.pods || node.pods.enabled;
         Ok(Self {
-            root: opts.root,
+            root,
             ward_dir,
             node,
             config_path,
@@ -471,6 +475,7 @@ impl Runtime {
             ),
             preserve_fds,
             notify: None,
+            exec_status: None,
         })
     }
 
@@ -555,10 +560,19 @@ impl Runtime {
 
     pub fn start(&self, id: &ContainerId) -> Result<()> {
         let mut c = self.load(id)?;
+        // Opened before the init is told to go: its exec result comes back through it.
+        let status = crate::exec_status::Waiter::open(&self.ward_dir.join(id.as_str()))?;
         c.start().map_err(|source| Error::Container {
             op: "start",
             source,
         })?;
+        // The program's own exec result first: poststart hooks run once it has started.
+        if let Some(line) = status.and_then(|s| s.wait(crate::exec_status::WAIT)) {
+            if let Some(pid) = c.pid() {
+                crate::exec_status::wait_exited(pid.as_raw(), std::time::Duration::from_secs(2));
+            }
+            return Err(Error::ProgramStart(line));
+        }
         if let Ok(ws) = self.ward_state(id) {
             let pid = c.pid().map(|p| p.as_raw()).unwrap_or(0);
             let state = crate::hook_run::HookState {
@@ -789,6 +803,7 @@ impl Runtime {
         let init = spec.process().clone().unwrap_or_default();
         process.set_capabilities(init.capabilities().clone());
         process.set_no_new_privileges(Some(true));
+        crate::preflight::exec_process(&spec, &process, opts.pid_file.as_deref())?;
         // Supplementary groups: set by the helper below, not libcontainer (see groups.rs).
         let gids = crate::groups::take_for_exec(&mut process);
         process.set_apparmor_profile(None);

@@ -29,6 +29,9 @@ pub struct SandboxPlan {
     /// Report and learn modes: `seccomp[0]` (the profile's program) is installed last, with a
     /// listener that goes to the container's supervisor through this connection.
     pub notify: Option<crate::supervisor::Handoff>,
+    /// The init's end of the exec-status FIFO ([`crate::exec_status`]): a failure before or
+    /// at execve is written there for `start` to report.
+    pub exec_status: Option<std::os::fd::RawFd>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,7 +189,7 @@ pub fn install_and_hand_off(
 }
 
 fn exec_error(e: SandboxError) -> ExecutorError {
-    ExecutorError::Other(e.to_string())
+    ExecutorError::Other(format!("sandbox: {e}"))
 }
 
 impl Executor for WardExecutor {
@@ -212,6 +215,14 @@ impl Executor for WardExecutor {
             unsafe { std::env::remove_var(k) };
         }
         for (k, v) in envs {
+            // set_var panics on these; Ward's preflight refuses them before launch.
+            if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
+                let msg = format!("process.env: {k:?}: not a valid NAME=VALUE entry");
+                if let Some(fd) = self.plan.exec_status {
+                    crate::exec_status::report(fd, &msg);
+                }
+                return Err(ExecutorSetEnvsError::Other(msg));
+            }
             // SAFETY: as above.
             unsafe { std::env::set_var(k, v) };
         }
@@ -219,6 +230,16 @@ impl Executor for WardExecutor {
     }
 
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        let r = self.exec_inner(spec);
+        if let (Err(e), Some(fd)) = (&r, self.plan.exec_status) {
+            crate::exec_status::report(fd, &e.to_string());
+        }
+        r
+    }
+}
+
+impl WardExecutor {
+    fn exec_inner(&self, spec: &Spec) -> Result<(), ExecutorError> {
         let args = spec
             .process()
             .as_ref()
@@ -257,8 +278,20 @@ impl Executor for WardExecutor {
             }
         }
         let err = nix::unistd::execvp(&argv[0], &argv).unwrap_err();
-        Err(ExecutorError::Execution(
-            format!("exec {:?}: {err}", args[0]).into(),
-        ))
+        let hint = match err {
+            nix::errno::Errno::EPERM => {
+                " (the sandbox profile's seccomp filter or Landlock rules deny it)"
+            }
+            nix::errno::Errno::EACCES => " (not executable, or Landlock denies executing it)",
+            nix::errno::Errno::ENOENT => {
+                " (the program, or its ELF interpreter, is not in the container)"
+            }
+            nix::errno::Errno::ENOEXEC => " (not a format this kernel can run)",
+            _ => "",
+        };
+        Err(ExecutorError::Other(format!(
+            "process.args[0]: exec {:?}: {err}{hint}",
+            args[0]
+        )))
     }
 }

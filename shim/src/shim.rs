@@ -131,7 +131,11 @@ impl containerd_shim::Shim for WardShim {
     }
 
     fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
-        let config = std::fs::read_to_string(self.bundle.join("config.json")).unwrap_or_default();
+        let config = ward_runtime::bounded::read_text(
+            &self.bundle.join("config.json"),
+            ward_runtime::bounded::Follow::No,
+        )
+        .unwrap_or_default();
         let grouping = grouping_id(&config, &opts.id);
         let address = socket_address(&opts.address, &opts.namespace, &grouping);
         if grouping != opts.id && is_serving(&address) {

@@ -129,6 +129,15 @@ impl Bundle {
         self
     }
 
+    /// Copy a host binary to `inside` (absolute path in the rootfs) without its shared
+    /// libraries or loader: it exists and is executable, but execve fails (ENOENT).
+    pub fn add_host_binary_alone(&mut self, host: &Path, inside: &str) -> &mut Self {
+        let dest = self.rootfs().join(inside.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(host, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", host.display()));
+        self
+    }
+
     /// Overwrite config.json with raw text (for malformed-JSON cases).
     pub fn write_raw(&self, text: &str) {
         std::fs::write(self.config_path(), text).expect("write config.json");

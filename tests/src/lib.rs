@@ -6,6 +6,7 @@
 //! - [`leaks`]: what a container may leave behind (state dirs, uid ranges, mounts, cgroups,
 //!   processes), checked from the host.
 //! - [`probe`]: shell probes run inside a container, parsed from its stdout.
+//! - [`table`]: tables of refusals (one line, exit 1, nothing left behind).
 //! - [`image`]: a registry-free OCI image layout tarball for podman.
 //!
 //! Tests need root. Without it each test prints `SKIP: needs root` to stderr and returns
@@ -15,6 +16,7 @@ pub mod bundle;
 pub mod image;
 pub mod leaks;
 pub mod probe;
+pub mod table;
 pub mod ward;
 
 pub use bundle::Bundle;

@@ -87,8 +87,8 @@ pub fn run(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
     }
     let mut process: Process = match &a.process {
         Some(p) => {
-            let text =
-                std::fs::read_to_string(p).with_context(|| format!("--process {}", p.display()))?;
+            let text = ward_profiles::bounded::read_text(p, ward_profiles::bounded::Follow::Yes)
+                .with_context(|| format!("--process {}", p.display()))?;
             serde_json::from_str(&text).with_context(|| format!("--process {}", p.display()))?
         }
         None => {

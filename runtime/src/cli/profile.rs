@@ -111,8 +111,9 @@ pub fn run(g: &GlobalOpts, a: ProfileArgs) -> Result<i32> {
         ProfileCommand::Record(a) => return super::profile_record::run(g, a),
         ProfileCommand::Test(a) => return super::profile_test::run(g, a),
         ProfileCommand::Import { file, name } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("read {}", file.display()))?;
+            let text =
+                ward_profiles::bounded::read_text(&file, ward_profiles::bounded::Follow::Yes)
+                    .with_context(|| format!("read {}", file.display()))?;
             let p = ward_profiles::import_oci_json(&text, &name)
                 .with_context(|| format!("{}", file.display()))?;
             print!("{}", p.to_toml());

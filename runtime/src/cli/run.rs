@@ -93,9 +93,10 @@ pub fn run(g: &GlobalOpts, a: RunArgs) -> Result<i32> {
 /// Whether the bundle's config.json asks for a terminal (`process.terminal`). An unreadable
 /// config is left to `create`, which names the problem.
 fn wants_terminal(bundle: &Path) -> bool {
-    std::fs::read(bundle.join("config.json"))
+    let path = bundle.join("config.json");
+    ward_profiles::bounded::read_text(&path, ward_profiles::bounded::Follow::No)
         .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
         .and_then(|v| v.pointer("/process/terminal").and_then(|t| t.as_bool()))
         .unwrap_or(false)
 }

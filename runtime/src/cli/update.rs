@@ -37,7 +37,7 @@ pub fn run(g: &GlobalOpts, a: UpdateArgs) -> Result<i32> {
             if p.as_os_str() == "-" {
                 std::io::stdin().read_to_string(&mut text)?;
             } else {
-                text = std::fs::read_to_string(p)
+                text = ward_profiles::bounded::read_text(p, ward_profiles::bounded::Follow::Yes)
                     .with_context(|| format!("--resources {}", p.display()))?;
             }
             serde_json::from_str(&text).with_context(|| format!("--resources {}", p.display()))?

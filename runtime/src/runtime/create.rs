@@ -2,6 +2,7 @@
 //! spec → policy (`harden`) → resolve (handles) → prepare (identity + range under one lock,
 //! private mounts) → launch (libcontainer + Ward's executor).
 
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -189,6 +190,7 @@ impl Runtime {
                 "--no-pivot: refused: the sandbox needs pivot_root (chroot can be escaped)".into(),
             ));
         }
+        crate::preflight::pid_file("--pid-file", opts.pid_file.as_deref())?;
         let wdir = self.ward_dir.join(id.as_str());
         if self.root.join(id.as_str()).exists() || wdir.exists() {
             return Err(Error::Exists(id.to_string()));
@@ -216,6 +218,9 @@ impl Runtime {
             overrides,
             writable_rootfs,
         } = harden::harden(spec, &policy, &range, &ctx)?;
+        crate::preflight::identity(&spec)?;
+        crate::preflight::rootfs_view(&spec, rootfs.fd.as_fd())?;
+        crate::hooks::bound_timeouts(&mut spec, self.node.hooks.default_timeout_secs);
         let hooks = hook_run::take(&mut spec);
         let cgroup = spec
             .linux()
@@ -320,6 +325,7 @@ impl Runtime {
             message: format!("bundle: {e}"),
         })?;
         let spec = load_spec(&bundle)?;
+        crate::preflight::spec_input(&spec, &crate::preflight::Host::current())?;
         let profile = self.select_profile(&spec)?;
         let policy = self.policy(&profile)?;
         let ctx = self.context(id, &spec);
@@ -418,11 +424,14 @@ impl Runtime {
         &self,
         id: &ContainerId,
         wdir: &Path,
-        plan: SandboxPlan,
+        mut plan: SandboxPlan,
         joins: &pod::Joins,
         opts: CreateOptions,
     ) -> Result<i32> {
         crate::groups::clear_callers()?;
+        // The init's end of the exec-status FIFO (the init inherits it; `start` reads it).
+        let status = crate::exec_status::create(wdir, 3 + opts.preserve_fds as i32)?;
+        plan.exec_status = Some(status.as_raw_fd());
         // Ward enters a pod's host-owned network namespace itself; the clone inherits it.
         let entered = joins.enter(wdir)?;
         let container = self
@@ -444,6 +453,7 @@ impl Runtime {
                 source,
             })?;
         drop(entered);
+        drop(status);
         Ok(container.pid().map(|p| p.as_raw()).unwrap_or(0))
     }
 

@@ -67,6 +67,35 @@ pub fn open_path(dir: Option<BorrowedFd<'_>>, path: &Path, walk: Walk) -> Result
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// Open `path` as the container will see it: `O_PATH`, resolved inside `root` (openat2
+/// RESOLVE_IN_ROOT: absolute symlinks and `..` stay within `root`), following symlinks as
+/// a process chrooted there would. For checks before launch only (what exists, what kind).
+pub fn open_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, Errno> {
+    const RESOLVE_IN_ROOT: u64 = 0x10;
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: `c` is a valid NUL-terminated string and `how` a properly laid-out struct
+    // open_how whose size we pass; the kernel returns a new fd that we take sole ownership of.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            c.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: fd is a fresh descriptor returned by the kernel and owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// The first component of absolute `path` that is a symlink (for error messages only).
 pub fn first_symlink(path: &Path) -> Option<PathBuf> {
     let mut cur = PathBuf::new();

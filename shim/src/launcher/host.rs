@@ -171,7 +171,8 @@ impl Backend for HostBackend {
     fn create(&mut self, args: CreateArgs) -> Result<(i32, CgroupPaths)> {
         let config_path = args.bundle.join("config.json");
         let text =
-            std::fs::read_to_string(&config_path).map_err(Error::io("read", &config_path))?;
+            ward_runtime::bounded::read_text(&config_path, ward_runtime::bounded::Follow::No)
+                .map_err(Error::io("read", &config_path))?;
         let spec: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let launch = launch_of(&spec["process"])?;
