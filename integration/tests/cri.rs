@@ -326,12 +326,11 @@ fn pod_lifecycle(c: &Containerd, cri: &mut CriClient, handler: &str) {
 
 #[test]
 fn runtime_class_handlers_end_to_end() {
-    let Some(c) = common::containerd_or_skip("runtime_class_handlers_end_to_end") else {
-        return;
-    };
-    let mut cri = CriClient::connect(&c.address).unwrap();
-    eprintln!("CRI: {}", cri.version().unwrap());
-    for h in handlers() {
-        pod_lifecycle(&c, &mut cri, h);
-    }
+    common::each_containerd("runtime_class_handlers_end_to_end", |c| {
+        let mut cri = CriClient::connect(&c.address).unwrap();
+        eprintln!("CRI: {}", cri.version().unwrap());
+        for h in handlers() {
+            pod_lifecycle(&c, &mut cri, h);
+        }
+    });
 }
