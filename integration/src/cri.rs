@@ -24,9 +24,15 @@ pub enum CriError {
         method: &'static str,
         status: Box<tonic::Status>,
     },
+    #[error("CRI {method}: no answer within {}s", CALL_TIMEOUT.as_secs())]
+    Timeout { method: &'static str },
     #[error("tokio runtime: {0}")]
     Runtime(std::io::Error),
 }
+
+/// Longest a CRI call may take: a runtime that never answers fails the test instead of
+/// hanging it (`ExecSync` calls ask for at most 20 s, `StopContainer` for a few).
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
 
 /// Result of `ExecSync`.
 #[derive(Debug, Clone)]
@@ -48,7 +54,12 @@ macro_rules! call {
         let rs = &mut $self.rs;
         $self
             .rt
-            .block_on(async { rs.$method(tonic::Request::new(req)).await })
+            .block_on(async {
+                tokio::time::timeout(CALL_TIMEOUT, rs.$method(tonic::Request::new(req))).await
+            })
+            .map_err(|_| CriError::Timeout {
+                method: stringify!($method),
+            })?
             .map(tonic::Response::into_inner)
             .map_err(|status| CriError::Call {
                 method: stringify!($method),
