@@ -26,6 +26,7 @@ if [ ! -x "$BIN/containerd" ] || [ ! -x "$BIN/runc" ] || [ ! -x "$BIN/crun" ]; t
   cp -a "$A"/x/usr/lib/x86_64-linux-gnu/. "$LIB/"
   ld=$LIB/ld-linux-x86-64.so.2
   for b in runc crun; do patchelf --set-interpreter "$ld" --set-rpath "$LIB" "$BIN/$b"; done
+  rm -rf "$A"  # the package lists and .debs (~200 MB) are not needed once unpacked
 fi
 "$BIN/containerd" --version
 "$BIN/runc" --version | head -1
