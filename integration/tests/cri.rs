@@ -321,7 +321,40 @@ fn pod_lifecycle(c: &Containerd, cri: &mut CriClient, handler: &str) {
         "{handler}: limit after update"
     );
 
+    stopped_container_leaves_no_process(cri, handler, &main, &side);
     remove_pod(c, cri, handler, &pod);
+}
+
+/// Stopping a container ends every process it started, not only its init. On Ward the pod's
+/// containers share the sandbox's pid namespace, so the listener loop `main` forked outlives
+/// its init unless the runtime's `kill --all` reaches it (containerd 2's CRI then also waits
+/// forever for its stdio). Seen from `side`, which on Ward shares that pid namespace.
+fn stopped_container_leaves_no_process(cri: &mut CriClient, handler: &str, main: &str, side: &str) {
+    // The forked subshell keeps the shell's command line; `main`'s init became `sleep 3600`.
+    const LOOP: &str = "echo pong";
+    let ps = |cri: &mut CriClient| exec(cri, side, &["ps", "-o", "pid,args"]).stdout;
+    // The strict profile shows a container no other process in /proc: there only the stop
+    // itself is checked (on containerd 2 it never returned while the loop lived).
+    let visible = handler == "ward";
+    if visible {
+        // Positive control: the loop is visible from `side` while `main` runs.
+        let before = ps(cri);
+        assert!(before.contains(LOOP), "{handler}: loop not seen:\n{before}");
+    }
+    cri.stop_container(main, 2)
+        .unwrap_or_else(|e| panic!("{handler}: StopContainer main: {e}"));
+    if !visible {
+        return;
+    }
+    let mut seen = String::new();
+    let gone = wait_for(Duration::from_secs(10), || {
+        seen = ps(cri);
+        !seen.contains(LOOP)
+    });
+    assert!(
+        gone,
+        "{handler}: processes of the stopped container live on:\n{seen}"
+    );
 }
 
 #[test]
