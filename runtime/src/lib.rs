@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod id;
 pub mod pod;
 pub mod pod_trust;
+pub mod pod_userns;
 pub mod prepare;
 pub mod resolve;
 pub mod rootfs;

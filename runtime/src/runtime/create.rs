@@ -123,10 +123,12 @@ impl Runtime {
             path: opts.bundle.clone(),
             message: format!("bundle: {e}"),
         })?;
-        let spec = load_spec(&bundle)?;
+        let mut spec = load_spec(&bundle)?;
         let profile = self.select_profile(&spec)?;
         let policy = self.policy(&profile)?;
         let ctx = self.context(id, &spec);
+        let host_userns = ctx.host_ns.get("user").cloned().unwrap_or_default();
+        crate::pod_userns::adopt_engine_userns(&mut spec, id.as_str(), &host_userns)?;
         let mut joins = pod::plan(&spec, id.as_str(), &ctx, |sid| self.pod_sandbox(sid))?;
         crate::hooks::check(&spec, &self.node.hooks.allow)?;
         crate::cgroup_guard::refuse_taken(&spec, &ctx)?;
@@ -146,7 +148,8 @@ impl Runtime {
         let rootfs_handle = resolve::rootfs(&bundle, &root_path, &protected)?;
         self.ensure_dirs()?;
 
-        let range = self.claim(id, &wdir, joins.sandbox.as_ref())?;
+        let requested = harden::userns::requested(&spec)?;
+        let range = self.claim(id, &wdir, joins.sandbox.as_ref(), requested)?;
         let mut cleanup = Cleanup {
             rt: self,
             id,
@@ -239,12 +242,15 @@ impl Runtime {
 
     /// The id and a uid range, in one step under the range table's lock: the state dir is made
     /// there (failing if the id is taken), so a same-id race has one winner and the loser
-    /// touches nothing; and an owner whose state dir is missing is provably gone.
+    /// touches nothing; and an owner whose state dir is missing is provably gone. A range the
+    /// spec's own mapping asks for (`requested`) is held as it is when it overlaps nothing
+    /// held on the node; a pod container shares its sandbox's range either way.
     fn claim(
         &self,
         id: &ContainerId,
         wdir: &Path,
         sandbox: Option<&pod::PodSandbox>,
+        requested: Option<IdRange>,
     ) -> Result<IdRange> {
         let cdir = self.root.join(id.as_str());
         let identity = || {
@@ -260,11 +266,11 @@ impl Runtime {
             })
         };
         let alloc = self.allocator();
-        let claimed = match sandbox {
-            Some(sb) => alloc.claim_shared(&sb.id, id.as_str(), identity),
-            None => alloc.claim_new(id.as_str(), identity, |o| {
-                o != id.as_str() && self.is_alive_owner(o)
-            }),
+        let alive = |o: &str| o != id.as_str() && self.is_alive_owner(o);
+        let claimed = match (sandbox, requested) {
+            (Some(sb), _) => alloc.claim_shared(&sb.id, id.as_str(), identity),
+            (None, Some(r)) => alloc.claim_chosen(id.as_str(), r, identity, alive),
+            (None, None) => alloc.claim_new(id.as_str(), identity, alive),
         };
         let range = claimed.map_err(|e| match e {
             AllocError::Exists(id) => Error::Exists(id),
