@@ -58,8 +58,8 @@ fn shim_killed_task_reported_exited_and_cleaned() {
     common::each_containerd("shim_killed_task_reported_exited_and_cleaned", |c| {
         for rt in common::runtimes_under_test() {
             let id = cid(rt, "shimkill");
-            run_detached(&c, rt, &id);
-            let (pid, state) = task(&c, &id).expect("task listed");
+            run_detached(c, rt, &id);
+            let (pid, state) = task(c, &id).expect("task listed");
             assert_eq!(state, "RUNNING");
             let shim = shim_of(pid);
             nix::sys::signal::kill(
@@ -70,12 +70,12 @@ fn shim_killed_task_reported_exited_and_cleaned() {
             // containerd notices the shim is gone, marks the task stopped or
             // removes it, and its cleanup (`shim delete`) kills the container.
             let gone = wait_for(Duration::from_secs(20), || {
-                task(&c, &id).is_none_or(|(_, s)| s == "STOPPED")
+                task(c, &id).is_none_or(|(_, s)| s == "STOPPED")
             });
             assert!(
                 gone,
                 "{rt}: task still {:?} after shim SIGKILL",
-                task(&c, &id)
+                task(c, &id)
             );
             assert!(
                 wait_for(Duration::from_secs(10), || !std::path::Path::new(&format!(
@@ -89,7 +89,7 @@ fn shim_killed_task_reported_exited_and_cleaned() {
                 // the container was created with (recorded in the bundle) and removed everything.
                 let mut left = vec![];
                 let clean = wait_for(Duration::from_secs(10), || {
-                    left = ward_integration::leaks::ward_pod_leftovers(&c, "default", &id, &[]);
+                    left = ward_integration::leaks::ward_pod_leftovers(c, "default", &id, &[]);
                     left.is_empty()
                 });
                 assert!(
@@ -112,17 +112,17 @@ fn containerd_restart_reconnects_to_running_shim() {
     common::each_containerd("containerd_restart_reconnects_to_running_shim", |c| {
         for rt in common::runtimes_under_test() {
             let id = cid(rt, "restart");
-            run_detached(&c, rt, &id);
-            let (pid, _) = task(&c, &id).expect("task listed");
+            run_detached(c, rt, &id);
+            let (pid, _) = task(c, &id).expect("task listed");
             let shim = shim_of(pid);
             c.restart().expect("restart containerd");
             let back = wait_for(Duration::from_secs(20), || {
-                task(&c, &id).is_some_and(|(p, s)| p == pid && s == "RUNNING")
+                task(c, &id).is_some_and(|(p, s)| p == pid && s == "RUNNING")
             });
             assert!(
                 back,
                 "{rt}: after restart: {:?}\n{}",
-                task(&c, &id),
+                task(c, &id),
                 c.log_text()
             );
             assert_eq!(shim_of(pid), shim, "{rt}: same shim keeps the container");
@@ -137,7 +137,7 @@ fn containerd_restart_reconnects_to_running_shim() {
             c.ctr_ok("default", &["tasks", "kill", "-s", "SIGKILL", &id])
                 .unwrap();
             assert!(
-                wait_for(Duration::from_secs(10), || task(&c, &id)
+                wait_for(Duration::from_secs(10), || task(c, &id)
                     .is_some_and(|(_, s)| s == "STOPPED")),
                 "{rt}: no exit seen after restart"
             );

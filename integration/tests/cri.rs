@@ -363,7 +363,7 @@ fn runtime_class_handlers_end_to_end() {
         let mut cri = CriClient::connect(&c.address).unwrap();
         eprintln!("CRI: {}", cri.version().unwrap());
         for h in handlers() {
-            pod_lifecycle(&c, &mut cri, h);
+            pod_lifecycle(c, &mut cri, h);
         }
     });
 }

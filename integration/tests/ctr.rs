@@ -68,10 +68,10 @@ fn remove(c: &Containerd, id: &str) {
 fn exit_codes_stdio_and_terminal() {
     common::each_containerd("exit_codes_stdio_and_terminal", |c| {
         for rt in common::runtimes_under_test() {
-            let out = ctr_run(&c, rt, &[], &cid(rt, "exit7"), &["sh", "-c", "exit 7"]);
+            let out = ctr_run(c, rt, &[], &cid(rt, "exit7"), &["sh", "-c", "exit 7"]);
             assert_eq!(code(&out), Some(7), "{rt}: {}", errtext(&out));
 
-            let out = ctr_run(&c, rt, &[], &cid(rt, "true"), &["/bin/true"]);
+            let out = ctr_run(c, rt, &[], &cid(rt, "true"), &["/bin/true"]);
             assert_eq!(code(&out), Some(0), "{rt}: {}", errtext(&out));
 
             // stdin → container → stdout. ctr 1.6 does not pass stdin's EOF on,
@@ -149,26 +149,26 @@ fn pause_resume_metrics_kill() {
         for rt in common::runtimes_under_test() {
             let id = cid(rt, "life");
             run_detached(
-                &c,
+                c,
                 rt,
                 &["--memory-limit", "67108864"],
                 &id,
                 &["sleep", "600"],
             );
             assert!(
-                wait_state(&c, &id, "RUNNING", Duration::from_secs(10)),
+                wait_state(c, &id, "RUNNING", Duration::from_secs(10)),
                 "{rt}"
             );
 
             // pause / resume.
             c.ctr_ok("default", &["tasks", "pause", &id]).unwrap();
             assert!(
-                wait_state(&c, &id, "PAUSED", Duration::from_secs(5)),
+                wait_state(c, &id, "PAUSED", Duration::from_secs(5)),
                 "{rt}: paused"
             );
             c.ctr_ok("default", &["tasks", "resume", &id]).unwrap();
             assert!(
-                wait_state(&c, &id, "RUNNING", Duration::from_secs(5)),
+                wait_state(c, &id, "RUNNING", Duration::from_secs(5)),
                 "{rt}: resumed"
             );
 
@@ -200,10 +200,10 @@ fn pause_resume_metrics_kill() {
             c.ctr_ok("default", &["tasks", "kill", "-s", "SIGKILL", &id])
                 .unwrap();
             assert!(
-                wait_state(&c, &id, "STOPPED", Duration::from_secs(10)),
+                wait_state(c, &id, "STOPPED", Duration::from_secs(10)),
                 "{rt}: killed"
             );
-            remove(&c, &id);
+            remove(c, &id);
         }
     });
 }
@@ -213,9 +213,9 @@ fn exec_in_running_container() {
     common::each_containerd("exec_in_running_container", |c| {
         for rt in common::runtimes_under_test() {
             let id = cid(rt, "exec");
-            run_detached(&c, rt, &[], &id, &["sleep", "600"]);
+            run_detached(c, rt, &[], &id, &["sleep", "600"]);
             assert!(
-                wait_state(&c, &id, "RUNNING", Duration::from_secs(10)),
+                wait_state(c, &id, "RUNNING", Duration::from_secs(10)),
                 "{rt}"
             );
             // exec: output and exit code of the exec'd process.
@@ -254,7 +254,7 @@ fn exec_in_running_container() {
                 )
                 .unwrap();
             assert!(out.status.success(), "{rt}: {}", errtext(&out));
-            remove(&c, &id);
+            remove(c, &id);
         }
     });
 }
@@ -285,7 +285,7 @@ fn oom_event_and_exit_137() {
             std::thread::sleep(Duration::from_millis(200));
             // `tail /dev/zero` keeps one ever-growing line in memory.
             let out = ctr_run(
-                &c,
+                c,
                 rt,
                 &["--memory-limit", "33554432"],
                 &id,
@@ -306,7 +306,7 @@ fn sandbox_seen_from_inside() {
     common::each_containerd("sandbox_seen_from_inside", |c| {
         for rt in common::runtimes_under_test() {
             let out = ctr_run(
-                &c,
+                c,
                 rt,
                 &[],
                 &cid(rt, "facts"),

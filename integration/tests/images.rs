@@ -15,10 +15,10 @@ fn images_import_into_containerd_and_run() {
         let k8s = c.ctr_ok(common::K8S_NS, &["images", "ls", "-q"]).unwrap();
         assert!(k8s.contains(image::PAUSE), "{k8s}");
         // The harness check from the brief: a runc container runs from the image.
-        let out = common::ctr_run(&c, common::RUNC_RUNTIME, &[], "t1", &["/bin/true"]);
+        let out = common::ctr_run(c, common::RUNC_RUNTIME, &[], "t1", &["/bin/true"]);
         assert!(out.status.success(), "{}", common::errtext(&out));
         let out = common::ctr_run(
-            &c,
+            c,
             common::RUNC_RUNTIME,
             &[],
             "t2",

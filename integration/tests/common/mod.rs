@@ -50,14 +50,16 @@ pub fn errtext(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// A short, runtime-tagged container id.
+/// A short, runtime-tagged container id, unique to this test process: ctr derives the
+/// cgroup path (`/default/<id>`) from it, and cgroups are host-wide, so two test runs at once
+/// must not pick the same one.
 pub fn cid(runtime: &str, name: &str) -> String {
     let tag = if runtime == WARD_RUNTIME {
         "ward"
     } else {
         "runc"
     };
-    format!("{tag}-{name}")
+    format!("{tag}-{name}-{}", std::process::id())
 }
 
 /// `ctr run --rm --runtime R IMAGE ID args...` with extra ctr flags before the image.
