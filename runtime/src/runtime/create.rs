@@ -274,7 +274,12 @@ impl Runtime {
         };
         let range = claimed.map_err(|e| match e {
             AllocError::Exists(id) => Error::Exists(id),
-            e => e.into(),
+            e => {
+                // A refused range (overlap, exhausted): the state dir this claim made, still
+                // empty, goes too (an id taken by another create is the `Exists` case).
+                prepare::remove_fresh_state_dir(wdir);
+                e.into()
+            }
         })?;
         if let Some(sb) = sandbox {
             if range != sb.range {
