@@ -412,7 +412,12 @@ fn user_namespaced_pod_runs_on_the_kubelet_range() {
         for f in ["uid_map", "gid_map"] {
             assert_eq!(proc(f).split_whitespace().collect::<Vec<_>>(), want, "{f}");
         }
-        let facts = SandboxFacts::parse(&proc("status"), &proc("uid_map"));
+        // Started means the init was let go: its filter is in place once it has exec'd.
+        let mut facts = SandboxFacts::parse("", "");
+        wait_for(Duration::from_secs(10), || {
+            facts = SandboxFacts::parse(&proc("status"), &proc("uid_map"));
+            facts.seccomp == Some(2)
+        });
         assert_eq!(
             (facts.cap_eff, facts.no_new_privs, facts.seccomp),
             (Some(0), Some(1), Some(2)),
