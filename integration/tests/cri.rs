@@ -383,14 +383,8 @@ fn user_namespaced_pod_runs_on_the_kubelet_range() {
         common::skip_or_fail_ward(&format!("user_namespaced_pod: {why}"));
         return;
     }
-    common::each_containerd("user_namespaced_pod_runs_on_the_kubelet_range", |c| {
-        if c.release.major < 2 {
-            eprintln!(
-                "SKIP: {}: no user-namespaced pods before containerd 2",
-                c.release.label()
-            );
-            return;
-        }
+    // containerd 1.6 ignores hostUsers: false.
+    common::each_containerd_from("user_namespaced_pod_runs_on_the_kubelet_range", 2, |c| {
         let mut cri = CriClient::connect(&c.address).unwrap();
         // Above Ward's own slots (1 MiB + 4096 x 64 Ki), a multiple of 64 Ki as kubelet's are.
         let start = 65536 * (5000 + std::process::id() % 20000);

@@ -27,11 +27,24 @@ fn can_run(test: &str) -> bool {
 /// Run `body` once per containerd release under test (containerd 2 first, then 1.6), each
 /// time on a fresh private containerd of that release. A missing containerd 2 fails the test
 /// unless `WARD_E2E_SKIP_CONTAINERD2=1` (see `ward_integration::release`).
-pub fn each_containerd(test: &str, mut body: impl FnMut(&mut Containerd)) {
+pub fn each_containerd(test: &str, body: impl FnMut(&mut Containerd)) {
+    each_containerd_from(test, 1, body)
+}
+
+/// [`each_containerd`] on the releases from major version `major` on only (a feature older
+/// ones lack); the others are named in a SKIP line, without starting them.
+pub fn each_containerd_from(test: &str, major: u32, mut body: impl FnMut(&mut Containerd)) {
     if !can_run(test) {
         return;
     }
     for release in releases_under_test(test) {
+        if release.major < major {
+            eprintln!(
+                "SKIP: {test}: {}: needs containerd {major}",
+                release.label()
+            );
+            continue;
+        }
         let label = release.label();
         eprintln!("== {test}: {label}");
         let mut c = Containerd::start_temp_release(release)
