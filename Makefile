@@ -6,10 +6,13 @@ DEBUG_BIN := $(TARGET_DIR)/debug
 RELEASE_BIN := $(TARGET_DIR)/release
 PREFIX ?= /usr/local
 DEBIAN_PACKAGES := containerd runc crun busybox-static nginx-light containernetworking-plugins podman \
-	hyperfine jq iproute2 util-linux protobuf-compiler pkg-config python3
+	hyperfine jq iproute2 util-linux protobuf-compiler pkg-config python3 patchelf
+# containerd 2 (Debian sid's static binaries, with sid's runc and crun), unpacked here by
+# integration/current-peers.sh: nothing installed system-wide; re-runs reuse it.
+PEERS_DIR := $(TARGET_DIR)/peers
 
-.PHONY: all build release deps demo test test-unit test-cli test-integration escape escape-ci \
-	bench lint install uninstall clean
+.PHONY: all build release deps peers demo test test-unit test-cli test-integration escape \
+	escape-ci bench lint install uninstall clean
 
 all: build
 
@@ -19,6 +22,10 @@ deps:
 
 build:
 	$(CARGO) build --workspace --bins
+
+# WARD_E2E_SKIP_CONTAINERD2=1 skips the download (the tests then print SKIP for containerd 2).
+peers:
+	@if [ "$${WARD_E2E_SKIP_CONTAINERD2:-}" != 1 ]; then bash integration/current-peers.sh $(PEERS_DIR); fi
 
 release:
 	$(CARGO) build --release -p ward-runtime -p ward-shim
@@ -42,9 +49,11 @@ test-unit:
 test-cli:
 	WARD_BIN=$(DEBUG_BIN)/ward $(CARGO) test -p ward-tests -- --test-threads=2
 
-test-integration:
-	# Every ctr and CRI case runs on ward too; a missing shim is a failure, not a skip.
-	WARD_E2E_REQUIRE_WARD=1 WARD_BIN=$(DEBUG_BIN)/ward WARD_SHIM_DIR=$(DEBUG_BIN) $(CARGO) test -p ward-integration -- --test-threads=1
+test-integration: peers
+	# Every ctr and CRI case runs on ward too, against containerd 2 and then Debian 12's 1.6;
+	# a missing shim or containerd 2 is a failure, not a skip.
+	WARD_E2E_REQUIRE_WARD=1 WARD_BIN=$(DEBUG_BIN)/ward WARD_SHIM_DIR=$(DEBUG_BIN) \
+		WARD_CONTAINERD2_DIR=$(PEERS_DIR) $(CARGO) test -p ward-integration -- --test-threads=1
 
 # Every technique of integration/escape against Ward (each enforcing built-in profile, through
 # the CLI and through containerd with the shim), runc, crun and the unconfined host column;

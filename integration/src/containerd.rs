@@ -4,7 +4,6 @@
 //! Only the containerd process this harness started is ever signalled, and
 //! only mounts under its own root are unmounted.
 
-use std::fmt::Write as _;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -12,7 +11,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::containerd_config::{containerd_config, ConfigPaths};
 use crate::image::{self, TestImages};
+use crate::release::{self, ContainerdRelease};
 
 /// containerd's runtime type for Ward's shim.
 pub const WARD_RUNTIME: &str = "io.containerd.ward.v2";
@@ -185,14 +186,16 @@ pub struct Containerd {
     pub ward_state: PathBuf,
     pub ward_strict_config: PathBuf,
     pub images: TestImages,
+    /// The containerd release this instance runs (its `containerd` and `ctr`).
+    pub release: ContainerdRelease,
     child: Option<Child>,
     log: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
 
 impl Containerd {
-    /// Start containerd under `tmp` (which must exist and be empty-ish).
-    pub fn start(tmp: &Path) -> Result<Self, HarnessError> {
+    /// Start `release`'s containerd under `tmp` (which must exist and be empty-ish).
+    pub fn start(tmp: &Path, release: ContainerdRelease) -> Result<Self, HarnessError> {
         let (bridge, n) = pick_bridge()?;
         let dir = tmp.to_path_buf();
         for d in ["root", "state", "cni/net.d", "cni/ipam", "images", "opt"] {
@@ -215,6 +218,7 @@ impl Containerd {
             bridge,
             subnet,
             images,
+            release,
             child: None,
             _tmp: None,
         };
@@ -229,86 +233,36 @@ impl Containerd {
         Ok(me)
     }
 
-    /// Start under a fresh temp dir owned by the returned value.
+    /// Start the containerd on `$PATH` under a fresh temp dir owned by the returned value.
     pub fn start_temp() -> Result<Self, HarnessError> {
+        let release = release::system_containerd().map_err(|why| HarnessError::Command {
+            cmd: "containerd --version".into(),
+            status: "unusable".into(),
+            stderr: why,
+        })?;
+        Self::start_temp_release(release)
+    }
+
+    /// Start `release`'s containerd under a fresh temp dir owned by the returned value.
+    pub fn start_temp_release(release: ContainerdRelease) -> Result<Self, HarnessError> {
         let tmp = tempfile::Builder::new()
             .prefix("ward-ctrd-")
             .tempdir()
             .map_err(io_err("create temp dir", Path::new("/tmp")))?;
-        let mut me = Self::start(tmp.path())?;
+        let mut me = Self::start(tmp.path(), release)?;
         me._tmp = Some(tmp);
         Ok(me)
     }
 
     fn write_configs(&self) -> Result<(), HarnessError> {
         let d = self.dir.display();
-        let cri = r#"plugins."io.containerd.grpc.v1.cri""#;
-        let mut c = String::new();
-        let _ = write!(
-            c,
-            r#"version = 2
-root = "{d}/root"
-state = "{d}/state"
-oom_score = 0
-
-[grpc]
-  address = "{d}/containerd.sock"
-
-[ttrpc]
-  address = "{d}/containerd.sock.ttrpc"
-
-[debug]
-  address = "{d}/debug.sock"
-  level = "info"
-
-[metrics]
-  address = ""
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{d}/opt"
-
-[{cri}]
-  sandbox_image = "{pause}"
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  enable_selinux = false
-  disable_apparmor = true
-  # This host (and some CI sandboxes) lack CAP_SYS_RESOURCE: lowering
-  # oom_score_adj (CRI gives sandboxes -998) would fail in runc init.
-  restrict_oom_score_adj = true
-  max_concurrent_downloads = 1
-
-[{cri}.containerd]
-  snapshotter = "overlayfs"
-  default_runtime_name = "runc"
-
-[{cri}.containerd.runtimes.runc]
-  runtime_type = "{runc}"
-
-[{cri}.containerd.runtimes.ward]
-  runtime_type = "{ward}"
-  pod_annotations = ["ward.dev/*"]
-
-[{cri}.containerd.runtimes.ward.options]
-  ConfigPath = "{wcfg}"
-
-[{cri}.containerd.runtimes.ward-strict]
-  runtime_type = "{ward}"
-  pod_annotations = ["ward.dev/*"]
-
-[{cri}.containerd.runtimes.ward-strict.options]
-  ConfigPath = "{wscfg}"
-
-[{cri}.cni]
-  bin_dir = "/usr/lib/cni"
-  conf_dir = "{d}/cni/net.d"
-  max_conf_num = 1
-"#,
-            pause = image::PAUSE,
-            runc = RUNC_RUNTIME,
-            ward = WARD_RUNTIME,
-            wcfg = self.ward_config.display(),
-            wscfg = self.ward_strict_config.display(),
+        let c = containerd_config(
+            self.release.config_version(),
+            &ConfigPaths {
+                dir: &self.dir,
+                ward_config: &self.ward_config,
+                ward_strict_config: &self.ward_strict_config,
+            },
         );
         write(&self.config, &c)?;
 
@@ -353,12 +307,18 @@ oom_score = 0
             .open(&self.log)
             .map_err(io_err("open", &self.log))?;
         let log2 = log.try_clone().map_err(io_err("dup", &self.log))?;
-        let path = format!(
-            "{}:{}",
-            ward_bin_dir().display(),
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into())
-        );
-        let child = Command::new("containerd")
+        // Shims are found on PATH: Ward's, then the release's own (containerd 2's
+        // containerd-shim-runc-v2 and runc), then the system's.
+        let mut dirs = vec![ward_bin_dir()];
+        dirs.extend(self.release.bin_dir.clone());
+        let system =
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+        dirs.extend(std::env::split_paths(&system));
+        let path = std::env::join_paths(dirs).map_err(|e| HarnessError::Spawn {
+            cmd: "containerd".into(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, e),
+        })?;
+        let child = Command::new(self.release.containerd())
             .arg("--config")
             .arg(&self.config)
             .env("PATH", path)
@@ -367,7 +327,7 @@ oom_score = 0
             .stderr(log2)
             .spawn()
             .map_err(|source| HarnessError::Spawn {
-                cmd: "containerd".into(),
+                cmd: self.release.containerd().display().to_string(),
                 source,
             })?;
         self.child = Some(child);
@@ -434,7 +394,7 @@ oom_score = 0
 
     /// A `ctr` command against this containerd (namespace `ns`).
     pub fn ctr_cmd(&self, ns: Option<&str>) -> Command {
-        let mut c = Command::new("ctr");
+        let mut c = Command::new(self.release.ctr());
         c.arg("--address").arg(&self.address);
         if let Some(ns) = ns {
             c.args(["--namespace", ns]);

@@ -24,9 +24,15 @@ pub enum CriError {
         method: &'static str,
         status: Box<tonic::Status>,
     },
+    #[error("CRI {method}: no answer within {}s", CALL_TIMEOUT.as_secs())]
+    Timeout { method: &'static str },
     #[error("tokio runtime: {0}")]
     Runtime(std::io::Error),
 }
+
+/// Longest a CRI call may take: a runtime that never answers fails the test instead of
+/// hanging it (`ExecSync` calls ask for at most 20 s, `StopContainer` for a few).
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
 
 /// Result of `ExecSync`.
 #[derive(Debug, Clone)]
@@ -48,7 +54,12 @@ macro_rules! call {
         let rs = &mut $self.rs;
         $self
             .rt
-            .block_on(async { rs.$method(tonic::Request::new(req)).await })
+            .block_on(async {
+                tokio::time::timeout(CALL_TIMEOUT, rs.$method(tonic::Request::new(req))).await
+            })
+            .map_err(|_| CriError::Timeout {
+                method: stringify!($method),
+            })?
             .map(tonic::Response::into_inner)
             .map_err(|status| CriError::Call {
                 method: stringify!($method),
@@ -329,4 +340,40 @@ fn to_map(kv: &[(&str, &str)]) -> HashMap<String, String> {
     kv.iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+}
+
+/// What kubelet sends for a `hostUsers: false` pod: a user namespace per pod (mode POD) with
+/// the uid and gid mapping it chose, `0 → host_start` for `size` ids, in the pod's and in each
+/// container's namespace options (network and IPC of the pod, a pid namespace per container).
+pub fn userns_options(host_start: u32, size: u32) -> cri::NamespaceOption {
+    let map = vec![cri::IdMapping {
+        host_id: host_start,
+        container_id: 0,
+        length: size,
+    }];
+    cri::NamespaceOption {
+        network: cri::NamespaceMode::Pod as i32,
+        pid: cri::NamespaceMode::Container as i32,
+        ipc: cri::NamespaceMode::Pod as i32,
+        target_id: String::new(),
+        userns_options: Some(cri::UserNamespace {
+            mode: cri::NamespaceMode::Pod as i32,
+            uids: map.clone(),
+            gids: map,
+        }),
+    }
+}
+
+/// `pod` (from [`pod_config`]) as a `hostUsers: false` pod on kubelet's range.
+pub fn with_pod_userns(pod: &mut cri::PodSandboxConfig, host_start: u32, size: u32) {
+    let linux = pod.linux.get_or_insert_with(Default::default);
+    let sc = linux.security_context.get_or_insert_with(Default::default);
+    sc.namespace_options = Some(userns_options(host_start, size));
+}
+
+/// `container` (from [`container_config`]) in a `hostUsers: false` pod on kubelet's range.
+pub fn with_container_userns(container: &mut cri::ContainerConfig, host_start: u32, size: u32) {
+    let linux = container.linux.get_or_insert_with(Default::default);
+    let sc = linux.security_context.get_or_insert_with(Default::default);
+    sc.namespace_options = Some(userns_options(host_start, size));
 }

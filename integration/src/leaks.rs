@@ -57,6 +57,17 @@ pub fn range_holders(root: &Path) -> Vec<String> {
             .flatten()
             .filter_map(|o| o.as_str().map(String::from)),
     );
+    // Caller-chosen ranges (a user-namespaced pod's kubelet mapping).
+    for c in v["chosen"].as_object().into_iter().flat_map(|m| m.values()) {
+        out.extend(c["owner"].as_str().map(String::from));
+        out.extend(
+            c["shared"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|o| o.as_str().map(String::from)),
+        );
+    }
     out
 }
 

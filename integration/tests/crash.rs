@@ -55,97 +55,94 @@ fn shim_of(init_pid: u32) -> u32 {
 
 #[test]
 fn shim_killed_task_reported_exited_and_cleaned() {
-    let Some(c) = common::containerd_or_skip("shim_killed_task_reported_exited_and_cleaned") else {
-        return;
-    };
-    for rt in common::runtimes_under_test() {
-        let id = cid(rt, "shimkill");
-        run_detached(&c, rt, &id);
-        let (pid, state) = task(&c, &id).expect("task listed");
-        assert_eq!(state, "RUNNING");
-        let shim = shim_of(pid);
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(shim as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
-        // containerd notices the shim is gone, marks the task stopped or
-        // removes it, and its cleanup (`shim delete`) kills the container.
-        let gone = wait_for(Duration::from_secs(20), || {
-            task(&c, &id).is_none_or(|(_, s)| s == "STOPPED")
-        });
-        assert!(
-            gone,
-            "{rt}: task still {:?} after shim SIGKILL",
-            task(&c, &id)
-        );
-        assert!(
-            wait_for(Duration::from_secs(10), || !std::path::Path::new(&format!(
-                "/proc/{pid}"
-            ))
-            .exists()),
-            "{rt}: container init {pid} outlived its shim's cleanup"
-        );
-        if rt == WARD_RUNTIME {
-            // WARD-ONLY: the `delete` action (a fresh shim) found the node config and state dir
-            // the container was created with (recorded in the bundle) and removed everything.
-            let mut left = vec![];
-            let clean = wait_for(Duration::from_secs(10), || {
-                left = ward_integration::leaks::ward_pod_leftovers(&c, "default", &id, &[]);
-                left.is_empty()
+    common::each_containerd("shim_killed_task_reported_exited_and_cleaned", |c| {
+        for rt in common::runtimes_under_test() {
+            let id = cid(rt, "shimkill");
+            run_detached(c, rt, &id);
+            let (pid, state) = task(c, &id).expect("task listed");
+            assert_eq!(state, "RUNNING");
+            let shim = shim_of(pid);
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(shim as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
+            // containerd notices the shim is gone, marks the task stopped or
+            // removes it, and its cleanup (`shim delete`) kills the container.
+            let gone = wait_for(Duration::from_secs(20), || {
+                task(c, &id).is_none_or(|(_, s)| s == "STOPPED")
             });
             assert!(
-                clean,
-                "{rt}: left behind after the shim's cleanup:\n{}",
-                left.join("\n")
+                gone,
+                "{rt}: task still {:?} after shim SIGKILL",
+                task(c, &id)
             );
+            assert!(
+                wait_for(Duration::from_secs(10), || !std::path::Path::new(&format!(
+                    "/proc/{pid}"
+                ))
+                .exists()),
+                "{rt}: container init {pid} outlived its shim's cleanup"
+            );
+            if rt == WARD_RUNTIME {
+                // WARD-ONLY: the `delete` action (a fresh shim) found the node config and state dir
+                // the container was created with (recorded in the bundle) and removed everything.
+                let mut left = vec![];
+                let clean = wait_for(Duration::from_secs(10), || {
+                    left = ward_integration::leaks::ward_pod_leftovers(c, "default", &id, &[]);
+                    left.is_empty()
+                });
+                assert!(
+                    clean,
+                    "{rt}: left behind after the shim's cleanup:\n{}",
+                    left.join("\n")
+                );
+            }
+            let _ = c.ctr(Some("default"), &["tasks", "delete", "-f", &id]);
+            let out = c
+                .ctr(Some("default"), &["containers", "delete", &id])
+                .unwrap();
+            assert!(out.status.success(), "{rt}: {}", errtext(&out));
         }
-        let _ = c.ctr(Some("default"), &["tasks", "delete", "-f", &id]);
-        let out = c
-            .ctr(Some("default"), &["containers", "delete", &id])
-            .unwrap();
-        assert!(out.status.success(), "{rt}: {}", errtext(&out));
-    }
+    });
 }
 
 #[test]
 fn containerd_restart_reconnects_to_running_shim() {
-    let Some(mut c) = common::containerd_or_skip("containerd_restart_reconnects_to_running_shim")
-    else {
-        return;
-    };
-    for rt in common::runtimes_under_test() {
-        let id = cid(rt, "restart");
-        run_detached(&c, rt, &id);
-        let (pid, _) = task(&c, &id).expect("task listed");
-        let shim = shim_of(pid);
-        c.restart().expect("restart containerd");
-        let back = wait_for(Duration::from_secs(20), || {
-            task(&c, &id).is_some_and(|(p, s)| p == pid && s == "RUNNING")
-        });
-        assert!(
-            back,
-            "{rt}: after restart: {:?}\n{}",
-            task(&c, &id),
-            c.log_text()
-        );
-        assert_eq!(shim_of(pid), shim, "{rt}: same shim keeps the container");
-        // A call served by the shim itself: containerd reconnected to it.
-        // (exec is covered by tests/ctr.rs exec_in_running_container.)
-        let ps = c.ctr_ok("default", &["tasks", "ps", &id]).unwrap();
-        assert!(
-            ps.lines()
-                .any(|l| l.split_whitespace().next() == Some(&pid.to_string())),
-            "{rt}: tasks ps after restart: {ps}"
-        );
-        c.ctr_ok("default", &["tasks", "kill", "-s", "SIGKILL", &id])
-            .unwrap();
-        assert!(
-            wait_for(Duration::from_secs(10), || task(&c, &id)
-                .is_some_and(|(_, s)| s == "STOPPED")),
-            "{rt}: no exit seen after restart"
-        );
-        c.ctr_ok("default", &["tasks", "delete", &id]).unwrap();
-        c.ctr_ok("default", &["containers", "delete", &id]).unwrap();
-    }
+    common::each_containerd("containerd_restart_reconnects_to_running_shim", |c| {
+        for rt in common::runtimes_under_test() {
+            let id = cid(rt, "restart");
+            run_detached(c, rt, &id);
+            let (pid, _) = task(c, &id).expect("task listed");
+            let shim = shim_of(pid);
+            c.restart().expect("restart containerd");
+            let back = wait_for(Duration::from_secs(20), || {
+                task(c, &id).is_some_and(|(p, s)| p == pid && s == "RUNNING")
+            });
+            assert!(
+                back,
+                "{rt}: after restart: {:?}\n{}",
+                task(c, &id),
+                c.log_text()
+            );
+            assert_eq!(shim_of(pid), shim, "{rt}: same shim keeps the container");
+            // A call served by the shim itself: containerd reconnected to it.
+            // (exec is covered by tests/ctr.rs exec_in_running_container.)
+            let ps = c.ctr_ok("default", &["tasks", "ps", &id]).unwrap();
+            assert!(
+                ps.lines()
+                    .any(|l| l.split_whitespace().next() == Some(&pid.to_string())),
+                "{rt}: tasks ps after restart: {ps}"
+            );
+            c.ctr_ok("default", &["tasks", "kill", "-s", "SIGKILL", &id])
+                .unwrap();
+            assert!(
+                wait_for(Duration::from_secs(10), || task(c, &id)
+                    .is_some_and(|(_, s)| s == "STOPPED")),
+                "{rt}: no exit seen after restart"
+            );
+            c.ctr_ok("default", &["tasks", "delete", &id]).unwrap();
+            c.ctr_ok("default", &["containers", "delete", &id]).unwrap();
+        }
+    });
 }

@@ -66,336 +66,331 @@ fn remove(c: &Containerd, id: &str) {
 
 #[test]
 fn exit_codes_stdio_and_terminal() {
-    let Some(c) = common::containerd_or_skip("exit_codes_stdio_and_terminal") else {
-        return;
-    };
-    for rt in common::runtimes_under_test() {
-        let out = ctr_run(&c, rt, &[], &cid(rt, "exit7"), &["sh", "-c", "exit 7"]);
-        assert_eq!(code(&out), Some(7), "{rt}: {}", errtext(&out));
+    common::each_containerd("exit_codes_stdio_and_terminal", |c| {
+        for rt in common::runtimes_under_test() {
+            let out = ctr_run(c, rt, &[], &cid(rt, "exit7"), &["sh", "-c", "exit 7"]);
+            assert_eq!(code(&out), Some(7), "{rt}: {}", errtext(&out));
 
-        let out = ctr_run(&c, rt, &[], &cid(rt, "true"), &["/bin/true"]);
-        assert_eq!(code(&out), Some(0), "{rt}: {}", errtext(&out));
+            let out = ctr_run(c, rt, &[], &cid(rt, "true"), &["/bin/true"]);
+            assert_eq!(code(&out), Some(0), "{rt}: {}", errtext(&out));
 
-        // stdin → container → stdout. ctr 1.6 does not pass stdin's EOF on,
-        // so the container reads a known number of lines.
-        let mut cmd = c.ctr_cmd(Some("default"));
-        cmd.args(["run", "--rm", "--runtime", rt]);
-        if rt == WARD_RUNTIME {
-            cmd.arg("--runtime-config-path").arg(&c.ward_config);
-        }
-        let mut child = cmd
-            .args([
-                BUSYBOX,
-                &cid(rt, "cat"),
-                "sh",
-                "-c",
-                "head -n 2000; echo done >&2",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let payload: String = (0..2000).map(|i| format!("line {i}\n")).collect();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(payload.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(code(&out), Some(0), "{rt}: {}", errtext(&out));
-        assert_eq!(text(&out), payload, "{rt}: stdin round trip");
-        assert!(
-            errtext(&out).contains("done"),
-            "{rt}: stderr {}",
-            errtext(&out)
-        );
+            // stdin → container → stdout. ctr 1.6 does not pass stdin's EOF on,
+            // so the container reads a known number of lines.
+            let mut cmd = c.ctr_cmd(Some("default"));
+            cmd.args(["run", "--rm", "--runtime", rt]);
+            if rt == WARD_RUNTIME {
+                cmd.arg("--runtime-config-path").arg(&c.ward_config);
+            }
+            let mut child = cmd
+                .args([
+                    BUSYBOX,
+                    &cid(rt, "cat"),
+                    "sh",
+                    "-c",
+                    "head -n 2000; echo done >&2",
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let payload: String = (0..2000).map(|i| format!("line {i}\n")).collect();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(payload.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(code(&out), Some(0), "{rt}: {}", errtext(&out));
+            assert_eq!(text(&out), payload, "{rt}: stdin round trip");
+            assert!(
+                errtext(&out).contains("done"),
+                "{rt}: stderr {}",
+                errtext(&out)
+            );
 
-        // -t: a terminal inside. `script` gives ctr a pty of its own.
-        let mut ctr = format!(
-            "ctr --address {} -n default run --rm -t --runtime {rt}",
-            c.address.display()
-        );
-        if rt == WARD_RUNTIME {
+            // -t: a terminal inside. `script` gives ctr a pty of its own.
+            let mut ctr = format!(
+                "{} --address {} -n default run --rm -t --runtime {rt}",
+                c.release.ctr().display(),
+                c.address.display()
+            );
+            if rt == WARD_RUNTIME {
+                ctr.push_str(&format!(
+                    " --runtime-config-path {}",
+                    c.ward_config.display()
+                ));
+            }
             ctr.push_str(&format!(
-                " --runtime-config-path {}",
-                c.ward_config.display()
+                " {BUSYBOX} {} sh -c 'test -t 0 && test -t 1 && echo IS_TTY; tty; exit 3'",
+                cid(rt, "tty")
             ));
+            let out = Command::new("script")
+                .args(["-qec", &ctr, "/dev/null"])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let t = text(&out);
+            assert!(
+                t.contains("IS_TTY"),
+                "{rt}: no tty inside: {t} {}",
+                errtext(&out)
+            );
+            assert!(t.contains("/dev/pts/"), "{rt}: {t}");
+            assert_eq!(code(&out), Some(3), "{rt}: exit code through the terminal");
         }
-        ctr.push_str(&format!(
-            " {BUSYBOX} {} sh -c 'test -t 0 && test -t 1 && echo IS_TTY; tty; exit 3'",
-            cid(rt, "tty")
-        ));
-        let out = Command::new("script")
-            .args(["-qec", &ctr, "/dev/null"])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let t = text(&out);
-        assert!(
-            t.contains("IS_TTY"),
-            "{rt}: no tty inside: {t} {}",
-            errtext(&out)
-        );
-        assert!(t.contains("/dev/pts/"), "{rt}: {t}");
-        assert_eq!(code(&out), Some(3), "{rt}: exit code through the terminal");
-    }
+    });
 }
 
 #[test]
 fn pause_resume_metrics_kill() {
-    let Some(c) = common::containerd_or_skip("pause_resume_metrics_kill") else {
-        return;
-    };
-    for rt in common::runtimes_under_test() {
-        let id = cid(rt, "life");
-        run_detached(
-            &c,
-            rt,
-            &["--memory-limit", "67108864"],
-            &id,
-            &["sleep", "600"],
-        );
-        assert!(
-            wait_state(&c, &id, "RUNNING", Duration::from_secs(10)),
-            "{rt}"
-        );
+    common::each_containerd("pause_resume_metrics_kill", |c| {
+        for rt in common::runtimes_under_test() {
+            let id = cid(rt, "life");
+            run_detached(
+                c,
+                rt,
+                &["--memory-limit", "67108864"],
+                &id,
+                &["sleep", "600"],
+            );
+            assert!(
+                wait_state(c, &id, "RUNNING", Duration::from_secs(10)),
+                "{rt}"
+            );
 
-        // pause / resume.
-        c.ctr_ok("default", &["tasks", "pause", &id]).unwrap();
-        assert!(
-            wait_state(&c, &id, "PAUSED", Duration::from_secs(5)),
-            "{rt}: paused"
-        );
-        c.ctr_ok("default", &["tasks", "resume", &id]).unwrap();
-        assert!(
-            wait_state(&c, &id, "RUNNING", Duration::from_secs(5)),
-            "{rt}: resumed"
-        );
+            // pause / resume.
+            c.ctr_ok("default", &["tasks", "pause", &id]).unwrap();
+            assert!(
+                wait_state(c, &id, "PAUSED", Duration::from_secs(5)),
+                "{rt}: paused"
+            );
+            c.ctr_ok("default", &["tasks", "resume", &id]).unwrap();
+            assert!(
+                wait_state(c, &id, "RUNNING", Duration::from_secs(5)),
+                "{rt}: resumed"
+            );
 
-        // metrics: the memory limit set at run time shows in the stats.
-        // (ctr 1.6 has no `tasks update`: the update path is tested via CRI
-        // UpdateContainerResources in tests/cri.rs.)
-        let m = c
-            .ctr_ok("default", &["tasks", "metrics", "--format", "json", &id])
-            .unwrap();
-        let v: serde_json::Value =
-            serde_json::from_str(&m).unwrap_or_else(|e| panic!("{rt}: {e}: {m}"));
-        let limit = v
-            .pointer("/memory/usage/limit")
-            .or_else(|| v.pointer("/memory/max"));
-        assert_eq!(
-            limit.and_then(serde_json::Value::as_u64),
-            Some(67_108_864),
-            "{rt}: metrics: {m}"
-        );
-        let usage = v
-            .pointer("/memory/usage/usage")
-            .or_else(|| v.pointer("/memory/usage"));
-        assert!(
-            usage.and_then(serde_json::Value::as_u64).unwrap_or(0) > 0,
-            "{rt}: {m}"
-        );
+            // metrics: the memory limit set at run time shows in the stats.
+            // (ctr 1.6 has no `tasks update`: the update path is tested via CRI
+            // UpdateContainerResources in tests/cri.rs.)
+            let m = c
+                .ctr_ok("default", &["tasks", "metrics", "--format", "json", &id])
+                .unwrap();
+            let v: serde_json::Value =
+                serde_json::from_str(&m).unwrap_or_else(|e| panic!("{rt}: {e}: {m}"));
+            let limit = v
+                .pointer("/memory/usage/limit")
+                .or_else(|| v.pointer("/memory/max"));
+            assert_eq!(
+                limit.and_then(serde_json::Value::as_u64),
+                Some(67_108_864),
+                "{rt}: metrics: {m}"
+            );
+            let usage = v
+                .pointer("/memory/usage/usage")
+                .or_else(|| v.pointer("/memory/usage"));
+            assert!(
+                usage.and_then(serde_json::Value::as_u64).unwrap_or(0) > 0,
+                "{rt}: {m}"
+            );
 
-        // kill: SIGKILL reaches the init; the task stops.
-        c.ctr_ok("default", &["tasks", "kill", "-s", "SIGKILL", &id])
-            .unwrap();
-        assert!(
-            wait_state(&c, &id, "STOPPED", Duration::from_secs(10)),
-            "{rt}: killed"
-        );
-        remove(&c, &id);
-    }
+            // kill: SIGKILL reaches the init; the task stops.
+            c.ctr_ok("default", &["tasks", "kill", "-s", "SIGKILL", &id])
+                .unwrap();
+            assert!(
+                wait_state(c, &id, "STOPPED", Duration::from_secs(10)),
+                "{rt}: killed"
+            );
+            remove(c, &id);
+        }
+    });
 }
 
 #[test]
 fn exec_in_running_container() {
-    let Some(c) = common::containerd_or_skip("exec_in_running_container") else {
-        return;
-    };
-    for rt in common::runtimes_under_test() {
-        let id = cid(rt, "exec");
-        run_detached(&c, rt, &[], &id, &["sleep", "600"]);
-        assert!(
-            wait_state(&c, &id, "RUNNING", Duration::from_secs(10)),
-            "{rt}"
-        );
-        // exec: output and exit code of the exec'd process.
-        let out = c
-            .ctr(
-                Some("default"),
-                &[
-                    "tasks",
-                    "exec",
-                    "--exec-id",
-                    "e1",
-                    &id,
-                    "sh",
-                    "-c",
-                    "echo from-exec; exit 5",
-                ],
-            )
-            .unwrap();
-        assert_eq!(code(&out), Some(5), "{rt}: {}", errtext(&out));
-        assert_eq!(text(&out).trim(), "from-exec", "{rt}");
+    common::each_containerd("exec_in_running_container", |c| {
+        for rt in common::runtimes_under_test() {
+            let id = cid(rt, "exec");
+            run_detached(c, rt, &[], &id, &["sleep", "600"]);
+            assert!(
+                wait_state(c, &id, "RUNNING", Duration::from_secs(10)),
+                "{rt}"
+            );
+            // exec: output and exit code of the exec'd process.
+            let out = c
+                .ctr(
+                    Some("default"),
+                    &[
+                        "tasks",
+                        "exec",
+                        "--exec-id",
+                        "e1",
+                        &id,
+                        "sh",
+                        "-c",
+                        "echo from-exec; exit 5",
+                    ],
+                )
+                .unwrap();
+            assert_eq!(code(&out), Some(5), "{rt}: {}", errtext(&out));
+            assert_eq!(text(&out).trim(), "from-exec", "{rt}");
 
-        // A second exec with stdin → stdout through the exec'd process.
-        let out = c
-            .ctr(
-                Some("default"),
-                &[
-                    "tasks",
-                    "exec",
-                    "--exec-id",
-                    "e2",
-                    &id,
-                    "sh",
-                    "-c",
-                    "echo $$; cat /proc/self/uid_map",
-                ],
-            )
-            .unwrap();
-        assert!(out.status.success(), "{rt}: {}", errtext(&out));
-        remove(&c, &id);
-    }
+            // A second exec with stdin → stdout through the exec'd process.
+            let out = c
+                .ctr(
+                    Some("default"),
+                    &[
+                        "tasks",
+                        "exec",
+                        "--exec-id",
+                        "e2",
+                        &id,
+                        "sh",
+                        "-c",
+                        "echo $$; cat /proc/self/uid_map",
+                    ],
+                )
+                .unwrap();
+            assert!(out.status.success(), "{rt}: {}", errtext(&out));
+            remove(c, &id);
+        }
+    });
 }
 
 #[test]
 fn oom_event_and_exit_137() {
-    let Some(c) = common::containerd_or_skip("oom_event_and_exit_137") else {
-        return;
-    };
-    for rt in common::runtimes_under_test() {
-        let id = cid(rt, "oom");
-        let mut events = c
-            .ctr_cmd(None)
-            .arg("events")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = events.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let want = id.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("/tasks/oom") && line.contains(&want) {
-                    let _ = tx.send(line);
-                    return;
+    common::each_containerd("oom_event_and_exit_137", |c| {
+        for rt in common::runtimes_under_test() {
+            let id = cid(rt, "oom");
+            let mut events = c
+                .ctr_cmd(None)
+                .arg("events")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let stdout = events.stdout.take().unwrap();
+            let (tx, rx) = mpsc::channel();
+            let want = id.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if line.contains("/tasks/oom") && line.contains(&want) {
+                        let _ = tx.send(line);
+                        return;
+                    }
                 }
-            }
-        });
-        std::thread::sleep(Duration::from_millis(200));
-        // `tail /dev/zero` keeps one ever-growing line in memory.
-        let out = ctr_run(
-            &c,
-            rt,
-            &["--memory-limit", "33554432"],
-            &id,
-            &["tail", "/dev/zero"],
-        );
-        let seen = rx.recv_timeout(Duration::from_secs(10));
-        // The `ctr events` child is ours; end it by its own handle.
-        let _ = events.kill();
-        let _ = events.wait();
-        assert_eq!(code(&out), Some(137), "{rt}: {}", errtext(&out));
-        assert!(seen.is_ok(), "{rt}: no /tasks/oom event for {id}");
-    }
+            });
+            std::thread::sleep(Duration::from_millis(200));
+            // `tail /dev/zero` keeps one ever-growing line in memory.
+            let out = ctr_run(
+                c,
+                rt,
+                &["--memory-limit", "33554432"],
+                &id,
+                &["tail", "/dev/zero"],
+            );
+            let seen = rx.recv_timeout(Duration::from_secs(10));
+            // The `ctr events` child is ours; end it by its own handle.
+            let _ = events.kill();
+            let _ = events.wait();
+            assert_eq!(code(&out), Some(137), "{rt}: {}", errtext(&out));
+            assert!(seen.is_ok(), "{rt}: no /tasks/oom event for {id}");
+        }
+    });
 }
 
 #[test]
 fn sandbox_seen_from_inside() {
-    let Some(c) = common::containerd_or_skip("sandbox_seen_from_inside") else {
-        return;
-    };
-    for rt in common::runtimes_under_test() {
-        let out = ctr_run(
-            &c,
-            rt,
-            &[],
-            &cid(rt, "facts"),
-            &[
-                "sh",
-                "-c",
-                "cat /proc/self/status; echo ===; cat /proc/self/uid_map; echo ===; \
+    common::each_containerd("sandbox_seen_from_inside", |c| {
+        for rt in common::runtimes_under_test() {
+            let out = ctr_run(
+                c,
+                rt,
+                &[],
+                &cid(rt, "facts"),
+                &[
+                    "sh",
+                    "-c",
+                    "cat /proc/self/status; echo ===; cat /proc/self/uid_map; echo ===; \
                  if touch /rootfs-write-probe 2>/dev/null; then echo RW; else echo RO; fi",
-            ],
-        );
-        assert!(out.status.success(), "{rt}: {}", errtext(&out));
-        let t = text(&out);
-        let parts: Vec<&str> = t.split("===\n").collect();
-        assert_eq!(parts.len(), 3, "{rt}: {t}");
-        let facts = SandboxFacts::parse(parts[0], parts[1]);
-        eprintln!("{rt}: {facts:?} rootfs {}", parts[2].trim());
-        if rt != WARD_RUNTIME {
-            // runc's defaults: identity map, no seccomp filter from ctr.
-            assert!(facts.uid_map_is_identity(), "{rt}: {facts:?}");
-            continue;
+                ],
+            );
+            assert!(out.status.success(), "{rt}: {}", errtext(&out));
+            let t = text(&out);
+            let parts: Vec<&str> = t.split("===\n").collect();
+            assert_eq!(parts.len(), 3, "{rt}: {t}");
+            let facts = SandboxFacts::parse(parts[0], parts[1]);
+            eprintln!("{rt}: {facts:?} rootfs {}", parts[2].trim());
+            if rt != WARD_RUNTIME {
+                // runc's defaults: identity map, no seccomp filter from ctr.
+                assert!(facts.uid_map_is_identity(), "{rt}: {facts:?}");
+                continue;
+            }
+            // WARD-ONLY: the sandbox Ward promises.
+            assert!(!facts.uid_map_is_identity(), "ward: uid_map is identity");
+            assert!(
+                !facts.maps_host_root(),
+                "ward: host uid 0 mapped: {facts:?}"
+            );
+            assert_eq!(facts.cap_eff, Some(0), "ward: CapEff");
+            assert_eq!(facts.no_new_privs, Some(1), "ward: NoNewPrivs");
+            assert_eq!(facts.seccomp, Some(2), "ward: Seccomp filter mode");
+            assert_eq!(parts[2].trim(), "RO", "ward: rootfs writable");
         }
-        // WARD-ONLY: the sandbox Ward promises.
-        assert!(!facts.uid_map_is_identity(), "ward: uid_map is identity");
-        assert!(
-            !facts.maps_host_root(),
-            "ward: host uid 0 mapped: {facts:?}"
-        );
-        assert_eq!(facts.cap_eff, Some(0), "ward: CapEff");
-        assert_eq!(facts.no_new_privs, Some(1), "ward: NoNewPrivs");
-        assert_eq!(facts.seccomp, Some(2), "ward: Seccomp filter mode");
-        assert_eq!(parts[2].trim(), "RO", "ward: rootfs writable");
-    }
-    if common::ward_shim_status().is_err() {
-        common::skip_or_fail_ward("sandbox_seen_from_inside: ward assertions not run");
-    }
+        if common::ward_shim_status().is_err() {
+            common::skip_or_fail_ward("sandbox_seen_from_inside: ward assertions not run");
+        }
+    });
 }
 
 #[test]
 fn two_hundred_short_containers() {
-    let Some(c) = common::containerd_or_skip("two_hundred_short_containers") else {
-        return;
-    };
-    let n: usize = std::env::var("WARD_E2E_MANY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
-    for rt in common::runtimes_under_test() {
-        let started = Instant::now();
-        // Two at a time: enough to interleave shims without starving the host.
-        let mut wrong = Vec::new();
-        for pair in (0..n).collect::<Vec<_>>().chunks(2) {
-            let children: Vec<_> = pair
-                .iter()
-                .map(|&i| {
-                    let mut cmd = c.ctr_cmd(Some("default"));
-                    cmd.args(["run", "--rm", "--runtime", rt]);
-                    if rt == WARD_RUNTIME {
-                        cmd.arg("--runtime-config-path").arg(&c.ward_config);
+    common::each_containerd("two_hundred_short_containers", |c| {
+        let n: usize = std::env::var("WARD_E2E_MANY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200);
+        for rt in common::runtimes_under_test() {
+            let started = Instant::now();
+            // Two at a time: enough to interleave shims without starving the host.
+            let mut wrong = Vec::new();
+            for pair in (0..n).collect::<Vec<_>>().chunks(2) {
+                let children: Vec<_> = pair
+                    .iter()
+                    .map(|&i| {
+                        let mut cmd = c.ctr_cmd(Some("default"));
+                        cmd.args(["run", "--rm", "--runtime", rt]);
+                        if rt == WARD_RUNTIME {
+                            cmd.arg("--runtime-config-path").arg(&c.ward_config);
+                        }
+                        let child = cmd
+                            .args([BUSYBOX, &cid(rt, &format!("many{i}")), "sh", "-c"])
+                            .arg(format!("exit {}", i % 256))
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::piped())
+                            .spawn()
+                            .unwrap();
+                        (i, child)
+                    })
+                    .collect();
+                for (i, child) in children {
+                    let out = child.wait_with_output().unwrap();
+                    if out.status.code() != Some((i % 256) as i32) {
+                        wrong.push((i, out.status.code(), errtext(&out)));
                     }
-                    let child = cmd
-                        .args([BUSYBOX, &cid(rt, &format!("many{i}")), "sh", "-c"])
-                        .arg(format!("exit {}", i % 256))
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::piped())
-                        .spawn()
-                        .unwrap();
-                    (i, child)
-                })
-                .collect();
-            for (i, child) in children {
-                let out = child.wait_with_output().unwrap();
-                if out.status.code() != Some((i % 256) as i32) {
-                    wrong.push((i, out.status.code(), errtext(&out)));
                 }
             }
+            eprintln!("{rt}: {n} containers in {:?}", started.elapsed());
+            assert!(
+                wrong.is_empty(),
+                "{rt}: {} of {n} wrong exit codes, first: {:?}",
+                wrong.len(),
+                &wrong[..wrong.len().min(3)]
+            );
         }
-        eprintln!("{rt}: {n} containers in {:?}", started.elapsed());
-        assert!(
-            wrong.is_empty(),
-            "{rt}: {} of {n} wrong exit codes, first: {:?}",
-            wrong.len(),
-            &wrong[..wrong.len().min(3)]
-        );
-    }
+    });
 }
 
 /// WARD-ONLY: the node config given as the runtime's `ConfigPath` picks the
@@ -407,45 +402,44 @@ fn ward_config_path_and_profile_annotation() {
         common::skip_or_fail_ward(&format!("ward_config_path_and_profile_annotation: {why}"));
         return;
     }
-    let Some(c) = common::containerd_or_skip("ward_config_path_and_profile_annotation") else {
-        return;
-    };
-    let probe = |id: &str, config: &std::path::Path, annotation: Option<&str>| {
-        let mut cmd = c.ctr_cmd(Some("default"));
-        cmd.args(["run", "--rm", "--runtime", WARD_RUNTIME])
-            .arg("--runtime-config-path")
-            .arg(config);
-        if let Some(a) = annotation {
-            cmd.args(["--annotation", &format!("ward.dev/profile={a}")]);
-        }
-        cmd.args([BUSYBOX, id, "nc", "127.0.0.1", "1"])
-            .output()
-            .unwrap()
-    };
-    let denied = |o: &std::process::Output| errtext(o).contains("Operation not permitted");
+    common::each_containerd("ward_config_path_and_profile_annotation", |c| {
+        let probe = |id: &str, config: &std::path::Path, annotation: Option<&str>| {
+            let mut cmd = c.ctr_cmd(Some("default"));
+            cmd.args(["run", "--rm", "--runtime", WARD_RUNTIME])
+                .arg("--runtime-config-path")
+                .arg(config);
+            if let Some(a) = annotation {
+                cmd.args(["--annotation", &format!("ward.dev/profile={a}")]);
+            }
+            cmd.args([BUSYBOX, id, "nc", "127.0.0.1", "1"])
+                .output()
+                .unwrap()
+        };
+        let denied = |o: &std::process::Output| errtext(o).contains("Operation not permitted");
 
-    let default = probe("cfg-default", &c.ward_config, None);
-    // ctr's fresh netns has no interface up: connect fails, socket() works.
-    assert!(
-        errtext(&default).contains("can't connect") && !denied(&default),
-        "default profile: socket must work: {}",
-        errtext(&default)
-    );
-    let strict = probe("cfg-strict", &c.ward_strict_config, None);
-    assert!(denied(&strict), "ward-strict config: {}", errtext(&strict));
-    let by_annotation = probe("ann-strict", &c.ward_config, Some("strict"));
-    assert!(
-        denied(&by_annotation),
-        "annotation strict under the default node config: {}",
-        errtext(&by_annotation)
-    );
-    let escape = probe("ann-escape", &c.ward_strict_config, Some("default"));
-    assert!(
-        !escape.status.success() && errtext(&escape).contains("allowed_profiles"),
-        "a pod must not leave the strict node config by annotation: {} {}",
-        text(&escape),
-        errtext(&escape)
-    );
+        let default = probe("cfg-default", &c.ward_config, None);
+        // ctr's fresh netns has no interface up: connect fails, socket() works.
+        assert!(
+            errtext(&default).contains("can't connect") && !denied(&default),
+            "default profile: socket must work: {}",
+            errtext(&default)
+        );
+        let strict = probe("cfg-strict", &c.ward_strict_config, None);
+        assert!(denied(&strict), "ward-strict config: {}", errtext(&strict));
+        let by_annotation = probe("ann-strict", &c.ward_config, Some("strict"));
+        assert!(
+            denied(&by_annotation),
+            "annotation strict under the default node config: {}",
+            errtext(&by_annotation)
+        );
+        let escape = probe("ann-escape", &c.ward_strict_config, Some("default"));
+        assert!(
+            !escape.status.success() && errtext(&escape).contains("allowed_profiles"),
+            "a pod must not leave the strict node config by annotation: {} {}",
+            text(&escape),
+            errtext(&escape)
+        );
+    });
 }
 
 /// Issue 11 through the shim: root binds :80 in the container's network namespace (Ward has

@@ -1,10 +1,13 @@
 //! deploy/: install.sh then uninstall.sh into a temp root with a temp
 //! containerd config; the example node configs parse with Ward's own parser;
-//! the merged containerd config loads in containerd.
+//! the merged containerd config loads in containerd 2 and in 1.6 (each release's
+//! `containerd config dump` shows Ward's handlers where that release reads them).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use ward_integration::release::{releases_under_test, ContainerdRelease};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -28,6 +31,87 @@ fn bash(script: &str, root: &Path, bins: &Path, extra: &[(&str, &str)]) -> Strin
     );
     assert!(out.status.success(), "{script} failed:\n{text}");
     text
+}
+
+/// `containerd config dump` of `cfg` by `release`: the config as that release loads it
+/// (containerd 2 migrates a `version = 2` file to its own schema first).
+fn config_dump(release: &ContainerdRelease, cfg: &Path) -> toml::Value {
+    let out = Command::new(release.containerd())
+        .arg("--config")
+        .arg(cfg)
+        .args(["config", "dump"])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", release.label()));
+    let dump = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}: config dump {}: {}",
+        release.label(),
+        cfg.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    toml::from_str(&dump).unwrap_or_else(|e| panic!("{}: {e}\n{dump}", release.label()))
+}
+
+/// The runtime handlers table of a dumped config, in the CRI plugin `release` reads.
+fn dumped_runtimes<'a>(release: &ContainerdRelease, dump: &'a toml::Value) -> &'a toml::Value {
+    let plugin = if release.major >= 2 {
+        "io.containerd.cri.v1.runtime"
+    } else {
+        "io.containerd.grpc.v1.cri"
+    };
+    &dump["plugins"][plugin]["containerd"]["runtimes"]
+}
+
+/// Ward's two handlers, as every release under test loads `cfg`.
+fn assert_loads_ward_handlers(cfg: &Path) -> Vec<(ContainerdRelease, toml::Value)> {
+    releases_under_test("deploy")
+        .into_iter()
+        .map(|release| {
+            let dump = assert_release_loads_ward_handlers(&release, cfg);
+            (release, dump)
+        })
+        .collect()
+}
+
+/// Ward's two handlers, as `release` loads `cfg`; returns the dump.
+fn assert_release_loads_ward_handlers(release: &ContainerdRelease, cfg: &Path) -> toml::Value {
+    let dump = config_dump(release, cfg);
+    let rts = dumped_runtimes(release, &dump);
+    for (h, cfgp) in [
+        ("ward", "/etc/ward/ward.toml"),
+        ("ward-strict", "/etc/ward/ward-strict.toml"),
+    ] {
+        assert_eq!(
+            rts[h]["runtime_type"].as_str(),
+            Some("io.containerd.ward.v2"),
+            "{}: {h}",
+            release.label()
+        );
+        assert_eq!(
+            rts[h]["options"]["ConfigPath"].as_str(),
+            Some(cfgp),
+            "{}: {h}",
+            release.label()
+        );
+        assert_eq!(
+            rts[h]["pod_annotations"][0].as_str(),
+            Some("ward.dev/*"),
+            "{}: {h}",
+            release.label()
+        );
+    }
+    dump
+}
+
+/// The sandbox (pause) image a dumped config names.
+fn dumped_sandbox_image(release: &ContainerdRelease, dump: &toml::Value) -> Option<String> {
+    let v = if release.major >= 2 {
+        &dump["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]["sandbox"]
+    } else {
+        &dump["plugins"]["io.containerd.grpc.v1.cri"]["sandbox_image"]
+    };
+    v.as_str().map(String::from)
 }
 
 fn fake_bins(dir: &Path) {
@@ -107,21 +191,21 @@ fn install_then_uninstall_into_temp_root() {
         rts["runc"]["options"]["SystemdCgroup"].as_bool(),
         Some(true)
     );
-    // containerd itself loads it, with the admin's settings kept.
-    if let Ok(out) = Command::new("containerd")
-        .arg("--config")
-        .arg(&cfg)
-        .args(["config", "dump"])
-        .output()
-    {
-        let dump = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
+    // containerd 2 (migrating this version 2 file) and 1.6 load it, with the admin's
+    // settings kept.
+    for (release, dump) in assert_loads_ward_handlers(&cfg) {
+        assert_eq!(
+            dumped_sandbox_image(&release, &dump).as_deref(),
+            Some("registry.example/pause:3.9"),
             "{}",
-            String::from_utf8_lossy(&out.stderr)
+            release.label()
         );
-        assert!(dump.contains("io.containerd.ward.v2"), "{dump}");
-        assert!(dump.contains("registry.example/pause:3.9"), "{dump}");
+        assert_eq!(
+            dumped_runtimes(&release, &dump)["runc"]["options"]["SystemdCgroup"].as_bool(),
+            Some(true),
+            "{}",
+            release.label()
+        );
     }
 
     bash("uninstall.sh", &root, &bins, &[]);
@@ -133,39 +217,91 @@ fn install_then_uninstall_into_temp_root() {
     assert_eq!(tree(&root), before, "everything else removed");
 }
 
+/// With no containerd config yet, install.sh asks `containerd --version` which schema to
+/// write: run once with each release's containerd first on PATH, and that release loads it.
 #[test]
-fn install_creates_v3_config_for_containerd_2_and_removes_it() {
+fn install_creates_the_config_schema_of_the_installed_containerd_and_removes_it() {
+    for release in releases_under_test("install_creates_config") {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let bins = tmp.path().join("bins");
+        fake_bins(&bins);
+        fs::create_dir_all(&root).unwrap();
+        let mut path = release.bin_dir.clone().into_iter().collect::<Vec<_>>();
+        path.extend(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        ));
+        let path = std::env::join_paths(path).unwrap();
+        let out = bash(
+            "install.sh",
+            &root,
+            &bins,
+            &[("PATH", path.to_str().unwrap())],
+        );
+        let cfg_path = root.join("etc/containerd/config.toml");
+        let cfg = fs::read_to_string(&cfg_path).unwrap();
+        let v: toml::Value = toml::from_str(&cfg).unwrap();
+        assert_eq!(
+            v["version"].as_integer(),
+            Some(i64::from(release.config_version())),
+            "{}: {out}\n{cfg}",
+            release.label()
+        );
+        assert_release_loads_ward_handlers(&release, &cfg_path);
+        bash("uninstall.sh", &root, &bins, &[]);
+        assert!(
+            tree(&root)
+                .iter()
+                .all(|p| !p.contains("ward") && !p.ends_with("config.toml")),
+            "{}: {:?}",
+            release.label(),
+            tree(&root)
+        );
+    }
+}
+
+const ADMIN_CONFIG_V3: &str = r#"version = 3
+# an admin's own containerd 2 settings, which must survive install and uninstall
+[plugins.'io.containerd.cri.v1.images'.pinned_images]
+  sandbox = 'registry.example/pause:3.10'
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+  SystemdCgroup = true
+"#;
+
+/// An admin's containerd 2 (`version = 3`) config: install adds ward-v3.toml's block,
+/// containerd 2 loads Ward's handlers next to the admin's settings, uninstall restores it.
+#[test]
+fn install_into_containerd_2_config_then_uninstall() {
+    let Some(release) = releases_under_test("install_into_containerd_2_config")
+        .into_iter()
+        .find(|r| r.major >= 2)
+    else {
+        return; // WARD_E2E_SKIP_CONTAINERD2=1: releases_under_test printed SKIP
+    };
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
     let bins = tmp.path().join("bins");
     fake_bins(&bins);
-    fs::create_dir_all(&root).unwrap();
-    bash(
-        "install.sh",
-        &root,
-        &bins,
-        &[("CONTAINERD_VERSION", "2.0.2")],
-    );
-    let cfg = fs::read_to_string(root.join("etc/containerd/config.toml")).unwrap();
-    let v: toml::Value = toml::from_str(&cfg).unwrap();
-    assert_eq!(v["version"].as_integer(), Some(3));
-    let rts = &v["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"];
+    let cfg = root.join("etc/containerd/config.toml");
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    fs::write(&cfg, ADMIN_CONFIG_V3).unwrap();
+    let before = tree(&root);
+    bash("install.sh", &root, &bins, &[]);
+    bash("install.sh", &root, &bins, &[]); // idempotent
+    let merged = fs::read_to_string(&cfg).unwrap();
+    assert_eq!(merged.matches("# BEGIN ward").count(), 1, "{merged}");
+    let dump = assert_release_loads_ward_handlers(&release, &cfg);
     assert_eq!(
-        rts["ward"]["runtime_type"].as_str(),
-        Some("io.containerd.ward.v2")
+        dumped_sandbox_image(&release, &dump).as_deref(),
+        Some("registry.example/pause:3.10")
     );
     assert_eq!(
-        rts["ward"]["pod_annotations"][0].as_str(),
-        Some("ward.dev/*")
+        dumped_runtimes(&release, &dump)["runc"]["options"]["SystemdCgroup"].as_bool(),
+        Some(true)
     );
     bash("uninstall.sh", &root, &bins, &[]);
-    assert!(
-        tree(&root)
-            .iter()
-            .all(|p| !p.contains("ward") && !p.ends_with("config.toml")),
-        "{:?}",
-        tree(&root)
-    );
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), ADMIN_CONFIG_V3);
+    assert_eq!(tree(&root), before, "everything else removed");
 }
 
 #[test]

@@ -17,6 +17,8 @@ use crate::config::UsernsConfig;
 use crate::harden::IdRange;
 use crate::sys::{self, SysError};
 
+mod chosen;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AllocError {
@@ -32,6 +34,12 @@ pub enum AllocError {
     Exists(String),
     #[error("user namespace ranges: {member} already holds another range ({}..{})", range.host_start, u64::from(range.host_start) + u64::from(range.size))]
     HoldsAnother { member: String, range: IdRange },
+    #[error("user namespace ranges: {holder} asks for host ids {}..{}, which {reason}", range.host_start, u64::from(range.host_start) + u64::from(range.size))]
+    Chosen {
+        holder: String,
+        range: IdRange,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -42,6 +50,9 @@ struct Table {
     /// user namespace). The slot stays taken while any of them remains.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     shared: BTreeMap<u32, BTreeSet<String>>,
+    /// Caller-chosen ranges (a pod's kubelet mapping), by first host id: see `chosen.rs`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    chosen: BTreeMap<u32, chosen::Chosen>,
 }
 
 impl Table {
@@ -80,6 +91,7 @@ impl Table {
         }
         self.shared
             .retain(|s, m| !m.is_empty() && self.slots.contains_key(s));
+        self.retain_chosen(&keep);
     }
 }
 
@@ -155,7 +167,7 @@ impl Allocator {
                 std::fs::write(&p, &want).map_err(cerr)?;
             }
         }
-        Ok(())
+        self.sync_chosen_claims(t).map_err(cerr)
     }
 
     fn with_table<T>(
@@ -233,14 +245,18 @@ impl Allocator {
     ) -> Result<IdRange, AllocError> {
         self.with_table(|t| {
             identity()?;
-            if let Some(slot) = t.slot_of(owner) {
-                return Ok(self.range_of(slot));
+            if let Some(range) = self.held(t, owner) {
+                return Ok(range);
             }
             t.retain_holders(&alive);
             // Only a new allocation needs the other roots' claims (the node lock is held).
             let foreign = self.foreign_claims();
             let slot = (0..self.cfg.count)
-                .find(|s| !t.slots.contains_key(s) && !foreign.contains(s))
+                .find(|s| {
+                    !t.slots.contains_key(s)
+                        && !foreign.contains(s)
+                        && !self.slot_hits_chosen(t, *s)
+                })
                 .ok_or(AllocError::Exhausted {
                     count: self.cfg.count,
                     size: self.cfg.size,
@@ -264,17 +280,20 @@ impl Allocator {
     ) -> Result<IdRange, AllocError> {
         self.with_table(|t| {
             identity()?;
-            let slot = t.slot_of(owner).ok_or_else(|| AllocError::NotHeld {
+            let range = self.held(t, owner).ok_or_else(|| AllocError::NotHeld {
                 owner: owner.to_string(),
             })?;
-            if let Some(other) = t.slot_of(member).filter(|s| *s != slot) {
+            if let Some(other) = self.held(t, member).filter(|r| *r != range) {
                 return Err(AllocError::HoldsAnother {
                     member: member.to_string(),
-                    range: self.range_of(other),
+                    range: other,
                 });
             }
-            t.shared.entry(slot).or_default().insert(member.to_string());
-            Ok(self.range_of(slot))
+            if let Some(slot) = t.slot_of(owner) {
+                t.shared.entry(slot).or_default().insert(member.to_string());
+                return Ok(range);
+            }
+            Ok(Self::share_chosen(t, owner, member).expect("held above"))
         })
     }
 
@@ -293,6 +312,11 @@ impl Allocator {
                 .values()
                 .cloned()
                 .chain(t.shared.values().flatten().cloned())
+                .chain(
+                    t.chosen
+                        .values()
+                        .flat_map(|c| std::iter::once(c.owner.clone()).chain(c.shared.clone())),
+                )
                 .collect())
         })
     }

@@ -21,6 +21,7 @@ pub mod oom;
 pub mod pod;
 pub mod pod_trust;
 pub mod preflight;
+pub mod pod_userns;
 pub mod prepare;
 pub mod resolve;
 pub mod rootfs;

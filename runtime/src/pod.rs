@@ -248,7 +248,9 @@ pub fn plan(
         }
     }
     for n in named {
-        let by_host = host_userns.contains(&n.owner);
+        let by_host = host_userns.contains(&n.owner)
+            || (n.kind == LinuxNamespaceType::Network
+                && crate::pod_userns::engine_netns(spec, &n.fd, &n.path, &host_userns)?);
         if by_host && n.kind == LinuxNamespaceType::Network {
             if joins.netns.is_some() {
                 return Err(refuse(n.kind, "named twice".into()));

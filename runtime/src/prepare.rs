@@ -60,6 +60,15 @@ pub fn make_state_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Undo [`make_state_dir`] for a create refused right after it: only empty directories are
+/// removed, so a state dir that is in use stays.
+pub fn remove_fresh_state_dir(dir: &Path) {
+    for private in ["layers", "rw"] {
+        let _ = std::fs::remove_dir(dir.join(private));
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
 /// Write a state file readable by root only (config.json carries the container's environment).
 pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");

@@ -15,6 +15,7 @@ use crate::harden::IdRange;
 pub mod fs;
 pub mod notify;
 pub mod userns;
+pub mod userns_maps;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -321,6 +321,21 @@ impl Service {
     pub fn kill(&self, id: &str, exec_id: Option<&str>, signal: u32, all: bool) -> Result<()> {
         let process = self.process(id, exec_id)?;
         let st = process.snapshot();
+        if st.status == Status::Stopped && all && exec_id.is_none() {
+            // The init is gone, but processes it started may live on: a pod container shares
+            // the sandbox's pid namespace, so its init's death does not end them. `all` reaches
+            // them through the container's cgroup (as `runc kill --all` does). containerd 2's
+            // CRI sends this after the init's exit and waits for the container's stdio to close
+            // before it records the exit: without it StopContainer never returns.
+            let signal = i32::try_from(signal)
+                .map_err(|_| Error::InvalidArgument(format!("signal {signal}")))?;
+            let request = Request::Kill {
+                id: id.to_string(),
+                signal,
+                all,
+            };
+            return self.launcher.call(request, Vec::new()).map(|_| ());
+        }
         if st.status == Status::Stopped {
             return Err(Error::ContainerNotFound(format!(
                 "{}: process already finished",

@@ -9,8 +9,9 @@ use crate::Ward;
 /// Deepest cgroup directory level searched below each hierarchy.
 const CGROUP_DEPTH: usize = 12;
 
-/// Holders in `<root>/.ward/ranges.json`: owners, and containers sharing an owner's range
-/// (pod containers in their sandbox's user namespace). Empty if the table does not exist.
+/// Holders in `<root>/.ward/ranges.json`: owners, containers sharing an owner's range (pod
+/// containers in their sandbox's user namespace), and holders of caller-chosen ranges. Empty
+/// if the table does not exist.
 pub fn range_owners(root: &Path) -> Vec<String> {
     let path = root.join(".ward/ranges.json");
     let Ok(text) = std::fs::read_to_string(&path) else {
@@ -30,7 +31,21 @@ pub fn range_owners(root: &Path) -> Vec<String> {
         .filter_map(|a| a.as_array())
         .flatten()
         .filter_map(|o| o.as_str().map(str::to_string));
-    owners.chain(sharers).collect()
+    // Caller-chosen ranges (a spec's own mapping): `chosen: {start: {size, owner, shared}}`.
+    let chosen = v["chosen"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .flat_map(|c| {
+            let owner = c["owner"].as_str().map(str::to_string);
+            let shared = c["shared"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|o| o.as_str().map(str::to_string));
+            owner.into_iter().chain(shared).collect::<Vec<_>>()
+        });
+    owners.chain(sharers).chain(chosen).collect()
 }
 
 /// Slot number of `id` in the range table.

@@ -208,7 +208,8 @@ impl Runtime {
         } = self.admit(id, &opts.bundle)?;
         self.ensure_dirs()?;
 
-        let range = self.claim(id, &wdir, joins.sandbox.as_ref())?;
+        let requested = harden::userns::requested(&spec)?;
+        let range = self.claim(id, &wdir, joins.sandbox.as_ref(), requested)?;
         let mut cleanup = Cleanup::new(self, id);
         let HardenedSpec {
             mut spec,
@@ -324,11 +325,15 @@ impl Runtime {
             path: bundle.to_path_buf(),
             message: format!("bundle: {e}"),
         })?;
-        let spec = load_spec(&bundle)?;
+        let mut spec = load_spec(&bundle)?;
         crate::preflight::spec_input(&spec, &crate::preflight::Host::current())?;
         let profile = self.select_profile(&spec)?;
         let policy = self.policy(&profile)?;
         let ctx = self.context(id, &spec);
+        // A user-namespaced pod (hostUsers: false): the engine's own user namespace is not
+        // joined; Ward makes one on the same mapping (see pod_userns.rs).
+        let host_userns = ctx.host_ns.get("user").cloned().unwrap_or_default();
+        crate::pod_userns::adopt_engine_userns(&mut spec, id.as_str(), &host_userns)?;
         let joins = pod::plan(&spec, id.as_str(), &ctx, |sid| self.pod_sandbox(sid))?;
         crate::hooks::check(&spec, &self.node.hooks.allow)?;
         crate::cgroup_guard::refuse_taken(&spec, &ctx)?;
@@ -360,12 +365,15 @@ impl Runtime {
 
     /// The id and a uid range, in one step under the range table's lock: the state dir is made
     /// there (failing if the id is taken), so a same-id race has one winner and the loser
-    /// touches nothing; and an owner whose state dir is missing is provably gone.
+    /// touches nothing; and an owner whose state dir is missing is provably gone. A range the
+    /// spec's own mapping asks for (`requested`) is held as it is when it overlaps nothing
+    /// held on the node; a pod container shares its sandbox's range either way.
     fn claim(
         &self,
         id: &ContainerId,
         wdir: &Path,
         sandbox: Option<&pod::PodSandbox>,
+        requested: Option<IdRange>,
     ) -> Result<IdRange> {
         let cdir = self.root.join(id.as_str());
         let identity = || {
@@ -381,15 +389,20 @@ impl Runtime {
             })
         };
         let alloc = self.allocator();
-        let claimed = match sandbox {
-            Some(sb) => alloc.claim_shared(&sb.id, id.as_str(), identity),
-            None => alloc.claim_new(id.as_str(), identity, |o| {
-                o != id.as_str() && self.is_alive_owner(o)
-            }),
+        let alive = |o: &str| o != id.as_str() && self.is_alive_owner(o);
+        let claimed = match (sandbox, requested) {
+            (Some(sb), _) => alloc.claim_shared(&sb.id, id.as_str(), identity),
+            (None, Some(r)) => alloc.claim_chosen(id.as_str(), r, identity, alive),
+            (None, None) => alloc.claim_new(id.as_str(), identity, alive),
         };
         let range = claimed.map_err(|e| match e {
             AllocError::Exists(id) => Error::Exists(id),
-            e => e.into(),
+            e => {
+                // A refused range (overlap, exhausted): the state dir this claim made, still
+                // empty, goes too (an id taken by another create is the `Exists` case).
+                prepare::remove_fresh_state_dir(wdir);
+                e.into()
+            }
         })?;
         if let Some(sb) = sandbox {
             if range != sb.range {

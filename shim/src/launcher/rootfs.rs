@@ -148,6 +148,11 @@ pub fn split_options(options: &[String]) -> (MsFlags, String) {
             "shared" => (MsFlags::MS_SHARED, MsFlags::empty()),
             "rshared" => (MsFlags::MS_SHARED | MsFlags::MS_REC, MsFlags::empty()),
             "defaults" => (MsFlags::empty(), MsFlags::empty()),
+            // containerd 2 asks for idmapped layers this way for a user-namespaced pod (its
+            // Go mount code makes them; the kernel's overlay knows no such option). Ward
+            // idmaps every layer itself onto the container's user namespace, which runs on
+            // that same mapping, so the overlay is mounted host-owned here.
+            o if o.starts_with("uidmap=") || o.starts_with("gidmap=") => continue,
             other => {
                 data.push(other.to_string());
                 continue;
@@ -215,6 +220,15 @@ mod tests {
         assert_eq!(data, "lowerdir=/a:/b,index=off");
         let (flags, _) = split_options(&["ro".to_string(), "rw".to_string()]);
         assert!(flags.is_empty());
+        let opts: Vec<String> = [
+            "lowerdir=/a",
+            "uidmap=0:65536:65536",
+            "gidmap=0:65536:65536",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(split_options(&opts).1, "lowerdir=/a");
     }
 
     #[test]
