@@ -149,3 +149,89 @@ fn containerd_restart_reconnects_to_running_shim() {
         c.ctr_ok("default", &["containers", "delete", &id]).unwrap();
     }
 }
+
+/// The `ward-launcher` serving `init_pid`: the init's parent (the launcher creates containers
+/// as its children). This test created the container, so the pid is ours to signal.
+fn launcher_of(init_pid: u32) -> u32 {
+    let parent = procfs::ppid(init_pid).expect("ppid");
+    assert_eq!(
+        procfs::comm(parent).as_deref(),
+        Some("ward-launcher"),
+        "parent {parent} of init {init_pid} is not a ward-launcher"
+    );
+    parent
+}
+
+/// WARD-ONLY: the launcher (the shim's single-threaded helper that owns the containers) killed
+/// with SIGKILL. The shim notices, fails the task safe (kills it, reports its exit), and a
+/// fresh launcher serves kill and delete: nothing is left behind.
+#[test]
+fn launcher_killed_task_stopped_and_removable() {
+    let Some(c) = common::containerd_or_skip("launcher_killed_task_stopped_and_removable") else {
+        return;
+    };
+    if let Err(why) = common::ward_shim_status() {
+        common::skip_or_fail_ward(&why);
+        return;
+    }
+    let rt = WARD_RUNTIME;
+    let id = cid(rt, "launcherkill");
+    run_detached(&c, rt, &id);
+    let (pid, state) = task(&c, &id).expect("task listed");
+    assert_eq!(state, "RUNNING");
+    let launcher = launcher_of(pid);
+    let shim = shim_of(pid);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(launcher as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let stopped = wait_for(Duration::from_secs(5), || {
+        task(&c, &id).is_some_and(|(_, s)| s == "STOPPED")
+    });
+    assert!(
+        stopped,
+        "task still {:?} 5 s after its launcher was killed\n{}",
+        task(&c, &id),
+        c.log_text()
+    );
+    eprintln!("task STOPPED {:?} after the launcher's SIGKILL", t0.elapsed());
+    assert!(
+        wait_for(Duration::from_secs(5), || !std::path::Path::new(&format!(
+            "/proc/{pid}"
+        ))
+        .exists()),
+        "container init {pid} still runs after its task was reported stopped"
+    );
+    // Signalling the stopped task is refused as for any finished process (runc's shim says
+    // "process already finished" too), never with "launcher is gone".
+    let kill = c
+        .ctr(Some("default"), &["tasks", "kill", "-s", "SIGKILL", &id])
+        .unwrap();
+    let out = format!("{}{}", common::text(&kill), errtext(&kill));
+    eprintln!("tasks kill: {:?} {out}", kill.status.code());
+    assert!(!out.contains("launcher is gone"), "tasks kill: {out}");
+    // The exit status containerd recorded: 137 (killed by the shim), shown by `tasks delete`.
+    let del = c.ctr(Some("default"), &["tasks", "delete", "-f", &id]).unwrap();
+    let out = format!("{}{}", common::text(&del), errtext(&del));
+    eprintln!("tasks delete: {out}");
+    assert!(del.status.success(), "tasks delete: {out}");
+    assert!(!out.contains("launcher is gone"), "{out}");
+    assert!(out.contains("exit code 137"), "tasks delete: {out}");
+    c.ctr_ok("default", &["containers", "delete", &id]).unwrap();
+    // The shim (and its new launcher) exit once they serve nothing.
+    assert!(
+        wait_for(Duration::from_secs(10), || !std::path::Path::new(&format!(
+            "/proc/{shim}"
+        ))
+        .exists()),
+        "shim {shim} still runs after its only container was deleted"
+    );
+    let mut left = vec![];
+    let clean = wait_for(Duration::from_secs(10), || {
+        left = ward_integration::leaks::ward_pod_leftovers(&c, "default", &id, &[]);
+        left.is_empty()
+    });
+    assert!(clean, "left behind:\n{}", left.join("\n"));
+}

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::events::EventSink;
 use crate::io::{ProcessIo, StdioPaths};
@@ -173,6 +173,23 @@ impl Process {
         self.cond.notify_all();
     }
 
+    /// Waits until the process has stopped or `deadline` passed; true if it stopped.
+    pub fn wait_until(&self, deadline: Instant) -> bool {
+        let mut st = self.lock();
+        while st.status != Status::Stopped {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            st = self
+                .cond
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
     /// Blocks until the process has stopped.
     pub fn wait(&self) -> (u32, Option<SystemTime>) {
         let mut st = self.lock();
@@ -230,6 +247,24 @@ impl ExitTable {
         if still_running {
             inner.ignored.insert(pid);
         }
+    }
+
+    /// Handles the exit of a process the shim itself reaped: an orphan of a dead launcher
+    /// (the shim is its subreaper). Only a pid registered now is reported; any other is not
+    /// parked (it could be a recycled pid that a later container gets).
+    pub fn dispatch_orphan(&self, pid: i32, code: i32, events: &EventSink) {
+        let process = {
+            let mut inner = self.lock();
+            if inner.ignored.remove(&pid) {
+                return;
+            }
+            match inner.by_pid.remove(&pid) {
+                Some(p) => p,
+                None => return,
+            }
+        };
+        tracing::info!(pid, code, id = process.event_id(), "orphaned process exited");
+        process.exited(code, events);
     }
 
     /// Handles one exit (on the exit thread).
