@@ -235,3 +235,70 @@ fn launcher_killed_task_stopped_and_removable() {
     });
     assert!(clean, "left behind:\n{}", left.join("\n"));
 }
+
+/// WARD-ONLY: the launcher killed under an exec'd process and a racing `ctr task kill`: the
+/// exec's exit is reported too (its `ctr task exec` returns), the kill does not fail for want
+/// of a launcher, and nothing is left behind.
+#[test]
+fn launcher_killed_with_exec_and_racing_kill() {
+    let Some(c) = common::containerd_or_skip("launcher_killed_with_exec_and_racing_kill") else {
+        return;
+    };
+    if let Err(why) = common::ward_shim_status() {
+        common::skip_or_fail_ward(&why);
+        return;
+    }
+    let id = cid(WARD_RUNTIME, "launcherexec");
+    run_detached(&c, WARD_RUNTIME, &id);
+    let (pid, _) = task(&c, &id).expect("task listed");
+    let launcher = launcher_of(pid);
+    let mut exec = c
+        .ctr_cmd(Some("default"))
+        .args(["tasks", "exec", "--exec-id", "ex1", &id, "sleep", "700"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exec_running = wait_for(Duration::from_secs(10), || {
+        ward_integration::leaks::processes_mentioning(&["sleep 700"])
+            .iter()
+            .any(|(p, _)| procfs::ppid(*p) == Some(launcher))
+    });
+    assert!(exec_running, "the exec'd process did not start");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(launcher as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let kill = c
+        .ctr(Some("default"), &["tasks", "kill", "-s", "SIGKILL", &id])
+        .unwrap();
+    let out = format!("{}{}", common::text(&kill), errtext(&kill));
+    eprintln!("racing tasks kill: {:?} {out}", kill.status.code());
+    assert!(!out.contains("launcher is gone"), "tasks kill: {out}");
+    let exited = wait_for(Duration::from_secs(10), || {
+        exec.try_wait().unwrap().is_some()
+    });
+    if !exited {
+        let _ = exec.kill();
+    }
+    let status = exec.wait().unwrap();
+    assert!(exited, "ctr task exec still waits after the launcher died");
+    assert_eq!(status.code(), Some(137), "exec's exit as ctr saw it");
+    assert!(wait_for(Duration::from_secs(5), || {
+        task(&c, &id).is_some_and(|(_, s)| s == "STOPPED")
+    }));
+    c.ctr_ok("default", &["tasks", "delete", "-f", &id]).unwrap();
+    c.ctr_ok("default", &["containers", "delete", &id]).unwrap();
+    let mut left = vec![];
+    let clean = wait_for(Duration::from_secs(10), || {
+        left = ward_integration::leaks::ward_pod_leftovers(&c, "default", &id, &[]);
+        left.extend(
+            ward_integration::leaks::processes_mentioning(&["sleep 700"])
+                .into_iter()
+                .map(|(p, cmd)| format!("process {p}: {cmd}")),
+        );
+        left.is_empty()
+    });
+    assert!(clean, "left behind:\n{}", left.join("\n"));
+}
