@@ -50,7 +50,7 @@ fn launcher_mode(args: &[std::ffi::OsString]) -> ! {
         .to_string();
     let debug = args.get(1).is_some_and(|a| a == "-debug");
     // The shim's cwd is the bundle: its `log` FIFO is containerd's shim log.
-    logging::init(true, debug);
+    logging::init_respawned_launcher(debug);
     launcher::respawn::serve(move || make_backend(&namespace))
 }
 

@@ -19,6 +19,10 @@ use crate::launcher::{respawn, LauncherProcess};
 use crate::process::ExitTable;
 use crate::service::Service;
 
+/// Launchers a shim starts after its first one, at most (one dying at start would otherwise
+/// be replaced forever).
+const MAX_RESPAWNS: u32 = 5;
+
 /// What builds a [`Launcher`] client for a launcher process: exits go to the exit queue, the
 /// end of its socket to the watcher.
 #[derive(Clone)]
@@ -105,8 +109,15 @@ impl Watch {
         std::thread::Builder::new()
             .name("launcher-watch".into())
             .spawn(move || {
+                let mut started = 0;
                 for dead in deaths.iter() {
                     service.launcher_died(dead, || {
+                        started += 1;
+                        if started > MAX_RESPAWNS {
+                            return Err(Error::FailedPrecondition(format!(
+                                "{MAX_RESPAWNS} launchers started already; not another"
+                            )));
+                        }
                         factory.connect(respawn::respawn(&namespace, debug)?)
                     });
                 }
