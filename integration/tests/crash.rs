@@ -196,7 +196,10 @@ fn launcher_killed_task_stopped_and_removable() {
         task(&c, &id),
         c.log_text()
     );
-    eprintln!("task STOPPED {:?} after the launcher's SIGKILL", t0.elapsed());
+    eprintln!(
+        "task STOPPED {:?} after the launcher's SIGKILL",
+        t0.elapsed()
+    );
     assert!(
         wait_for(Duration::from_secs(5), || !std::path::Path::new(&format!(
             "/proc/{pid}"
@@ -213,7 +216,9 @@ fn launcher_killed_task_stopped_and_removable() {
     eprintln!("tasks kill: {:?} {out}", kill.status.code());
     assert!(!out.contains("launcher is gone"), "tasks kill: {out}");
     // The exit status containerd recorded: 137 (killed by the shim), shown by `tasks delete`.
-    let del = c.ctr(Some("default"), &["tasks", "delete", "-f", &id]).unwrap();
+    let del = c
+        .ctr(Some("default"), &["tasks", "delete", "-f", &id])
+        .unwrap();
     let out = format!("{}{}", common::text(&del), errtext(&del));
     eprintln!("tasks delete: {out}");
     assert!(del.status.success(), "tasks delete: {out}");
@@ -288,7 +293,8 @@ fn launcher_killed_with_exec_and_racing_kill() {
     assert!(wait_for(Duration::from_secs(5), || {
         task(&c, &id).is_some_and(|(_, s)| s == "STOPPED")
     }));
-    c.ctr_ok("default", &["tasks", "delete", "-f", &id]).unwrap();
+    c.ctr_ok("default", &["tasks", "delete", "-f", &id])
+        .unwrap();
     c.ctr_ok("default", &["containers", "delete", &id]).unwrap();
     let mut left = vec![];
     let clean = wait_for(Duration::from_secs(10), || {

@@ -64,7 +64,7 @@ fn init_with(serving: bool, nonblocking_open: bool, debug: bool) {
                     std::os::fd::AsRawFd::as_raw_fd(f),
                     nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
                 )
-                    .is_ok()
+                .is_ok()
         })
     } else {
         None

@@ -57,7 +57,10 @@ fn launcher_mode(args: &[std::ffi::OsString]) -> ! {
 fn main() {
     one_malloc_arena();
     let args: Vec<_> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == launcher::respawn::LAUNCHER_MODE) {
+    if args
+        .get(1)
+        .is_some_and(|a| a == launcher::respawn::LAUNCHER_MODE)
+    {
         launcher_mode(&args[2..]);
     }
     let flags = match containerd_shim::parse(&args[1..]) {

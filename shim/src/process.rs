@@ -263,7 +263,12 @@ impl ExitTable {
                 None => return,
             }
         };
-        tracing::info!(pid, code, id = process.event_id(), "orphaned process exited");
+        tracing::info!(
+            pid,
+            code,
+            id = process.event_id(),
+            "orphaned process exited"
+        );
         process.exited(code, events);
     }
 

@@ -13,7 +13,11 @@ fn supervisor_pid(ward: &Ward, id: &str) -> i32 {
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let pid = v["pid"].as_i64().expect("pid") as i32;
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    assert_eq!(comm.trim(), "ward-supervisor", "pid {pid} is not the supervisor");
+    assert_eq!(
+        comm.trim(),
+        "ward-supervisor",
+        "pid {pid} is not the supervisor"
+    );
     pid
 }
 

@@ -37,7 +37,10 @@ pub const GONE_ANNOTATION: &str = "ward.dev/supervisor-gone";
 pub enum Health {
     /// The container has no supervisor (enforce mode), or `delete` stopped it.
     None,
-    Running { pid: i32, mode: Mode },
+    Running {
+        pid: i32,
+        mode: Mode,
+    },
     /// It ended after its container's processes: its normal end.
     Exited,
     /// It ended while its container still ran.

@@ -8,8 +8,8 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use super::fdpass;
-use super::LauncherProcess;
 use super::protocol::{Envelope, LauncherMessage, RemoteError, Reply, Request};
+use super::LauncherProcess;
 use crate::error::{Error, Result};
 
 type Pending = Arc<Mutex<HashMap<u64, SyncSender<Result<Reply, RemoteError>>>>>;

@@ -144,7 +144,11 @@ impl Service {
     fn unreported_exit(&self, p: &Process) {
         let pid = p.snapshot().pid;
         if pid_gone(pid) {
-            tracing::warn!(pid, id = p.event_id(), "exit not seen; reporting it as killed");
+            tracing::warn!(
+                pid,
+                id = p.event_id(),
+                "exit not seen; reporting it as killed"
+            );
             self.exits.forget(pid);
             p.exited(KILLED, &self.events);
         } else {
