@@ -174,11 +174,29 @@ fn launcher_killed_task_stopped_and_removable() {
         common::skip_or_fail_ward(&why);
         return;
     }
+    // Running, then paused (the runtime library's kill of a frozen cgroup thaws it).
+    for paused in [false, true] {
+        launcher_killed_once(&c, paused);
+    }
+}
+
+fn launcher_killed_once(c: &Containerd, paused: bool) {
     let rt = WARD_RUNTIME;
-    let id = cid(rt, "launcherkill");
-    run_detached(&c, rt, &id);
-    let (pid, state) = task(&c, &id).expect("task listed");
+    let id = cid(
+        rt,
+        if paused {
+            "launcherkillp"
+        } else {
+            "launcherkill"
+        },
+    );
+    run_detached(c, rt, &id);
+    let (pid, state) = task(c, &id).expect("task listed");
     assert_eq!(state, "RUNNING");
+    if paused {
+        c.ctr_ok("default", &["tasks", "pause", &id]).unwrap();
+        assert_eq!(task(c, &id).map(|t| t.1).as_deref(), Some("PAUSED"));
+    }
     let launcher = launcher_of(pid);
     let shim = shim_of(pid);
     nix::sys::signal::kill(
@@ -188,12 +206,12 @@ fn launcher_killed_task_stopped_and_removable() {
     .unwrap();
     let t0 = Instant::now();
     let stopped = wait_for(Duration::from_secs(5), || {
-        task(&c, &id).is_some_and(|(_, s)| s == "STOPPED")
+        task(c, &id).is_some_and(|(_, s)| s == "STOPPED")
     });
     assert!(
         stopped,
         "task still {:?} 5 s after its launcher was killed\n{}",
-        task(&c, &id),
+        task(c, &id),
         c.log_text()
     );
     eprintln!(
@@ -235,7 +253,7 @@ fn launcher_killed_task_stopped_and_removable() {
     );
     let mut left = vec![];
     let clean = wait_for(Duration::from_secs(10), || {
-        left = ward_integration::leaks::ward_pod_leftovers(&c, "default", &id, &[]);
+        left = ward_integration::leaks::ward_pod_leftovers(c, "default", &id, &[]);
         left.is_empty()
     });
     assert!(clean, "left behind:\n{}", left.join("\n"));
@@ -304,6 +322,88 @@ fn launcher_killed_with_exec_and_racing_kill() {
                 .into_iter()
                 .map(|(p, cmd)| format!("process {p}: {cmd}")),
         );
+        left.is_empty()
+    });
+    assert!(clean, "left behind:\n{}", left.join("\n"));
+}
+
+/// WARD-ONLY (issue 12, item 3, through the shim): the container's seccomp supervisor killed.
+/// It is the launcher's (its subreaper's) child, so it is reaped at once; `ctr task exec` still
+/// works with the same filter (a denied call fails closed with ENOSYS), `ward state` on the
+/// shim's root says the supervisor is gone, and kill and delete leave nothing.
+#[test]
+fn supervisor_killed_under_the_shim() {
+    let Some(c) = common::containerd_or_skip("supervisor_killed_under_the_shim") else {
+        return;
+    };
+    if let Err(why) = common::ward_shim_status() {
+        common::skip_or_fail_ward(&why);
+        return;
+    }
+    let id = cid(WARD_RUNTIME, "supkill");
+    run_detached(&c, WARD_RUNTIME, &id);
+    let (pid, _) = task(&c, &id).expect("task listed");
+    let launcher = launcher_of(pid);
+    let children = std::fs::read_to_string(format!("/proc/{launcher}/task/{launcher}/children"))
+        .unwrap_or_default();
+    let sup: u32 = children
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .find(|p| procfs::comm(*p).as_deref() == Some("ward-supervisor"))
+        .expect("the container's supervisor among the launcher's children");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(wait_for(Duration::from_secs(5), || !std::path::Path::new(
+        &format!("/proc/{sup}")
+    )
+    .exists()));
+    let exec = c
+        .ctr(
+            Some("default"),
+            &[
+                "tasks",
+                "exec",
+                "--exec-id",
+                "ex1",
+                &id,
+                "sh",
+                "-c",
+                "unshare -U true 2>&1; echo rc=$?",
+            ],
+        )
+        .unwrap();
+    let out = format!("{}{}", common::text(&exec), errtext(&exec));
+    assert!(exec.status.success(), "exec: {out}");
+    assert!(
+        out.contains("Function not implemented") && out.contains("rc=1"),
+        "{out}"
+    );
+    let ward = ward_integration::containerd::ward_bin_dir().join("ward");
+    let state = std::process::Command::new(&ward)
+        .arg("--root")
+        .arg(c.ward_state.join("default"))
+        .args(["state", &id])
+        .output()
+        .unwrap();
+    let text = common::text(&state);
+    assert!(
+        text.contains("\"ward.dev/supervisor\": \"gone\""),
+        "ward state: {text}{}",
+        errtext(&state)
+    );
+    c.ctr_ok("default", &["tasks", "kill", "-s", "SIGKILL", &id])
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(10), || {
+        task(&c, &id).is_some_and(|(_, s)| s == "STOPPED")
+    }));
+    c.ctr_ok("default", &["tasks", "delete", &id]).unwrap();
+    c.ctr_ok("default", &["containers", "delete", &id]).unwrap();
+    let mut left = vec![];
+    let clean = wait_for(Duration::from_secs(10), || {
+        left = ward_integration::leaks::ward_pod_leftovers(&c, "default", &id, &[]);
         left.is_empty()
     });
     assert!(clean, "left behind:\n{}", left.join("\n"));
