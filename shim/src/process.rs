@@ -327,6 +327,31 @@ mod tests {
     }
 
     #[test]
+    fn orphan_exits_reach_registered_pids_only() {
+        let (events, rx) = EventSink::channel();
+        let (tx, _exits) = std::sync::mpsc::channel();
+        let table = ExitTable::new(tx);
+        // An unknown pid (say a supervisor the shim reaped) is not parked: a later container
+        // with the same pid must not get its status.
+        table.dispatch_orphan(11, 137, &events);
+        assert!(table.lock().unclaimed.is_empty());
+        let p = Arc::new(Process::new("c1", None, StdioPaths::default(), None, 12));
+        table.register(12, p.clone());
+        table.dispatch_orphan(12, 137, &events);
+        assert_eq!(p.wait().0, 137);
+        assert_eq!(rx.try_recv().unwrap().topic, topics::TASK_EXIT_EVENT_TOPIC);
+    }
+
+    #[test]
+    fn wait_until_times_out_then_sees_the_exit() {
+        let (events, _rx) = EventSink::channel();
+        let p = Process::new("c1", None, StdioPaths::default(), None, 7);
+        assert!(!p.wait_until(Instant::now() + Duration::from_millis(20)));
+        p.exited(137, &events);
+        assert!(p.wait_until(Instant::now()));
+    }
+
+    #[test]
     fn forgotten_pids_are_not_reported() {
         let (events, rx) = EventSink::channel();
         let (tx, _exits) = std::sync::mpsc::channel();

@@ -161,15 +161,21 @@ fn how_it_ended(r: &PidRecord) -> String {
         rest.split_whitespace().nth(49)?.parse::<i32>().ok()
     })();
     match zombie_status {
-        Some(st) if st & 0x7f != 0 => {
-            let sig = st & 0x7f;
-            let name = nix::sys::signal::Signal::try_from(sig)
-                .map(|s| s.as_str())
-                .unwrap_or("?");
-            format!("killed by signal {sig} ({name})")
-        }
-        Some(st) => format!("exited with status {}", (st >> 8) & 0xff),
+        Some(st) => wait_status_text(st),
         None => "how it ended is unknown: already reaped".into(),
+    }
+}
+
+/// A wait(2) status in words.
+fn wait_status_text(st: i32) -> String {
+    if st & 0x7f != 0 {
+        let sig = st & 0x7f;
+        let name = nix::sys::signal::Signal::try_from(sig)
+            .map(|s| s.as_str())
+            .unwrap_or("?");
+        format!("killed by signal {sig} ({name})")
+    } else {
+        format!("exited with status {}", (st >> 8) & 0xff)
     }
 }
 
@@ -254,4 +260,74 @@ pub fn connect_for_exec(
         mode,
         lost: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_statuses_in_words() {
+        assert_eq!(wait_status_text(9), "killed by signal 9 (SIGKILL)");
+        assert_eq!(wait_status_text(3 << 8), "exited with status 3");
+    }
+
+    /// A record naming a process that is gone (a reaped child of this test).
+    fn dead_record(dir: &Path) -> i32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        let start = start_time(pid).unwrap_or(1);
+        child.wait().unwrap();
+        let r = PidRecord {
+            pid,
+            start_time: start,
+            mode: "report".into(),
+        };
+        std::fs::write(
+            dir.join(super::super::PID_FILE),
+            serde_json::to_vec(&r).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(dir.join(EVENTS_FILE), "").unwrap();
+        pid
+    }
+
+    #[test]
+    fn gone_is_noted_once_and_only_under_a_live_container() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(check(d.path(), "c1", "default", true), Health::None);
+        let pid = dead_record(d.path());
+        // After its container's processes: the normal end, nothing noted.
+        assert_eq!(check(d.path(), "c1", "default", false), Health::Exited);
+        assert!(!d.path().join(GONE_FILE).exists());
+        let Health::Gone(g) = check(d.path(), "c1", "default", true) else {
+            panic!("not gone");
+        };
+        assert_eq!(g.pid, pid);
+        assert!(g.describe().contains("not reported"), "{}", g.describe());
+        // Asked again (by any command, even once the container stopped): the same record,
+        // and still one event.
+        assert_eq!(check(d.path(), "c1", "default", false), Health::Gone(g));
+        let events = read_events_for_test(d.path());
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, "supervisor-gone");
+        assert_eq!(events[0].pid, Some(pid as u32));
+    }
+
+    fn read_events_for_test(dir: &Path) -> Vec<Event> {
+        super::super::read_events(dir).unwrap()
+    }
+
+    #[test]
+    fn exec_without_supervisor_hands_nothing_over() {
+        let d = tempfile::tempdir().unwrap();
+        let s = connect_for_exec(d.path(), "c1", "default").unwrap();
+        assert_eq!(s.mode, Mode::Enforce);
+        assert!(s.handoff().is_none());
+        dead_record(d.path());
+        let s = connect_for_exec(d.path(), "c1", "default").unwrap();
+        assert_eq!(s.mode, Mode::EnforceAndReport);
+        let h = s.handoff().expect("the same filter, no listener");
+        assert!(h.sock.is_none() && h.exec);
+    }
 }
