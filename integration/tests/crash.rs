@@ -162,6 +162,22 @@ fn launcher_of(init_pid: u32) -> u32 {
     parent
 }
 
+/// Children of every thread of `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten();
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
 /// WARD-ONLY: the launcher (the shim's single-threaded helper that owns the containers) killed
 /// with SIGKILL. The shim notices, fails the task safe (kills it, reports its exit), and a
 /// fresh launcher serves kill and delete: nothing is left behind.
@@ -218,6 +234,11 @@ fn launcher_killed_once(c: &Containerd, paused: bool) {
         "task STOPPED {:?} after the launcher's SIGKILL",
         t0.elapsed()
     );
+    let new_launcher = children_of(shim)
+        .into_iter()
+        .find(|p| procfs::comm(*p).as_deref() == Some("ward-launcher"))
+        .expect("a new launcher among the shim's children");
+    assert_ne!(new_launcher, launcher);
     assert!(
         wait_for(Duration::from_secs(5), || !std::path::Path::new(&format!(
             "/proc/{pid}"
@@ -250,6 +271,13 @@ fn launcher_killed_once(c: &Containerd, paused: bool) {
         ))
         .exists()),
         "shim {shim} still runs after its only container was deleted"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || !std::path::Path::new(&format!(
+            "/proc/{new_launcher}"
+        ))
+        .exists()),
+        "the new launcher {new_launcher} outlived its shim"
     );
     let mut left = vec![];
     let clean = wait_for(Duration::from_secs(10), || {
@@ -344,11 +372,8 @@ fn supervisor_killed_under_the_shim() {
     run_detached(&c, WARD_RUNTIME, &id);
     let (pid, _) = task(&c, &id).expect("task listed");
     let launcher = launcher_of(pid);
-    let children = std::fs::read_to_string(format!("/proc/{launcher}/task/{launcher}/children"))
-        .unwrap_or_default();
-    let sup: u32 = children
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
+    let sup = children_of(launcher)
+        .into_iter()
         .find(|p| procfs::comm(*p).as_deref() == Some("ward-supervisor"))
         .expect("the container's supervisor among the launcher's children");
     nix::sys::signal::kill(

@@ -40,8 +40,9 @@ fn one_malloc_arena() {
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
 }
 
-/// `containerd-shim-ward-v2 --ward-launcher NAMESPACE [-debug]`: a launcher started by a
-/// serving shim whose first launcher died (see launcher/respawn.rs). Its socket is fd 0.
+/// `containerd-shim-ward-v2 --ward-launcher NAMESPACE [-debug] -- SHIM ARGS...`: a launcher
+/// started by a serving shim whose first launcher died (see launcher/respawn.rs). Its socket
+/// is fd 0; the shim's own arguments after `--` are only there for `ps`.
 fn launcher_mode(args: &[std::ffi::OsString]) -> ! {
     let namespace = args
         .first()

@@ -37,6 +37,13 @@ pub fn respawn(namespace: &str, debug: bool) -> Result<LauncherProcess> {
     if debug {
         cmd.arg("-debug");
     }
+    // In `ps`, the same command line as the shim's (its argv[0], then its own arguments after
+    // `--`, which launcher mode ignores): what finds a shim's processes finds this one too.
+    let mut shim_args = std::env::args_os();
+    if let Some(argv0) = shim_args.next() {
+        std::os::unix::process::CommandExt::arg0(&mut cmd, argv0);
+    }
+    cmd.arg("--").args(shim_args);
     // Command dup2s our end onto the child's fd 0 (clearing close-on-exec there).
     let child = cmd
         .stdin(Stdio::from(launcher_end))
