@@ -2,6 +2,8 @@
 //! (`ward state`, `ward events`), `exec` keeps working with the same filter (denied calls fail
 //! closed with ENOSYS, unreported, and the caller is warned), and `delete` leaves nothing.
 
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
 use std::time::Duration;
 
 use ward_tests::{assert_no_leftovers, require_root, unique_id, wait_until, Bundle, Ward};
@@ -41,6 +43,20 @@ fn killed_supervisor_is_reported_and_exec_and_delete_work() {
         Some("running"),
         "state before: {before}"
     );
+    // A follower started before the death sees it by itself.
+    let mut follow = ward
+        .cmd(&["events", "--interval", "0s", &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let out = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(sup),
         nix::sys::signal::Signal::SIGKILL,
@@ -48,6 +64,11 @@ fn killed_supervisor_is_reported_and_exec_and_delete_work() {
     .unwrap();
     assert!(wait_until(Duration::from_secs(5), || proc_state(sup)
         .is_none_or(|s| s == 'Z')));
+
+    let followed = lines
+        .recv_timeout(Duration::from_secs(5))
+        .expect("ward events (following) printed nothing after the supervisor died");
+    assert!(followed.contains("\"supervisor-gone\""), "{followed}");
 
     // `ward state` says it is gone, and how.
     let st = ward.state(&id);
@@ -84,6 +105,11 @@ fn killed_supervisor_is_reported_and_exec_and_delete_work() {
     assert!(gone[0].contains(&format!("pid {sup}")), "{}", gone[0]);
 
     ward.ok(&["delete", "--force", &id]);
+    // The follower ends with the container.
+    assert!(wait_until(Duration::from_secs(5), || follow
+        .try_wait()
+        .unwrap()
+        .is_some()));
     assert_no_leftovers(&ward, &id);
     assert!(
         proc_state(sup).is_none_or(|s| s == 'Z'),
