@@ -116,3 +116,35 @@ fn killed_supervisor_is_reported_and_exec_and_delete_work() {
         "supervisor {sup} runs again"
     );
 }
+
+/// Learn mode hands every call to the supervisor: with it gone, an exec'd process could not
+/// run a single call, so the exec is refused with the reason (one line), and delete cleans.
+#[test]
+fn exec_is_refused_in_learn_mode_without_supervisor() {
+    require_root!();
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(cfg.path(), "allowed_profiles = [\"default\", \"record\"]\n").unwrap();
+    let ward = Ward::new().with_global(["--config", cfg.path().to_str().unwrap()]);
+    let mut b = Bundle::new(&["sleep", "1000"]);
+    b.edit(|c| c["annotations"] = serde_json::json!({"ward.dev/profile": "record"}));
+    let id = unique_id("supkill-rec");
+    ward.run_detached(&b, &id);
+    let sup = supervisor_pid(&ward, &id);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || proc_state(sup)
+        .is_none_or(|s| s == 'Z')));
+    let o = ward.output(&["exec", &id, "true"]);
+    assert!(
+        !o.success(),
+        "exec in learn mode without supervisor ran:\n{o}"
+    );
+    assert!(o.stderr.contains("learn mode"), "{o}");
+    assert_eq!(o.stderr.trim().lines().count(), 1, "{o}");
+    eprintln!("refused: {}", o.stderr.trim());
+    ward.ok(&["delete", "--force", &id]);
+    assert_no_leftovers(&ward, &id);
+}

@@ -60,9 +60,13 @@ pub struct Gone {
 
 impl Gone {
     pub fn describe(&self) -> String {
+        let effect = if mode_from(&self.mode) == Some(Mode::Record) {
+            "every system call of the container now fails with ENOSYS, unrecorded"
+        } else {
+            "denied system calls fail closed with ENOSYS and are not reported"
+        };
         format!(
-            "the seccomp supervisor (pid {}, {} mode) is gone ({}; noticed {}): denied system \
-             calls fail closed with ENOSYS and are not reported",
+            "the seccomp supervisor (pid {}, {} mode) is gone ({}; noticed {}): {effect}",
             self.pid, self.mode, self.how, self.noticed
         )
     }
@@ -134,7 +138,9 @@ fn note(dir: &Path, id: &str, profile: &str, r: &PidRecord) -> Gone {
         }
     };
     let _ = f.write_all(&serde_json::to_vec(&gone).expect("serializable"));
-    tracing::warn!(id, "{}", gone.describe());
+    // Said where it is read (`ward state`, `ward events`, the exec that meets it); logged
+    // here once, quietly.
+    tracing::info!(id, "{}", gone.describe());
     let mut ev = Event::new("supervisor-gone", id, profile);
     ev.pid = u32::try_from(gone.pid).ok();
     ev.message = Some(gone.describe());
@@ -245,8 +251,7 @@ pub fn connect_for_exec(
     let mode = mode_from(&gone.mode).unwrap_or(Mode::EnforceAndReport);
     if mode == Mode::Record {
         return Err(SupervisorError::Gone(format!(
-            "{}; in learn mode every call goes to the supervisor, so an exec'd process could \
-             not run",
+            "{}: an exec'd process could not make a single call; exec refused",
             gone.describe()
         )));
     }
