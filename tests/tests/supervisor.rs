@@ -142,7 +142,10 @@ fn exec_is_refused_in_learn_mode_without_supervisor() {
         !o.success(),
         "exec in learn mode without supervisor ran:\n{o}"
     );
-    assert!(o.stderr.contains("learn mode"), "{o}");
+    assert!(
+        o.stderr.contains("record mode") && o.stderr.contains("exec refused"),
+        "{o}"
+    );
     assert_eq!(o.stderr.trim().lines().count(), 1, "{o}");
     eprintln!("refused: {}", o.stderr.trim());
     ward.ok(&["delete", "--force", &id]);
