@@ -769,7 +769,8 @@ impl Runtime {
         let gids = crate::groups::take_for_exec(&mut process);
         process.set_apparmor_profile(None);
         process.set_selinux_label(None);
-        // The exec'd process reports to the container's supervisor, if it has one.
+        // The exec'd process reports to the container's supervisor, if it has one (one that
+        // died: the same filter, unreported, and a warning; see supervisor/health.rs).
         let supervisor = crate::supervisor::connect_for_exec(&wdir, id.as_str(), &ws.profile)?;
         let mode = supervisor.mode;
         let mut plan = self.sandbox_plan(&profile, &spec, None, opts.preserve_fds, mode)?;
