@@ -83,76 +83,75 @@ fn systemd_cgroup_parent_on_ward() {
         eprintln!("SKIP: this node runs systemd: Ward refuses slice paths there (no D-Bus client)");
         return;
     }
-    let Some(c) = common::containerd_or_skip("systemd_cgroup_parent_on_ward") else {
-        return;
-    };
-    if let Err(why) = common::ward_shim_status() {
-        common::skip_or_fail_ward(&why);
-        return;
-    }
-    let mut cri = CriClient::connect(&c.address).unwrap();
-    let uid = format!("{}_{:x}", std::process::id(), rand_tag());
-    let pod_slice = format!("kubepods-burstable-pod{uid}.slice");
-    let want_dir = format!("/kubepods.slice/kubepods-burstable.slice/{pod_slice}");
-    let logs = c.dir.join("logs-systemd");
-    std::fs::create_dir_all(&logs).unwrap();
-    let mut config = pod_config("sdpod", &logs, &[]);
-    config.linux.as_mut().unwrap().cgroup_parent = pod_slice.clone();
-    let kubepods_existed: Vec<bool> = cgroup_mounts()
-        .iter()
-        .map(|m| m.join("kubepods.slice").exists())
-        .collect();
-
-    let pod = cri
-        .run_pod(&config, "ward")
-        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log_text()));
-    let cfg = container_config("main", BUSYBOX, &["sleep", "3600"]);
-    let id = cri
-        .create_container(&pod, &config, &cfg)
-        .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", c.log_text()));
-    cri.start_container(&id)
-        .unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", c.log_text()));
-
-    // What containerd sends (derived from the slice-named parent).
-    for task in [&pod, &id] {
-        let sent = sent_cgroups_path(&c, task);
-        eprintln!("containerd sent linux.cgroupsPath = {sent:?}");
-        assert_eq!(sent, format!("{pod_slice}:cri-containerd:{task}"));
-    }
-    // Where the sandbox and the container run, as the host sees them.
-    for task in [&pod, &id] {
-        let leaf = format!("cri-containerd-{task}.scope");
-        let seen = memory_cgroups_ending_with(&leaf);
-        assert!(
-            !seen.is_empty(),
-            "no process in a cgroup ending with {leaf}"
-        );
-        for p in seen {
-            assert_eq!(p, format!("{want_dir}/{leaf}"));
+    common::each_containerd("systemd_cgroup_parent_on_ward", |c| {
+        if let Err(why) = common::ward_shim_status() {
+            common::skip_or_fail_ward(&why);
+            return;
         }
-    }
+        let mut cri = CriClient::connect(&c.address).unwrap();
+        let uid = format!("{}_{:x}", std::process::id(), rand_tag());
+        let pod_slice = format!("kubepods-burstable-pod{uid}.slice");
+        let want_dir = format!("/kubepods.slice/kubepods-burstable.slice/{pod_slice}");
+        let logs = c.dir.join("logs-systemd");
+        std::fs::create_dir_all(&logs).unwrap();
+        let mut config = pod_config("sdpod", &logs, &[]);
+        config.linux.as_mut().unwrap().cgroup_parent = pod_slice.clone();
+        let kubepods_existed: Vec<bool> = cgroup_mounts()
+            .iter()
+            .map(|m| m.join("kubepods.slice").exists())
+            .collect();
 
-    cri.stop_container(&id, 2).unwrap();
-    cri.remove_container(&id).unwrap();
-    cri.stop_pod(&pod).unwrap();
-    cri.remove_pod(&pod).unwrap();
-    let ids = vec![id.clone()];
-    let mut left = vec![];
-    let clean = wait_for(Duration::from_secs(10), || {
-        left = leaks::ward_pod_leftovers(&c, K8S_NS, &pod, &ids);
-        for (m, existed) in cgroup_mounts().iter().zip(&kubepods_existed) {
-            let dir = m.join(want_dir.trim_start_matches('/'));
-            if dir.exists() {
-                left.push(format!("cgroup {}", dir.display()));
-            }
-            let top = m.join("kubepods.slice");
-            if !existed && top.exists() {
-                left.push(format!("cgroup {}", top.display()));
+        let pod = cri
+            .run_pod(&config, "ward")
+            .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log_text()));
+        let cfg = container_config("main", BUSYBOX, &["sleep", "3600"]);
+        let id = cri
+            .create_container(&pod, &config, &cfg)
+            .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", c.log_text()));
+        cri.start_container(&id)
+            .unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", c.log_text()));
+
+        // What containerd sends (derived from the slice-named parent).
+        for task in [&pod, &id] {
+            let sent = sent_cgroups_path(c, task);
+            eprintln!("containerd sent linux.cgroupsPath = {sent:?}");
+            assert_eq!(sent, format!("{pod_slice}:cri-containerd:{task}"));
+        }
+        // Where the sandbox and the container run, as the host sees them.
+        for task in [&pod, &id] {
+            let leaf = format!("cri-containerd-{task}.scope");
+            let seen = memory_cgroups_ending_with(&leaf);
+            assert!(
+                !seen.is_empty(),
+                "no process in a cgroup ending with {leaf}"
+            );
+            for p in seen {
+                assert_eq!(p, format!("{want_dir}/{leaf}"));
             }
         }
-        left.is_empty()
+
+        cri.stop_container(&id, 2).unwrap();
+        cri.remove_container(&id).unwrap();
+        cri.stop_pod(&pod).unwrap();
+        cri.remove_pod(&pod).unwrap();
+        let ids = vec![id.clone()];
+        let mut left = vec![];
+        let clean = wait_for(Duration::from_secs(10), || {
+            left = leaks::ward_pod_leftovers(c, K8S_NS, &pod, &ids);
+            for (m, existed) in cgroup_mounts().iter().zip(&kubepods_existed) {
+                let dir = m.join(want_dir.trim_start_matches('/'));
+                if dir.exists() {
+                    left.push(format!("cgroup {}", dir.display()));
+                }
+                let top = m.join("kubepods.slice");
+                if !existed && top.exists() {
+                    left.push(format!("cgroup {}", top.display()));
+                }
+            }
+            left.is_empty()
+        });
+        assert!(clean, "left behind:\n{}", left.join("\n"));
     });
-    assert!(clean, "left behind:\n{}", left.join("\n"));
 }
 
 fn rand_tag() -> u32 {

@@ -447,85 +447,83 @@ fn ward_config_path_and_profile_annotation() {
 /// exec'd process get the supplementary groups containerd lists, as under runc.
 #[test]
 fn port_80_and_supplementary_groups_as_runc() {
-    let Some(c) = common::containerd_or_skip("port_80_and_supplementary_groups_as_runc") else {
-        return;
-    };
-    let mut groups = vec![];
-    for rt in common::runtimes_under_test() {
-        let id = cid(rt, "port80");
-        let out = ctr_run(
-            &c,
-            rt,
-            &[],
-            &id,
-            &[
-                "sh",
-                "-c",
-                "mkdir -p /tmp/w && echo hello > /tmp/w/i && httpd -p 80 -h /tmp/w && sleep 0.3 \
-                 && wget -q -O - http://127.0.0.1:80/i",
-            ],
-        );
-        assert!(out.status.success(), "{rt}: {}", errtext(&out));
-        assert_eq!(text(&out).trim(), "hello", "{rt}");
-
-        let id = cid(rt, "groups");
-        run_detached(&c, rt, &[], &id, &["sleep", "600"]);
-        assert!(
-            wait_state(&c, &id, "RUNNING", Duration::from_secs(10)),
-            "{rt}"
-        );
-        let out = c
-            .ctr(
-                Some("default"),
+    common::each_containerd("port_80_and_supplementary_groups_as_runc", |c| {
+        let mut groups = vec![];
+        for rt in common::runtimes_under_test() {
+            let id = cid(rt, "port80");
+            let out = ctr_run(
+                c,
+                rt,
+                &[],
+                &id,
                 &[
-                    "tasks",
-                    "exec",
-                    "--exec-id",
-                    "g1",
-                    &id,
                     "sh",
                     "-c",
-                    "grep Groups /proc/1/status /proc/self/status",
+                    "mkdir -p /tmp/w && echo hello > /tmp/w/i && httpd -p 80 -h /tmp/w && sleep 0.3 \
+                     && wget -q -O - http://127.0.0.1:80/i",
                 ],
-            )
-            .unwrap();
-        assert!(out.status.success(), "{rt}: {}", errtext(&out));
-        let lines: Vec<String> = text(&out)
-            .lines()
-            .map(|l| l.split_once(':').map_or("", |(_, g)| g).trim().to_string())
-            .collect();
-        assert_eq!(lines.len(), 2, "{rt}: {}", text(&out));
-        assert_eq!(lines[0], lines[1], "{rt}: init and exec differ");
-        groups.push((rt, lines[0].clone()));
-        remove(&c, &id);
-    }
-    // Whatever containerd lists (its primary gid at least), every runtime gives the same.
-    assert!(
-        groups.windows(2).all(|w| w[0].1 == w[1].1),
-        "groups differ between runtimes: {groups:?}"
-    );
+            );
+            assert!(out.status.success(), "{rt}: {}", errtext(&out));
+            assert_eq!(text(&out).trim(), "hello", "{rt}");
+
+            let id = cid(rt, "groups");
+            run_detached(c, rt, &[], &id, &["sleep", "600"]);
+            assert!(
+                wait_state(c, &id, "RUNNING", Duration::from_secs(10)),
+                "{rt}"
+            );
+            let out = c
+                .ctr(
+                    Some("default"),
+                    &[
+                        "tasks",
+                        "exec",
+                        "--exec-id",
+                        "g1",
+                        &id,
+                        "sh",
+                        "-c",
+                        "grep Groups /proc/1/status /proc/self/status",
+                    ],
+                )
+                .unwrap();
+            assert!(out.status.success(), "{rt}: {}", errtext(&out));
+            let lines: Vec<String> = text(&out)
+                .lines()
+                .map(|l| l.split_once(':').map_or("", |(_, g)| g).trim().to_string())
+                .collect();
+            assert_eq!(lines.len(), 2, "{rt}: {}", text(&out));
+            assert_eq!(lines[0], lines[1], "{rt}: init and exec differ");
+            groups.push((rt, lines[0].clone()));
+            remove(c, &id);
+        }
+        // Whatever containerd lists (its primary gid at least), every runtime gives the same.
+        assert!(
+            groups.windows(2).all(|w| w[0].1 == w[1].1),
+            "groups differ between runtimes: {groups:?}"
+        );
+    });
 }
 
 /// A program that is not in the image fails `ctr run` at once; through Ward the error names
 /// the field (WARD-ONLY), and nothing is left running.
 #[test]
 fn missing_program_is_named() {
-    let Some(c) = common::containerd_or_skip("missing_program_is_named") else {
-        return;
-    };
-    for rt in common::runtimes_under_test() {
-        let id = cid(rt, "noprog");
-        let out = ctr_run(&c, rt, &[], &id, &["/no/such/program"]);
-        assert!(!out.status.success(), "{rt}: accepted");
-        eprintln!("{rt}: refused: {}", errtext(&out).trim());
-        if rt == WARD_RUNTIME {
-            let e = errtext(&out);
-            assert!(
-                e.contains("process.args[0]") && e.contains("/no/such/program"),
-                "{rt}: {e}"
-            );
+    common::each_containerd("missing_program_is_named", |c| {
+        for rt in common::runtimes_under_test() {
+            let id = cid(rt, "noprog");
+            let out = ctr_run(c, rt, &[], &id, &["/no/such/program"]);
+            assert!(!out.status.success(), "{rt}: accepted");
+            eprintln!("{rt}: refused: {}", errtext(&out).trim());
+            if rt == WARD_RUNTIME {
+                let e = errtext(&out);
+                assert!(
+                    e.contains("process.args[0]") && e.contains("/no/such/program"),
+                    "{rt}: {e}"
+                );
+            }
+            assert!(task_state(c, &id).is_none(), "{rt}: a task remains");
+            let _ = c.ctr(Some("default"), &["containers", "delete", &id]);
         }
-        assert!(task_state(&c, &id).is_none(), "{rt}: a task remains");
-        let _ = c.ctr(Some("default"), &["containers", "delete", &id]);
-    }
+    });
 }

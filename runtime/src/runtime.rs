@@ -622,7 +622,7 @@ impl Runtime {
         };
         let spec = c.spec().ok();
         let _ = spec;
-        Ok(State {
+        let mut state = State {
             oci_version: "1.0.2".into(),
             id: id.to_string(),
             status: status.into(),
@@ -645,7 +645,10 @@ impl Runtime {
                 .map(|o| o.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             annotations: with_overrides(c.state.annotations.clone(), ws.as_ref()),
-        })
+        };
+        let profile = ws.as_ref().map_or("", |w| w.profile.as_str());
+        crate::supervisor::annotate_state(&mut state, &self.ward_dir.join(id.as_str()), profile);
+        Ok(state)
     }
 
     pub fn list(&self) -> Result<Vec<State>> {
@@ -808,11 +811,12 @@ impl Runtime {
         let gids = crate::groups::take_for_exec(&mut process);
         process.set_apparmor_profile(None);
         process.set_selinux_label(None);
-        // The exec'd process reports to the container's supervisor, if it has one.
-        let supervisor = crate::supervisor::connect(&wdir)?;
-        let mode = supervisor.as_ref().map_or(Mode::Enforce, |c| c.mode);
+        // The exec'd process reports to the container's supervisor, if it has one (one that
+        // died: the same filter, unreported, and a warning; see supervisor/health.rs).
+        let supervisor = crate::supervisor::connect_for_exec(&wdir, id.as_str(), &ws.profile)?;
+        let mode = supervisor.mode;
         let mut plan = self.sandbox_plan(&profile, &spec, None, opts.preserve_fds, mode)?;
-        plan.notify = supervisor.as_ref().map(|c| c.handoff());
+        plan.notify = supervisor.handoff();
         // The spec's own linux.seccomp was moved out by harden; recompile it from the bundle.
         if let Ok(orig) = load_spec(&ws.bundle) {
             if let Some(s) = orig.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {

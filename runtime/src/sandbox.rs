@@ -166,22 +166,32 @@ pub fn install_and_hand_off(
     program: &seccompiler::BpfProgram,
     handoff: crate::supervisor::Handoff,
 ) -> Result<(), SandboxError> {
+    let Some(sock) = handoff.sock else {
+        // The supervisor is gone (an exec, see supervisor/health.rs): the same program, no
+        // listener. The kernel fails every call it hands to user space with ENOSYS.
+        return apply_seccomp(std::slice::from_ref(program));
+    };
     let listener =
         sys::notify::install_listener_filter(program).map_err(|e| SandboxError::Seccomp {
             index: 0,
             message: format!("seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER): {e}"),
         })?;
-    let sent = sys::notify::send_fd(handoff.sock, std::os::fd::AsRawFd::as_raw_fd(&listener));
+    let sent = sys::notify::send_fd(sock, std::os::fd::AsRawFd::as_raw_fd(&listener));
     drop(listener);
-    // SAFETY: `handoff.sock` is the inherited handoff connection; its owner (a UnixStream in
-    // Ward's memory, copied by clone) is never dropped in this process, which execs next.
-    unsafe { libc::close(handoff.sock) };
+    // SAFETY: `sock` is the inherited handoff connection; its owner (a UnixStream in Ward's
+    // memory, copied by clone) is never dropped in this process, which execs next.
+    unsafe { libc::close(sock) };
     if let Err(e) = sent {
         if handoff.mode == ward_profiles::Mode::Record {
             // With the listener closed every notified call fails with ENOSYS, memory
             // allocation included: leave without running more Rust code.
             // SAFETY: _exit ends the process at once (exit_group is a protocol syscall).
             unsafe { libc::_exit(125) };
+        }
+        if handoff.exec {
+            // The supervisor died during the handoff: the filter is installed and its
+            // listener closed, so denied calls fail closed (ENOSYS), unreported.
+            return Ok(());
         }
         return Err(SandboxError::Handoff(e));
     }

@@ -23,6 +23,7 @@
 //! after checking the process start time (no pid reuse), and nothing else.
 
 mod event;
+mod health;
 mod logcap;
 mod record;
 mod serve;
@@ -40,6 +41,10 @@ use ward_profiles::{Mode, Profile};
 use crate::sys::notify as sn;
 
 pub use event::{Event, EVENT_BURST, EVENT_RATE};
+pub use health::{
+    annotate_state, check, connect_for_exec, ExecSupervisor, Gone, Health, GONE_ANNOTATION,
+    STATE_ANNOTATION,
+};
 pub use logcap::LOG_CAP;
 pub use record::Recording;
 pub use serve::EVENTS_FILE_CAP;
@@ -66,6 +71,8 @@ pub enum SupervisorError {
     NotStarted(String),
     #[error("supervisor: {path}: {message}")]
     Recording { path: PathBuf, message: String },
+    #[error("supervisor: {0}")]
+    Gone(String),
 }
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SupervisorError {
@@ -86,8 +93,14 @@ pub struct EventLog {
 /// inherited through clone, close-on-exec) and the mode its filter was compiled for.
 #[derive(Debug, Clone, Copy)]
 pub struct Handoff {
-    pub sock: RawFd,
+    /// Ward's connection to the supervisor. `None` for an exec into a container whose
+    /// supervisor is gone: the same filter is installed without a listener, so the calls it
+    /// hands to user space fail closed (ENOSYS), unreported (see `health.rs`).
+    pub sock: Option<RawFd>,
     pub mode: Mode,
+    /// An exec'd process: a supervisor that dies during the handoff does not fail it (the
+    /// filter stays, its listener closes: denials fail closed, unreported). An init fails.
+    pub exec: bool,
 }
 
 /// Ward's end of the handoff connection. Keep it until the container (or exec'd process) is
@@ -101,8 +114,9 @@ pub struct Connection {
 impl Connection {
     pub fn handoff(&self) -> Handoff {
         Handoff {
-            sock: self.stream.as_raw_fd(),
+            sock: Some(self.stream.as_raw_fd()),
             mode: self.mode,
+            exec: false,
         }
     }
 }
@@ -361,7 +375,12 @@ fn supervisor_pidfd(dir: &Path) -> Option<OwnedFd> {
     }
     let fd = sn::pidfd_open(r.pid, false).ok()?;
     // The pidfd pins the process; the start time checked again says it is the same one.
-    (start_time(r.pid)? == r.start_time).then_some(fd)
+    if start_time(r.pid)? != r.start_time {
+        return None;
+    }
+    // A pidfd is readable once the process has exited: a zombie (whose parent does not reap
+    // it) is not a supervisor.
+    (!sn::pidfd_wait(fd.as_fd(), 0)).then_some(fd)
 }
 
 /// The pid of the container's supervisor, if that very process (pid and start time as
@@ -377,18 +396,6 @@ pub fn running_mode(dir: &Path) -> Option<Mode> {
     let r = read_pid_record(dir)?;
     supervisor_pidfd(dir)?;
     mode_from(&r.mode)
-}
-
-/// Connect to a running container's supervisor (for `exec`). `None` when the container has
-/// no supervisor (created in enforce mode) or it is gone.
-pub fn connect(dir: &Path) -> Result<Option<Connection>, SupervisorError> {
-    let Some(mode) = running_mode(dir) else {
-        return Ok(None);
-    };
-    let sock_path = dir.join(SOCKET);
-    let stream =
-        via_short_path(dir, |p| UnixStream::connect(p)).map_err(io_err("connect", &sock_path))?;
-    Ok(Some(Connection { stream, mode }))
 }
 
 /// Wait up to `timeout` for the supervisor recorded in `dir` to exit. True if it is gone.

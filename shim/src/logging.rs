@@ -31,16 +31,41 @@ impl Format {
 
 /// Installs the global subscriber. Creates no thread (the launcher is forked after this).
 pub fn init(serving: bool, debug: bool) {
+    init_with(serving, false, debug)
+}
+
+/// For a launcher started after the shim's first one died (launcher/respawn.rs): the `log`
+/// FIFO may have no reader then (containerd restarting), and an open for writing would block
+/// until one comes; the launcher logs nowhere rather than hang.
+pub fn init_respawned_launcher(debug: bool) {
+    init_with(true, true, debug)
+}
+
+fn init_with(serving: bool, nonblocking_open: bool, debug: bool) {
     let format = Format::from_env(std::env::var(FORMAT_ENV).ok().as_deref());
     let default = if debug { "debug" } else { "info" };
     let filter = EnvFilter::try_from_env(FILTER_ENV).unwrap_or_else(|_| EnvFilter::new(default));
     // containerd has the read side of ./log open before it starts the shim.
     let fifo = if serving {
-        OpenOptions::new()
+        let flags = if nonblocking_open {
+            libc::O_CLOEXEC | libc::O_NONBLOCK
+        } else {
+            libc::O_CLOEXEC
+        };
+        let f = OpenOptions::new()
             .write(true)
-            .custom_flags(libc::O_CLOEXEC)
+            .custom_flags(flags)
             .open("log")
-            .ok()
+            .ok();
+        // Writes block as before (a full FIFO must not drop lines).
+        f.filter(|f| {
+            !nonblocking_open
+                || nix::fcntl::fcntl(
+                    std::os::fd::AsRawFd::as_raw_fd(f),
+                    nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+                )
+                .is_ok()
+        })
     } else {
         None
     };

@@ -18,6 +18,7 @@ mod process;
 mod service;
 mod shim;
 mod task;
+mod watch;
 
 use launcher::backend::Backend;
 
@@ -39,9 +40,30 @@ fn one_malloc_arena() {
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
 }
 
+/// `containerd-shim-ward-v2 --ward-launcher NAMESPACE [-debug] -- SHIM ARGS...`: a launcher
+/// started by a serving shim whose first launcher died (see launcher/respawn.rs). Its socket
+/// is fd 0; the shim's own arguments after `--` are only there for `ps`.
+fn launcher_mode(args: &[std::ffi::OsString]) -> ! {
+    let namespace = args
+        .first()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let debug = args.get(1).is_some_and(|a| a == "-debug");
+    // The shim's cwd is the bundle: its `log` FIFO is containerd's shim log.
+    logging::init_respawned_launcher(debug);
+    launcher::respawn::serve(move || make_backend(&namespace))
+}
+
 fn main() {
     one_malloc_arena();
     let args: Vec<_> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == launcher::respawn::LAUNCHER_MODE)
+    {
+        launcher_mode(&args[2..]);
+    }
     let flags = match containerd_shim::parse(&args[1..]) {
         Ok(f) => f,
         Err(e) => {

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::events::EventSink;
 use crate::io::{ProcessIo, StdioPaths};
@@ -173,6 +173,23 @@ impl Process {
         self.cond.notify_all();
     }
 
+    /// Waits until the process has stopped or `deadline` passed; true if it stopped.
+    pub fn wait_until(&self, deadline: Instant) -> bool {
+        let mut st = self.lock();
+        while st.status != Status::Stopped {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            st = self
+                .cond
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
     /// Blocks until the process has stopped.
     pub fn wait(&self) -> (u32, Option<SystemTime>) {
         let mut st = self.lock();
@@ -232,6 +249,29 @@ impl ExitTable {
         }
     }
 
+    /// Handles the exit of a process the shim itself reaped: an orphan of a dead launcher
+    /// (the shim is its subreaper). Only a pid registered now is reported; any other is not
+    /// parked (it could be a recycled pid that a later container gets).
+    pub fn dispatch_orphan(&self, pid: i32, code: i32, events: &EventSink) {
+        let process = {
+            let mut inner = self.lock();
+            if inner.ignored.remove(&pid) {
+                return;
+            }
+            match inner.by_pid.remove(&pid) {
+                Some(p) => p,
+                None => return,
+            }
+        };
+        tracing::info!(
+            pid,
+            code,
+            id = process.event_id(),
+            "orphaned process exited"
+        );
+        process.exited(code, events);
+    }
+
     /// Handles one exit (on the exit thread).
     pub fn dispatch(&self, pid: i32, code: i32, events: &EventSink) {
         let process = {
@@ -284,6 +324,31 @@ mod tests {
         assert_eq!(rx.try_recv().unwrap().topic, topics::TASK_EXIT_EVENT_TOPIC);
         assert_eq!(p.snapshot().status, Status::Stopped);
         assert_eq!(p.wait().0, 40);
+    }
+
+    #[test]
+    fn orphan_exits_reach_registered_pids_only() {
+        let (events, rx) = EventSink::channel();
+        let (tx, _exits) = std::sync::mpsc::channel();
+        let table = ExitTable::new(tx);
+        // An unknown pid (say a supervisor the shim reaped) is not parked: a later container
+        // with the same pid must not get its status.
+        table.dispatch_orphan(11, 137, &events);
+        assert!(table.lock().unclaimed.is_empty());
+        let p = Arc::new(Process::new("c1", None, StdioPaths::default(), None, 12));
+        table.register(12, p.clone());
+        table.dispatch_orphan(12, 137, &events);
+        assert_eq!(p.wait().0, 137);
+        assert_eq!(rx.try_recv().unwrap().topic, topics::TASK_EXIT_EVENT_TOPIC);
+    }
+
+    #[test]
+    fn wait_until_times_out_then_sees_the_exit() {
+        let (events, _rx) = EventSink::channel();
+        let p = Process::new("c1", None, StdioPaths::default(), None, 7);
+        assert!(!p.wait_until(Instant::now() + Duration::from_millis(20)));
+        p.exited(137, &events);
+        assert!(p.wait_until(Instant::now()));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime};
 
 use containerd_shim::ExitSignal;
@@ -20,6 +20,8 @@ use crate::launcher::protocol::{Reply, Request, RootfsMount};
 use crate::oom::{self, OomWatch};
 use crate::options::RuntimeOptions;
 use crate::process::{ExitTable, ProcState, Process, Status};
+
+mod failsafe;
 
 /// How long the runtime has to send a pty master after create/exec.
 const CONSOLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,7 +42,8 @@ pub struct CreateTask {
 }
 
 pub struct Service {
-    launcher: Launcher,
+    /// Replaced when the launcher dies (see failsafe.rs).
+    launcher: RwLock<Arc<Launcher>>,
     events: EventSink,
     exits: Arc<ExitTable>,
     containers: Mutex<HashMap<String, Container>>,
@@ -55,12 +58,19 @@ impl Service {
         exit_signal: Arc<ExitSignal>,
     ) -> Self {
         Self {
-            launcher,
+            launcher: RwLock::new(Arc::new(launcher)),
             events,
             exits,
             containers: Mutex::default(),
             exit_signal,
         }
+    }
+
+    fn launcher(&self) -> Arc<Launcher> {
+        self.launcher
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Container>> {
@@ -99,7 +109,7 @@ impl Service {
                 options: m.options.clone(),
             })
             .collect();
-        let reply = self.launcher.call(
+        let reply = self.launcher().call(
             Request::Create {
                 id: req.id.clone(),
                 bundle: req.bundle.clone(),
@@ -164,7 +174,7 @@ impl Service {
             id: id.to_string(),
             bundle: bundle.to_path_buf(),
         };
-        if let Err(e) = self.launcher.call(req, Vec::new()) {
+        if let Err(e) = self.launcher().call(req, Vec::new()) {
             tracing::warn!(id, error = %e, "cleanup after failed create");
         }
     }
@@ -192,7 +202,7 @@ impl Service {
     }
 
     fn start_init(&self, id: &str, init: &Arc<Process>) -> Result<i32> {
-        self.launcher
+        self.launcher()
             .call(Request::Start { id: id.to_string() }, Vec::new())?;
         let pid = init.snapshot().pid;
         init.end_start(Some(pid), &self.events, |pid| self.events.start(id, pid));
@@ -202,7 +212,7 @@ impl Service {
 
     fn start_exec(&self, id: &str, exec_id: &str, process: &Arc<Process>) -> Result<i32> {
         let (handoff, io) = ProcessIo::prepare(&process.stdio)?;
-        let reply = self.launcher.call(
+        let reply = self.launcher().call(
             Request::Exec {
                 id: id.to_string(),
                 process: process.spec.clone().unwrap_or_default(),
@@ -289,13 +299,10 @@ impl Service {
             .get(id)
             .map(|c| c.bundle.clone())
             .ok_or_else(|| Error::ContainerNotFound(id.to_string()))?;
-        self.launcher.call(
-            Request::Delete {
-                id: id.to_string(),
-                bundle,
-            },
-            Vec::new(),
-        )?;
+        self.call_retrying(Request::Delete {
+            id: id.to_string(),
+            bundle,
+        })?;
         if let Some(c) = self.lock().remove(id) {
             for p in c.execs.values() {
                 self.exits.forget(p.snapshot().pid);
@@ -334,7 +341,7 @@ impl Service {
                 signal,
                 all,
             };
-            return self.launcher.call(request, Vec::new()).map(|_| ());
+            return self.call_retrying(request).map(|_| ());
         }
         if st.status == Status::Stopped {
             return Err(Error::ContainerNotFound(format!(
@@ -361,7 +368,7 @@ impl Service {
                 signal,
             },
         };
-        self.launcher.call(request, Vec::new()).map(|_| ())
+        self.call_retrying(request).map(|_| ())
     }
 
     pub fn resize_pty(
@@ -389,7 +396,7 @@ impl Service {
     pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
         self.process(id, None)?;
         match self
-            .launcher
+            .launcher()
             .call(Request::Pids { id: id.to_string() }, Vec::new())?
         {
             Reply::Pids(p) => Ok(p),
@@ -401,7 +408,7 @@ impl Service {
 
     pub fn pause(&self, id: &str) -> Result<()> {
         let init = self.process(id, None)?;
-        self.launcher
+        self.launcher()
             .call(Request::Pause { id: id.to_string() }, Vec::new())?;
         init.set_status(Status::Paused);
         self.events.paused(id);
@@ -410,7 +417,7 @@ impl Service {
 
     pub fn resume(&self, id: &str) -> Result<()> {
         let init = self.process(id, None)?;
-        self.launcher
+        self.launcher()
             .call(Request::Resume { id: id.to_string() }, Vec::new())?;
         if init.snapshot().status == Status::Paused {
             init.set_status(Status::Running);
@@ -421,7 +428,7 @@ impl Service {
 
     pub fn update(&self, id: &str, resources: serde_json::Value) -> Result<()> {
         self.process(id, None)?;
-        self.launcher
+        self.launcher()
             .call(
                 Request::Update {
                     id: id.to_string(),
@@ -435,7 +442,7 @@ impl Service {
     pub fn stats(&self, id: &str) -> Result<Any> {
         self.process(id, None)?;
         match self
-            .launcher
+            .launcher()
             .call(Request::Stats { id: id.to_string() }, Vec::new())?
         {
             Reply::Stats(s) => crate::metrics::to_any(&s),

@@ -22,6 +22,7 @@ use crate::launcher::LauncherProcess;
 use crate::process::ExitTable;
 use crate::service::Service;
 use crate::task::TaskService;
+use crate::watch::Watch;
 
 pub const RUNTIME_ID: &str = "io.containerd.ward.v2";
 
@@ -46,7 +47,14 @@ pub struct WardShim {
     id: String,
     namespace: String,
     bundle: PathBuf,
+    /// containerd's `-debug` (a respawned launcher logs at the same level).
+    debug: bool,
     exit: Arc<ExitSignal>,
+}
+
+fn fatal(what: &str, e: &dyn std::fmt::Display) -> ! {
+    tracing::error!(error = %e, "{what}");
+    std::process::exit(1);
 }
 
 /// The shim groups containers of one pod: the sandbox id if the bundle's
@@ -126,6 +134,7 @@ impl containerd_shim::Shim for WardShim {
             id: args.id.clone(),
             namespace: args.namespace.clone(),
             bundle,
+            debug: args.debug,
             exit: Arc::new(ExitSignal::default()),
         }
     }
@@ -158,7 +167,7 @@ impl containerd_shim::Shim for WardShim {
         // does the deleting (the runtime library may fork).
         let launcher = take_launcher()
             .ok_or_else(|| containerd_shim::Error::Other("no launcher for delete".into()))?;
-        let client = Launcher::new(launcher.sock, |_, _| {})
+        let client = Launcher::new(launcher, |_, _| {}, |_| {})
             .map_err(|e| containerd_shim::Error::Other(e.to_string()))?;
         let request = Request::Delete {
             id: self.id.clone(),
@@ -194,6 +203,10 @@ impl containerd_shim::Shim for WardShim {
         let events = EventSink::publisher(client, self.namespace.clone());
         let (exit_tx, exit_rx) = channel::<(i32, i32)>();
         let exits = Arc::new(ExitTable::new(exit_tx.clone()));
+        let watch = match Watch::subscribe(exit_tx) {
+            Ok(w) => w,
+            Err(e) => fatal("cannot watch the launcher", &e),
+        };
         {
             let (exits, events) = (exits.clone(), events.clone());
             let spawned = std::thread::Builder::new()
@@ -204,29 +217,34 @@ impl containerd_shim::Shim for WardShim {
                     }
                 });
             if let Err(e) = spawned {
-                tracing::error!(error = %e, "cannot start the exit thread");
-                std::process::exit(1);
+                fatal("cannot start the exit thread", &e);
             }
         }
         let Some(process) = take_launcher() else {
             tracing::error!("no launcher: main did not fork one");
             std::process::exit(1);
         };
-        let exit = self.exit.clone();
-        let launcher = Launcher::new(process.sock, move |pid, code| {
-            if exit_tx.send((pid, code)).is_err() {
-                tracing::error!(pid, "exit thread is gone");
-            }
-        });
-        let launcher = match launcher {
+        let launcher = match watch.factory().connect(process) {
             Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot talk to the launcher");
-                std::process::exit(1);
-            }
+            Err(e) => fatal("cannot talk to the launcher", &e),
         };
-        let service = Service::new(launcher, events, exits, exit);
-        TaskService::new(Arc::new(service))
+        let service = Arc::new(Service::new(
+            launcher,
+            events.clone(),
+            exits.clone(),
+            self.exit.clone(),
+        ));
+        let watching = watch.start(
+            service.clone(),
+            exits,
+            events,
+            self.namespace.clone(),
+            self.debug,
+        );
+        if let Err(e) = watching {
+            fatal("cannot watch the launcher", &e);
+        }
+        TaskService::new(service)
     }
 }
 

@@ -67,6 +67,8 @@ pub fn run(g: &GlobalOpts, a: EventsArgs) -> Result<i32> {
     }
     let path = dir.join(supervisor::EVENTS_FILE);
     if a.once {
+        // `state` notices (and records, as an event) a supervisor that died.
+        let _ = rt.state(&id);
         for ev in supervisor::read_events(&dir)? {
             writeln!(out, "{}", serde_json::to_string(&ev)?)?;
         }

@@ -47,6 +47,13 @@ pub trait Backend {
     /// `bundle` is containerd's bundle dir (what `create` recorded there tells a fresh
     /// launcher, in the `delete` action, which node config and state root apply).
     fn delete(&mut self, id: &str, bundle: &Path) -> Result<()>;
+    /// Takes over a container created by another launcher (one that died), so that kill,
+    /// delete and the rest find it. The default knows no way to: an error.
+    fn adopt(&mut self, id: &str, _bundle: &Path) -> Result<()> {
+        Err(crate::error::Error::FailedPrecondition(format!(
+            "container {id}: this backend cannot take over a container"
+        )))
+    }
     fn pause(&mut self, id: &str) -> Result<()>;
     fn resume(&mut self, id: &str) -> Result<()>;
     fn update(&mut self, id: &str, resources: &serde_json::Value) -> Result<()>;
@@ -69,6 +76,9 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
     fn delete(&mut self, id: &str, bundle: &Path) -> Result<()> {
         (**self).delete(id, bundle)
+    }
+    fn adopt(&mut self, id: &str, bundle: &Path) -> Result<()> {
+        (**self).adopt(id, bundle)
     }
     fn pause(&mut self, id: &str) -> Result<()> {
         (**self).pause(id)

@@ -9,11 +9,14 @@ use std::sync::{Arc, Mutex};
 
 use super::fdpass;
 use super::protocol::{Envelope, LauncherMessage, RemoteError, Reply, Request};
+use super::LauncherProcess;
 use crate::error::{Error, Result};
 
 type Pending = Arc<Mutex<HashMap<u64, SyncSender<Result<Reply, RemoteError>>>>>;
 
 pub struct Launcher {
+    /// The launcher process (a child of the shim).
+    pub pid: i32,
     sock: Arc<OwnedFd>,
     /// Held across "register pending, then send" so replies never outrun registration.
     send_lock: Mutex<()>,
@@ -25,8 +28,14 @@ pub struct Launcher {
 impl Launcher {
     /// Starts the reader thread. `on_exit(pid, status)` runs on it, in the
     /// order the launcher reaped the processes; it must not block for long.
-    pub fn new(sock: OwnedFd, on_exit: impl Fn(i32, i32) + Send + 'static) -> Result<Self> {
-        let sock = Arc::new(sock);
+    /// `on_eof(pid)` runs when the launcher's socket ends (it died or exited).
+    pub fn new(
+        process: LauncherProcess,
+        on_exit: impl Fn(i32, i32) + Send + 'static,
+        on_eof: impl FnOnce(i32) + Send + 'static,
+    ) -> Result<Self> {
+        let pid = process.pid.as_raw();
+        let sock = Arc::new(process.sock);
         let pending: Pending = Arc::default();
         let gone = Arc::new(AtomicBool::new(false));
         let (r_sock, r_pending, r_gone) = (sock.clone(), pending.clone(), gone.clone());
@@ -34,18 +43,25 @@ impl Launcher {
             .name("launcher-reader".into())
             .spawn(move || {
                 read_loop(&r_sock, &r_pending, on_exit);
-                r_gone.store(true, Ordering::SeqCst);
-                // Fail everyone still waiting.
-                r_pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                fail_pending(&r_gone, &r_pending);
+                on_eof(pid);
             })
             .map_err(Error::io("spawn thread", "launcher-reader"))?;
         Ok(Self {
+            pid,
             sock,
             send_lock: Mutex::new(()),
             pending,
             gone,
             seq: AtomicU64::new(1),
         })
+    }
+
+    /// The launcher is dead (its pid was reaped): every call, pending or future, fails with
+    /// [`Error::LauncherGone`]. Its socket may stay open longer than the process (a created
+    /// container's init inherits it until its execve).
+    pub fn mark_gone(&self) {
+        fail_pending(&self.gone, &self.pending);
     }
 
     /// Sends one request (with the fds it carries) and waits for its reply.
@@ -63,6 +79,14 @@ impl Launcher {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(seq, tx);
+            // Marked gone after the check above: the clear may have missed this entry.
+            if self.gone.load(Ordering::SeqCst) {
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&seq);
+                return Err(Error::LauncherGone);
+            }
             let borrowed: Vec<_> = fds.iter().map(|fd| fd.as_fd()).collect();
             if let Err(e) = fdpass::send(self.sock.as_fd(), &bytes, &borrowed) {
                 self.pending
@@ -83,6 +107,12 @@ impl Launcher {
             Err(_) => Err(Error::LauncherGone),
         }
     }
+}
+
+fn fail_pending(gone: &AtomicBool, pending: &Pending) {
+    gone.store(true, Ordering::SeqCst);
+    // Dropping the senders fails everyone still waiting.
+    pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
 fn read_loop(sock: &OwnedFd, pending: &Pending, on_exit: impl Fn(i32, i32)) {

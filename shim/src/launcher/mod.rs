@@ -16,6 +16,7 @@ pub mod fdpass;
 #[cfg(feature = "testing")]
 pub mod host;
 pub mod protocol;
+pub mod respawn;
 pub mod rootfs;
 pub mod server;
 pub mod ward;

@@ -71,6 +71,12 @@ pub enum Request {
         id: String,
         bundle: PathBuf,
     },
+    /// Take over a container another launcher created (that launcher died): find the node
+    /// config and state root it was created with, recorded in its bundle.
+    Adopt {
+        id: String,
+        bundle: PathBuf,
+    },
     Pause {
         id: String,
     },

@@ -184,6 +184,7 @@ impl<B: Backend> Server<B> {
                 rootfs::unmount_rootfs(&bundle)?;
                 Ok(Reply::Done)
             }
+            Request::Adopt { id, bundle } => self.backend.adopt(&id, &bundle).map(|()| Reply::Done),
             Request::Pause { id } => self.backend.pause(&id).map(|()| Reply::Done),
             Request::Resume { id } => self.backend.resume(&id).map(|()| Reply::Done),
             Request::Update { id, resources } => {

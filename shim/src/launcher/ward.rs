@@ -5,6 +5,7 @@
 //! options (`ConfigPath`).
 
 use std::collections::HashMap;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -273,18 +274,29 @@ impl Backend for WardBackend {
         let cid = cid(id)?;
         if !self.configs.contains_key(id) {
             // Not created by this launcher (the `delete` action): use what create recorded.
-            if let Ok(bytes) = std::fs::read(bundle.join(RECORD_FILE)) {
-                let r: Record = serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::InvalidArgument(format!("{}: {e}", bundle.join(RECORD_FILE).display()))
-                })?;
-                if self.runtimes.get(&r.config_path).map(|rt| rt.root()) != Some(&r.root) {
-                    self.insert_runtime(r.config_path.clone(), r.root)?;
-                }
-                self.configs.insert(id.to_string(), r.config_path);
+            match self.adopt(id, bundle) {
+                Ok(()) => {}
+                Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
         }
         self.runtime(id)?.delete(&cid, true)?;
         self.configs.remove(id);
+        Ok(())
+    }
+
+    /// Registers the node config the container was created with, from the record `create`
+    /// left in its bundle (the state root must match what that config names now).
+    fn adopt(&mut self, id: &str, bundle: &Path) -> Result<()> {
+        cid(id)?;
+        let path = bundle.join(RECORD_FILE);
+        let bytes = std::fs::read(&path).map_err(Error::io("read", &path))?;
+        let r: Record = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
+        if self.runtimes.get(&r.config_path).map(|rt| rt.root()) != Some(&r.root) {
+            self.insert_runtime(r.config_path.clone(), r.root)?;
+        }
+        self.configs.insert(id.to_string(), r.config_path);
         Ok(())
     }
 
