@@ -9,6 +9,10 @@ pub mod charge;
 pub mod check;
 pub mod config;
 pub mod error;
+/// Fuzz harness for `harden` (tests and the `fuzzing` feature only; see `fuzz/`).
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz_harness;
 pub mod groups;
 pub mod harden;
 pub mod hooks;
