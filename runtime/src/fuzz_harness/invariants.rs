@@ -171,6 +171,8 @@ fn mounts_ok(h: &HardenedSpec, policy: &Policy) {
             "destination {:?}",
             m.destination()
         );
+        // Nothing replaces the read-only rootfs.
+        assert_ne!(m.destination(), Path::new("/"), "a mount over /: {m:?}");
         let opts: Vec<&str> = m.options().iter().flatten().map(String::as_str).collect();
         if is_bind(m) {
             let src = m.source().as_ref().expect("bind source");
@@ -194,6 +196,14 @@ fn mounts_ok(h: &HardenedSpec, policy: &Policy) {
             ["proc", "mqueue", "devpts", "tmpfs", "shm", "sysfs", "cgroup", "cgroup2"].contains(&t),
             "mount type {t:?} kept"
         );
+        // A procfs elsewhere would have none of the masked and read-only paths.
+        if t == "proc" {
+            assert_eq!(
+                m.destination(),
+                Path::new("/proc"),
+                "proc mounted elsewhere"
+            );
+        }
         if ["sysfs", "cgroup", "cgroup2"].contains(&t) {
             assert!(
                 opts.contains(&"ro") && !opts.contains(&"rw"),

@@ -13,6 +13,7 @@ mod invariants;
 mod mutate;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use oci_spec::runtime::Spec;
@@ -20,6 +21,10 @@ use serde_json::Value;
 pub use ward_profiles::fuzz_harness::{assert_one_line, drive, Input};
 
 use crate::harden::{harden, HardenContext, IdRange, Limits, Policy, Tmpfs};
+
+/// Outcomes so far: spec did not deserialize, hardened, refused (a run reports them, so a
+/// generator that only ever produces refusals shows).
+pub static OUTCOMES: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
 
 const BASE: &str = include_str!("../../../tests/src/base-config.json");
 
@@ -131,6 +136,7 @@ pub fn harden_case(data: &[u8]) {
         mutate::mutate(&mut v, &mut u);
     }
     let Ok(spec) = serde_json::from_value::<Spec>(v) else {
+        OUTCOMES[0].fetch_add(1, Ordering::Relaxed);
         return;
     };
     let policy = policy(&mut u);
@@ -151,8 +157,14 @@ pub fn harden_spec_case(spec: Spec, policy: &Policy, range: &IdRange) {
     }
     let original = spec.clone();
     match harden(spec, policy, range, &context()) {
-        Ok(h) => invariants::check(&original, &h, policy, range),
-        Err(e) => invariants::check_error(&e.to_string()),
+        Ok(h) => {
+            OUTCOMES[1].fetch_add(1, Ordering::Relaxed);
+            invariants::check(&original, &h, policy, range)
+        }
+        Err(e) => {
+            OUTCOMES[2].fetch_add(1, Ordering::Relaxed);
+            invariants::check_error(&e.to_string())
+        }
     }
 }
 
@@ -164,6 +176,11 @@ mod tests {
     fn fuzz_harden() {
         let s = drive("harden", 3, harden_case);
         assert!(s.cases > 0);
+        let [bad, ok, refused] = OUTCOMES.each_ref().map(|a| a.load(Ordering::Relaxed));
+        println!(
+            "fuzz harden: {ok} hardened, {refused} refused, {bad} specs that do not deserialize"
+        );
+        assert!(ok > 0 && refused > 0, "the generator reaches both outcomes");
     }
 
     #[test]
