@@ -469,16 +469,20 @@ fn a_namespace_type_listed_twice_is_refused() {
     let ob = Bundle::new(&["sleep", "1000"]);
     ward.run_detached(&ob, &other);
     let x = ward.pid(&other);
-    // (A second ipc/net/... entry with another container's path is refused earlier, by the
-    // pod checks, which read every entry; the user entry is left to harden.)
-    for typ in ["user"] {
+    // A second entry with another container's user namespace; and a plain duplicate. (A
+    // second ipc/net/... entry with another container's path is refused earlier, by the pod
+    // checks, which read every entry.)
+    let user = format!("/proc/{x}/ns/user");
+    for (typ, path) in [("user", Some(user)), ("ipc", None)] {
         let mut b = Bundle::new(&["true"]);
-        let path = format!("/proc/{x}/ns/{typ}");
         b.edit(|c| {
             let nss = c["linux"]["namespaces"].as_array_mut().unwrap();
             nss.retain(|n| n["type"] != typ);
             nss.push(json!({ "type": typ }));
-            nss.push(json!({ "type": typ, "path": path }));
+            match path {
+                Some(p) => nss.push(json!({ "type": typ, "path": p })),
+                None => nss.push(json!({ "type": typ })),
+            }
         });
         refused(&ward, &b, &["linux.namespaces[", "listed twice"]);
     }
