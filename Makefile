@@ -12,7 +12,7 @@ DEBIAN_PACKAGES := containerd runc crun busybox-static nginx-light containernetw
 PEERS_DIR := $(TARGET_DIR)/peers
 
 .PHONY: all build release deps peers demo test test-unit test-cli test-integration escape \
-	escape-ci bench lint install uninstall clean
+	escape-ci bench lint fuzz install uninstall clean
 
 all: build
 
@@ -70,6 +70,27 @@ escape:
 escape-ci:
 	CARGO_TARGET_DIR=$(TARGET_DIR) WARD=$(DEBUG_BIN)/ward WARD_SHIM_DIR=$(DEBUG_BIN) \
 		bash integration/escape/run.sh --ci
+
+# Fuzzing: the cargo-fuzz targets in fuzz/ (profile, oci_seccomp, harden) for FUZZ_SECS
+# seconds each where a nightly toolchain with cargo-fuzz is installed; otherwise the stable
+# fallback, which says so: the same harnesses (ward_profiles::fuzz_harness,
+# ward_runtime::fuzz_harness) driven by a fixed-seed generator, release build, FUZZ_SECS
+# seconds each. `make test` runs that fallback for 3 s per target (the `fuzz_*` unit tests).
+# A failure prints the seed that replays it: WARD_FUZZ_SEED=<s> WARD_FUZZ_ITERS=1.
+FUZZ_SECS ?= 60
+FUZZ_TARGETS := profile oci_seccomp harden
+fuzz:
+	@if $(CARGO) +nightly fuzz --version >/dev/null 2>&1; then \
+		echo "make fuzz: cargo-fuzz on nightly, $(FUZZ_SECS)s per target ($(FUZZ_TARGETS))"; \
+		for t in $(FUZZ_TARGETS); do \
+			(cd fuzz && $(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECS)) || exit 1; \
+		done; \
+	else \
+		echo "make fuzz: 'cargo +nightly fuzz' is not available here (needs: rustup toolchain install nightly; cargo install cargo-fuzz)"; \
+		echo "make fuzz: running the STABLE FALLBACK instead: the same harnesses from a fixed-seed generator, $(FUZZ_SECS)s per target"; \
+		WARD_FUZZ_SECS=$(FUZZ_SECS) $(CARGO) test --release -p ward-profiles -p ward-runtime --lib \
+			fuzz_harness::tests::fuzz_ -- --nocapture --test-threads=1; \
+	fi
 
 bench: release
 	@echo "## ward CLI vs runc vs crun: create+start+wait+delete of /bin/true (make bench)"

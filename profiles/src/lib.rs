@@ -11,6 +11,10 @@ mod constants;
 mod error;
 mod explain;
 mod format;
+/// Fuzz harnesses (tests and the `fuzzing` feature only; see `fuzz/`).
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz_harness;
 mod groups;
 mod landlock;
 mod oci;

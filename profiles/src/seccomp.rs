@@ -148,13 +148,15 @@ fn alternatives(arch: Arch, c: &ArgCond) -> Result<Vec<SeccompCondition>, Profil
         }
         ArgTest::MaskedEq { mask, value: v } => {
             let m = value(mask, arch)?;
-            vec![cond(
-                arch,
-                c,
-                SeccompCmpOp::MaskedEq(m),
-                value(v, arch)?,
-                m,
-            )?]
+            let v = value(v, arch)?;
+            if v & !m != 0 {
+                // `(arg & mask) == value` can never hold (libseccomp's reading, and
+                // `evaluate`'s). seccompiler would mask the value and match
+                // `(arg & mask) == (value & mask)` instead: a broader test, which for an
+                // allow rule lets calls through that the profile does not allow.
+                return Ok(vec![]);
+            }
+            vec![cond(arch, c, SeccompCmpOp::MaskedEq(m), v, m)?]
         }
         ArgTest::In(vs) => vs
             .iter()
@@ -184,6 +186,15 @@ pub(crate) fn rules_for(arch: Arch, args: &[ArgCond]) -> Result<Vec<SeccompRule>
     let mut sets: Vec<Vec<SeccompCondition>> = vec![vec![]];
     for c in args {
         let alts = alternatives(arch, c)?;
+        // Each alternative costs instructions: more than the kernel's program limit cannot
+        // compile, and building them all first would take unbounded time and memory.
+        let n = sets.len().saturating_mul(alts.len());
+        if n > BPF_MAXINSNS {
+            return Err(compile_err(
+                arch,
+                format!("argument conditions expand to {n} alternatives, the kernel accepts {BPF_MAXINSNS} instructions"),
+            ));
+        }
         let mut next = Vec::with_capacity(sets.len() * alts.len());
         for s in &sets {
             for a in &alts {
@@ -213,7 +224,12 @@ impl Chains {
     fn always(&mut self, nr: i64) {
         self.0.insert(nr, Chain::Always);
     }
+    /// Add rules (alternatives) for `nr`. No rules means a test that never holds: nothing
+    /// is added (an empty rule list would make seccompiler match unconditionally).
     fn add(&mut self, nr: i64, mut rules: Vec<SeccompRule>) {
+        if rules.is_empty() {
+            return;
+        }
         match self.0.entry(nr).or_insert_with(|| Chain::Rules(vec![])) {
             Chain::Always => {}
             Chain::Rules(r) => r.append(&mut rules),
@@ -578,3 +594,6 @@ pub(crate) fn compile_policy(
     }
     Ok(program)
 }
+
+#[cfg(test)]
+mod tests;

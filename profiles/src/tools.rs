@@ -8,8 +8,9 @@ use std::path::Path;
 use seccompiler::sock_filter;
 
 use crate::arch::Arch;
+use crate::constants::constant;
 use crate::error::ProfileError;
-use crate::explain::unconditional;
+use crate::explain::{evaluate, unconditional};
 use crate::groups::{GROUPS, WARD_DANGEROUS};
 use crate::profile::{q, render_arg, Action, Profile};
 use crate::seccomp::{compile_seccomp, Mode, SeccompProgram, NOTIFY_PROTOCOL_SYSCALLS};
@@ -95,6 +96,38 @@ fn has_allow_rule_only(p: &Profile, s: &str) -> bool {
         && p.seccomp().default_action != Action::Allow
 }
 
+/// The namespace flags with which `clone` runs (on any architecture) under `profile`.
+fn clone_namespace_flags_allowed(profile: &Profile) -> Vec<&'static str> {
+    const FLAGS: &[&str] = &[
+        "CLONE_NEWUSER",
+        "CLONE_NEWNS",
+        "CLONE_NEWPID",
+        "CLONE_NEWNET",
+        "CLONE_NEWUTS",
+        "CLONE_NEWIPC",
+        "CLONE_NEWCGROUP",
+        "CLONE_NEWTIME",
+    ];
+    FLAGS
+        .iter()
+        .copied()
+        .filter(|f| {
+            Arch::ALL.iter().any(|&arch| {
+                let (Some(nr), Some(v)) = (arch.syscall_number("clone"), constant(f, arch)) else {
+                    return false;
+                };
+                // The flag alone, and with SIGCHLD as fork-like callers pass it.
+                [v, v | libc::SIGCHLD as u64].iter().any(|&a0| {
+                    matches!(
+                        evaluate(profile.seccomp(), arch, nr, &[a0, 0, 0, 0, 0, 0]),
+                        Action::Allow | Action::Log
+                    )
+                })
+            })
+        })
+        .collect()
+}
+
 /// Check a profile against Ward's threat model.
 pub fn lint(profile: &Profile) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -115,6 +148,19 @@ pub fn lint(profile: &Profile) -> Vec<Finding> {
             Severity::Error,
             "clone is allowed without a namespace-flag filter".into(),
         );
+    } else {
+        // A filter that misses a flag is no filter for that flag (the fuzzer found OCI
+        // imports whose clone rules covered every flag but CLONE_NEWUSER).
+        let open = clone_namespace_flags_allowed(profile);
+        if !open.is_empty() {
+            push(
+                Severity::Error,
+                format!(
+                    "clone is allowed with {}: its namespace-flag filter misses them",
+                    open.join(", ")
+                ),
+            );
+        }
     }
     if can_be_allowed(profile, "ioctl")
         && !has_deny_rule(profile, "ioctl")
@@ -548,3 +594,6 @@ pub fn draft_from_recording(
         write.join(", ")
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,6 +10,10 @@ pub mod check;
 pub mod config;
 pub mod error;
 pub mod exec_status;
+/// Fuzz harness for `harden` (tests and the `fuzzing` feature only; see `fuzz/`).
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz_harness;
 pub mod groups;
 pub mod harden;
 pub mod hook_run;

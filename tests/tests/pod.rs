@@ -457,3 +457,36 @@ fn a_sandbox_id_annotation_does_not_make_a_sandbox() {
     ward.ok(&["delete", "--force", &victim]);
     assert_root_clean(&ward);
 }
+
+/// A second entry of a namespace type (found by the harden fuzzer): libcontainer keeps the
+/// last entry of each type while Ward's checks read the first, so `[user, user{path}]` would
+/// join another container's user namespace (and uid range) unchecked. Refused, one line.
+#[test]
+fn a_namespace_type_listed_twice_is_refused() {
+    require_root!();
+    let ward = Ward::new();
+    let other = unique_id("other");
+    let ob = Bundle::new(&["sleep", "1000"]);
+    ward.run_detached(&ob, &other);
+    let x = ward.pid(&other);
+    // A second entry with another container's user namespace; and a plain duplicate. (A
+    // second ipc/net/... entry with another container's path is refused earlier, by the pod
+    // checks, which read every entry.)
+    let user = format!("/proc/{x}/ns/user");
+    for (typ, path) in [("user", Some(user)), ("ipc", None)] {
+        let mut b = Bundle::new(&["true"]);
+        b.edit(|c| {
+            let nss = c["linux"]["namespaces"].as_array_mut().unwrap();
+            nss.retain(|n| n["type"] != typ);
+            nss.push(json!({ "type": typ }));
+            match path {
+                Some(p) => nss.push(json!({ "type": typ, "path": p })),
+                None => nss.push(json!({ "type": typ })),
+            }
+        });
+        refused(&ward, &b, &["linux.namespaces[", "listed twice"]);
+    }
+    assert_eq!(ward.status(&other), "running");
+    ward.ok(&["delete", "--force", &other]);
+    assert_root_clean(&ward);
+}

@@ -469,6 +469,58 @@ fn device_vda() {
     );
 }
 
+/// Found by the harden fuzzer: a block device with a standard path and numbers
+/// (b 1:3 is a RAM disk, not /dev/null) passed the standard-device check.
+#[test]
+fn block_device_named_dev_null() {
+    require_root!();
+    with(
+        &|b| {
+            edit(b, |c| {
+                c["linux"]["devices"] = json!([{
+                    "path": "/dev/null", "type": "b", "major": 1, "minor": 3,
+                    "fileMode": 438, "uid": 0, "gid": 0
+                }]);
+            })
+        },
+        &["linux.devices", "/dev/null (type b, 1:3)"],
+    );
+}
+
+/// A second procfs (at /hostproc) would have none of the masked and read-only paths.
+#[test]
+fn proc_mounted_outside_proc() {
+    require_root!();
+    with(
+        &|b| {
+            edit(b, |c| {
+                push_mount(
+                    c,
+                    json!({"destination": "/hostproc", "type": "proc", "source": "proc"}),
+                )
+            })
+        },
+        &["mounts[", ".destination", "procfs is allowed only at /proc"],
+    );
+}
+
+/// A mount at / would replace the read-only rootfs (here with a writable tmpfs).
+#[test]
+fn mount_over_the_rootfs() {
+    require_root!();
+    with(
+        &|b| {
+            edit(b, |c| {
+                push_mount(
+                    c,
+                    json!({"destination": "/", "type": "tmpfs", "source": "tmpfs"}),
+                )
+            })
+        },
+        &["mounts[", ".destination", "replace the read-only rootfs"],
+    );
+}
+
 // ---- sysctl, cgroups ----
 
 #[test]

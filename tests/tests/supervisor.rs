@@ -65,9 +65,15 @@ fn killed_supervisor_is_reported_and_exec_and_delete_work() {
     assert!(wait_until(Duration::from_secs(5), || proc_state(sup)
         .is_none_or(|s| s == 'Z')));
 
-    let followed = lines
-        .recv_timeout(Duration::from_secs(5))
-        .expect("ward events (following) printed nothing after the supervisor died");
+    // (create's spec-override events come first: skip them)
+    let followed = loop {
+        let l = lines
+            .recv_timeout(Duration::from_secs(5))
+            .expect("ward events (following) printed nothing after the supervisor died");
+        if !l.contains("\"spec-override\"") {
+            break l;
+        }
+    };
     assert!(followed.contains("\"supervisor-gone\""), "{followed}");
 
     // `ward state` says it is gone, and how.

@@ -20,12 +20,22 @@ pub fn apply(spec: &mut Spec) -> Result<(), PolicyError> {
     let linux = spec.linux_mut().get_or_insert_with(Default::default);
     if let Some(devices) = linux.devices() {
         for d in devices {
-            let ok = STANDARD.iter().any(|(p, _, maj, min)| {
-                d.path().as_os_str() == *p && d.major() == *maj && d.minor() == *min
-            });
+            // Every standard device is a character device ('u' is the same node type); a
+            // block device or fifo with a standard path and numbers is not one of them.
+            let char_dev = matches!(d.typ(), LinuxDeviceType::C | LinuxDeviceType::U);
+            let ok = char_dev
+                && STANDARD.iter().any(|(p, _, maj, min)| {
+                    d.path().as_os_str() == *p && d.major() == *maj && d.minor() == *min
+                });
             if !ok {
                 return Err(PolicyError::Device {
-                    path: d.path().display().to_string(),
+                    path: format!(
+                        "{} (type {}, {}:{})",
+                        d.path().display(),
+                        d.typ().as_str(),
+                        d.major(),
+                        d.minor()
+                    ),
                 });
             }
         }
@@ -94,5 +104,27 @@ mod tests {
         let d = r.devices().as_ref().unwrap();
         assert!(!d[0].allow());
         assert_eq!(d.len(), STANDARD.len() + 2);
+    }
+
+    #[test]
+    fn refuses_a_block_device_with_a_standard_path_and_numbers() {
+        for t in [LinuxDeviceType::B, LinuxDeviceType::P] {
+            let mut s = Spec::default();
+            let d = LinuxDeviceBuilder::default()
+                .path("/dev/null")
+                .typ(t)
+                .major(1)
+                .minor(3)
+                .build()
+                .unwrap();
+            s.linux_mut()
+                .get_or_insert_with(Default::default)
+                .set_devices(Some(vec![d]));
+            let e = apply(&mut s).unwrap_err().to_string();
+            assert!(
+                e.starts_with("linux.devices: device /dev/null (type "),
+                "{e}"
+            );
+        }
     }
 }

@@ -139,15 +139,57 @@ fn force_ro(m: &mut Mount) {
     }
 }
 
+/// The cleaned destination: absolute, no "..", not / itself.
+fn destination(m: &Mount, field: &str) -> Result<PathBuf, PolicyError> {
+    let dest = clean(m.destination()).map_err(|detail| PolicyError::Mount {
+        field: format!("{field}.destination"),
+        detail: format!("{}: {detail}", m.destination().display()),
+    })?;
+    if dest == Path::new("/") {
+        return Err(PolicyError::Mount {
+            field: format!("{field}.destination"),
+            detail: "a mount at / would replace the read-only rootfs".into(),
+        });
+    }
+    Ok(dest)
+}
+
+/// A mount of a kernel filesystem (not a bind): only the types a container needs, procfs
+/// only at /proc, sysfs and cgroupfs read-only.
+fn kernel_fs(m: &mut Mount, dest: &Path, field: &str) -> Result<(), PolicyError> {
+    match m.typ().as_deref().unwrap_or("") {
+        // As runc since CVE-2019-19921: a procfs anywhere but /proc has none of the
+        // masked and read-only paths.
+        "proc" if dest != Path::new("/proc") => {
+            return Err(PolicyError::Mount {
+                field: format!("{field}.destination"),
+                detail: format!(
+                    "proc mounted at {}: procfs is allowed only at /proc, where its sensitive files are masked",
+                    dest.display()
+                ),
+            })
+        }
+        "proc" | "mqueue" | "devpts" | "tmpfs" | "shm" => {}
+        "sysfs" | "cgroup" | "cgroup2" => force_ro(m),
+        other => {
+            return Err(PolicyError::Mount {
+                field: format!("{field}.type"),
+                detail: format!(
+                    "mount type {other:?} at {} is not allowed (bind, tmpfs, proc, sysfs, cgroup, mqueue, devpts only)",
+                    dest.display()
+                ),
+            })
+        }
+    }
+    Ok(())
+}
+
 pub fn apply(spec: &mut Spec, policy: &Policy) -> Result<Vec<Volume>, PolicyError> {
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     let mut volumes = vec![];
     for (index, m) in mounts.iter_mut().enumerate() {
         let field = format!("mounts[{index}]");
-        let dest = clean(m.destination()).map_err(|detail| PolicyError::Mount {
-            field: format!("{field}.destination"),
-            detail: format!("{}: {detail}", m.destination().display()),
-        })?;
+        let dest = destination(m, &field)?;
         m.set_destination(dest.clone());
         if is_bind(m) {
             let src = m.source().clone().ok_or_else(|| PolicyError::Mount {
@@ -182,19 +224,7 @@ pub fn apply(spec: &mut Spec, policy: &Policy) -> Result<Vec<Volume>, PolicyErro
             });
             continue;
         }
-        match m.typ().as_deref().unwrap_or("") {
-            "proc" | "mqueue" | "devpts" | "tmpfs" | "shm" => {}
-            "sysfs" | "cgroup" | "cgroup2" => force_ro(m),
-            other => {
-                return Err(PolicyError::Mount {
-                    field: format!("{field}.type"),
-                    detail: format!(
-                        "mount type {other:?} at {} is not allowed (bind, tmpfs, proc, sysfs, cgroup, mqueue, devpts only)",
-                        dest.display()
-                    ),
-                })
-            }
-        }
+        kernel_fs(m, &dest, &field)?;
     }
     // Declared writable places: tmpfs of the policy, unless the spec mounts something there.
     for t in &policy.tmpfs {
@@ -409,5 +439,52 @@ mod tests {
         let mut s = Spec::default();
         s.set_mounts(Some(vec![bind("/srv/../etc", "/x")]));
         assert!(apply(&mut s, &test_policy()).is_err());
+    }
+
+    fn one(m: Mount) -> Result<Vec<Volume>, PolicyError> {
+        let mut s = Spec::default();
+        s.set_mounts(Some(vec![m]));
+        apply(&mut s, &test_policy())
+    }
+
+    #[test]
+    fn nothing_mounts_over_the_rootfs() {
+        for m in [
+            bind("/srv/data", "/"),
+            bind("/srv/data", "//./"),
+            MountBuilder::default()
+                .destination("/")
+                .typ("tmpfs")
+                .source("tmpfs")
+                .build()
+                .unwrap(),
+        ] {
+            let e = one(m).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                "mounts[0].destination: a mount at / would replace the read-only rootfs"
+            );
+        }
+    }
+
+    #[test]
+    fn proc_only_at_proc() {
+        let proc_at = |d: &str| {
+            MountBuilder::default()
+                .destination(d)
+                .typ("proc")
+                .source("proc")
+                .build()
+                .unwrap()
+        };
+        one(proc_at("/proc")).unwrap();
+        one(proc_at("/proc/")).unwrap();
+        for d in ["/hostproc", "/proc/self", "/tmp/p"] {
+            let e = one(proc_at(d)).unwrap_err().to_string();
+            assert!(
+                e.starts_with("mounts[0].destination: proc mounted at "),
+                "{e}"
+            );
+        }
     }
 }

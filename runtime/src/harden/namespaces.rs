@@ -2,7 +2,7 @@
 //! namespace (a missing pid/network/ipc entry, or a path to the host's namespace) is refused
 //! unless the node's policy allows it.
 
-use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, Spec};
 
 use super::{HardenContext, Policy, PolicyError};
 
@@ -22,6 +22,7 @@ fn policy_name(t: LinuxNamespaceType) -> &'static str {
 pub fn apply(spec: &mut Spec, policy: &Policy, ctx: &HardenContext) -> Result<(), PolicyError> {
     let linux = spec.linux_mut().get_or_insert_with(Default::default);
     let namespaces = linux.namespaces_mut().get_or_insert_with(Vec::new);
+    refuse_duplicates(namespaces)?;
     for ns in namespaces.iter() {
         let Some(path) = ns.path() else { continue };
         let kind = policy_name(ns.typ());
@@ -77,6 +78,24 @@ pub fn apply(spec: &mut Spec, policy: &Policy, ctx: &HardenContext) -> Result<()
     Ok(())
 }
 
+/// One entry per namespace type. libcontainer keeps the last entry of a type (a map by
+/// clone flag), while these checks and `userns` look at the first: a second `user` (or
+/// `pid`, ...) entry with a path would otherwise be joined unchecked.
+fn refuse_duplicates(namespaces: &[LinuxNamespace]) -> Result<(), PolicyError> {
+    for (i, ns) in namespaces.iter().enumerate() {
+        if let Some(first) = namespaces[..i].iter().position(|n| n.typ() == ns.typ()) {
+            return Err(PolicyError::Namespace {
+                field: format!("linux.namespaces[{i}]"),
+                detail: format!(
+                    "the {} namespace is listed twice (entries {first} and {i})",
+                    policy_name(ns.typ())
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +146,28 @@ mod tests {
             .push(ns);
         let e = apply(&mut s, &test_policy(), &test_ctx()).unwrap_err();
         assert!(e.to_string().contains("/proc/1/ns/pid"), "{e}");
+    }
+
+    #[test]
+    fn a_type_listed_twice_is_refused() {
+        use LinuxNamespaceType::*;
+        let mut s = spec_with(&[Pid, Network, Ipc, User]);
+        let ns = LinuxNamespaceBuilder::default()
+            .typ(User)
+            .path(PathBuf::from("/proc/77/ns/user"))
+            .build()
+            .unwrap();
+        s.linux_mut()
+            .as_mut()
+            .unwrap()
+            .namespaces_mut()
+            .as_mut()
+            .unwrap()
+            .push(ns);
+        let e = apply(&mut s, &test_policy(), &test_ctx()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "linux.namespaces[4]: the user namespace is listed twice (entries 3 and 4)"
+        );
     }
 }
