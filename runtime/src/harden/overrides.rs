@@ -103,24 +103,33 @@ pub fn detect(
     }
     let ro = |s: &Spec| s.root().as_ref().and_then(|r| r.readonly());
     if ro(before) != Some(true) && ro(after) == Some(true) {
-        out.push(Override::new(
-            "root.readonly",
-            "false".into(),
-            format!(
-                "true (profile {profile:?} does not allow a writable rootfs ([rootfs] \
+        out.push(
+            Override::new(
+                "root.readonly",
+                "false".into(),
+                format!(
+                    "true (profile {profile:?} does not allow a writable rootfs ([rootfs] \
                      writable); its tmpfs paths are writable; writes elsewhere fail with EROFS)"
-            ),
-            Some("securityContext.readOnlyRootFilesystem"),
-        ));
+                ),
+                Some("securityContext.readOnlyRootFilesystem"),
+            )
+            .implicit(ro(before).is_none()),
+        );
     }
-    let process = before.process().as_ref();
-    if !process.and_then(|p| p.no_new_privileges()).unwrap_or(false) {
-        out.push(Override::new(
-            "process.noNewPrivileges",
-            "false".into(),
-            "true".into(),
-            Some("securityContext.allowPrivilegeEscalation"),
-        ));
+    let nnp = before
+        .process()
+        .as_ref()
+        .and_then(|p| p.no_new_privileges());
+    if !nnp.unwrap_or(false) {
+        out.push(
+            Override::new(
+                "process.noNewPrivileges",
+                "false".into(),
+                "true".into(),
+                Some("securityContext.allowPrivilegeEscalation"),
+            )
+            .implicit(nnp.is_none()),
+        );
     }
     let seccomp = before.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let unconfined = seccomp.is_none_or(|s| {
@@ -128,17 +137,20 @@ pub fn detect(
             && format!("{:?}", s.default_action()).contains("Allow")
     });
     if unconfined {
-        out.push(Override::new(
-            "linux.seccomp",
-            if seccomp.is_none() {
-                "none"
-            } else {
-                "allow all"
-            }
-            .into(),
-            format!("profile {profile:?}'s filter"),
-            Some("securityContext.seccompProfile: Unconfined"),
-        ));
+        out.push(
+            Override::new(
+                "linux.seccomp",
+                if seccomp.is_none() {
+                    "none"
+                } else {
+                    "allow all"
+                }
+                .into(),
+                format!("profile {profile:?}'s filter"),
+                Some("securityContext.seccompProfile: Unconfined"),
+            )
+            .implicit(seccomp.is_none()),
+        );
     }
     let has_userns = |s: &Spec| {
         s.linux()
@@ -237,6 +249,12 @@ mod tests {
         ] {
             assert!(fields.contains(&f), "{f} not reported: {fields:?}");
         }
+        // Warnings for what the spec set, info for what Ward's defaults filled in.
+        let explicit = |f: &str| o.iter().find(|o| o.field == f).map(|o| o.explicit);
+        assert_eq!(explicit("root.readonly"), Some(true));
+        assert_eq!(explicit("process.noNewPrivileges"), Some(true));
+        assert_eq!(explicit("linux.seccomp"), Some(false));
+        assert_eq!(explicit("linux.namespaces"), Some(false));
         let line = o
             .iter()
             .find(|o| o.field == "linux.seccomp")
