@@ -61,7 +61,7 @@ for title, gap in (("back to back", 0.0), ("isolated: 100 ms apart", 0.1)):
             time.sleep(gap)
             r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
-            r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             dt = time.perf_counter() - t
             r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             dcpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
