@@ -180,18 +180,23 @@ pub fn mount_overlay(
             w.display()
         ));
     }
-    let flags = nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOSUID;
-    nix::mount::mount(
-        Some("overlay"),
-        target,
-        Some("overlay"),
-        flags,
-        Some(data.as_str()),
-    )
-    .map_err(|errno| SysError::Mount {
-        fstype: "overlay".into(),
-        path: target.into(),
-        errno,
+    use nix::mount::MsFlags;
+    mount_fs("overlay", target, MsFlags::MS_NODEV | MsFlags::MS_NOSUID, Some(&data))
+}
+
+/// Mount a new filesystem of `fstype` at `target` (one error variant for every kind).
+fn mount_fs(
+    fstype: &str,
+    target: &Path,
+    flags: nix::mount::MsFlags,
+    data: Option<&str>,
+) -> Result<(), SysError> {
+    nix::mount::mount(Some(fstype), target, Some(fstype), flags, data).map_err(|errno| {
+        SysError::Mount {
+            fstype: fstype.into(),
+            path: target.into(),
+            errno,
+        }
     })
 }
 
@@ -406,19 +411,7 @@ pub fn setns(fd: &OwnedFd, kind: nix::sched::CloneFlags, path: &Path) -> Result<
 pub fn mount_tmpfs(target: &Path, size: u64, mode: u32) -> Result<(), SysError> {
     use nix::mount::MsFlags;
     let data = format!("size={size},mode={mode:o}");
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    nix::mount::mount(
-        Some("tmpfs"),
-        target,
-        Some("tmpfs"),
-        flags,
-        Some(data.as_str()),
-    )
-    .map_err(|errno| SysError::Mount {
-        fstype: "tmpfs".into(),
-        path: target.into(),
-        errno,
-    })
+    mount_fs("tmpfs", target, MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(&data))
 }
 
 /// A read-only sysfs at `target` for the calling thread's network namespace (sysfs tags its
@@ -426,13 +419,7 @@ pub fn mount_tmpfs(target: &Path, size: u64, mode: u32) -> Result<(), SysError> 
 pub fn mount_sysfs(target: &Path) -> Result<(), SysError> {
     use nix::mount::MsFlags;
     let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    nix::mount::mount(Some("sysfs"), target, Some("sysfs"), flags, None::<&str>).map_err(|errno| {
-        SysError::Mount {
-            fstype: "sysfs".into(),
-            path: target.into(),
-            errno,
-        }
-    })
+    mount_fs("sysfs", target, flags, None)
 }
 
 /// Give back write access to stdout/stderr that are `/dev/null`. libcontainer 0.7 re-opens the
