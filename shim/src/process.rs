@@ -249,19 +249,26 @@ impl ExitTable {
         }
     }
 
+    /// The registered process that exited as `pid`, unregistered; `None` when the pid is
+    /// ignored or unknown (an unknown exit is parked for a later `register` if `park`).
+    fn take_exited(&self, pid: i32, code: i32, park: bool) -> Option<Arc<Process>> {
+        let mut inner = self.lock();
+        if inner.ignored.remove(&pid) {
+            return None;
+        }
+        let found = inner.by_pid.remove(&pid);
+        if found.is_none() && park {
+            inner.unclaimed.insert(pid, code);
+        }
+        found
+    }
+
     /// Handles the exit of a process the shim itself reaped: an orphan of a dead launcher
     /// (the shim is its subreaper). Only a pid registered now is reported; any other is not
     /// parked (it could be a recycled pid that a later container gets).
     pub fn dispatch_orphan(&self, pid: i32, code: i32, events: &EventSink) {
-        let process = {
-            let mut inner = self.lock();
-            if inner.ignored.remove(&pid) {
-                return;
-            }
-            match inner.by_pid.remove(&pid) {
-                Some(p) => p,
-                None => return,
-            }
+        let Some(process) = self.take_exited(pid, code, false) else {
+            return;
         };
         tracing::info!(
             pid,
@@ -274,18 +281,8 @@ impl ExitTable {
 
     /// Handles one exit (on the exit thread).
     pub fn dispatch(&self, pid: i32, code: i32, events: &EventSink) {
-        let process = {
-            let mut inner = self.lock();
-            if inner.ignored.remove(&pid) {
-                return;
-            }
-            match inner.by_pid.remove(&pid) {
-                Some(p) => p,
-                None => {
-                    inner.unclaimed.insert(pid, code);
-                    return;
-                }
-            }
+        let Some(process) = self.take_exited(pid, code, true) else {
+            return;
         };
         tracing::info!(pid, code, id = process.event_id(), "process exited");
         process.exited(code, events);
