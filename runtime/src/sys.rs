@@ -181,7 +181,12 @@ pub fn mount_overlay(
         ));
     }
     use nix::mount::MsFlags;
-    mount_fs("overlay", target, MsFlags::MS_NODEV | MsFlags::MS_NOSUID, Some(&data))
+    mount_fs(
+        "overlay",
+        target,
+        MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
+        Some(&data),
+    )
 }
 
 /// Mount a new filesystem of `fstype` at `target` (one error variant for every kind).
@@ -411,7 +416,12 @@ pub fn setns(fd: &OwnedFd, kind: nix::sched::CloneFlags, path: &Path) -> Result<
 pub fn mount_tmpfs(target: &Path, size: u64, mode: u32) -> Result<(), SysError> {
     use nix::mount::MsFlags;
     let data = format!("size={size},mode={mode:o}");
-    mount_fs("tmpfs", target, MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(&data))
+    mount_fs(
+        "tmpfs",
+        target,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(&data),
+    )
 }
 
 /// A read-only sysfs at `target` for the calling thread's network namespace (sysfs tags its
