@@ -41,6 +41,11 @@ pub fn mounts_from(mountinfo: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Where [`claim`] will make `cgroup`'s leaf, in every hierarchy (recorded before it does).
+pub fn planned_leaves(cgroup: &Path, mounts: &[PathBuf]) -> Vec<PathBuf> {
+    mounts.iter().map(|m| under(m, cgroup)).collect()
+}
+
 /// Mount points of the cgroup hierarchies Ward sees.
 pub fn cgroup_mounts() -> Vec<PathBuf> {
     mounts_from(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
@@ -60,11 +65,11 @@ fn existing(cgroup: &Path, mounts: &[PathBuf]) -> Option<PathBuf> {
 }
 
 /// Refuse a spec whose cgroup (as harden will set it) already exists. Call before anything
-/// is allocated: the refusal then leaves nothing to undo.
-pub fn refuse_taken(spec: &Spec, ctx: &HardenContext) -> crate::Result<()> {
+/// is allocated: the refusal then leaves nothing to undo. `mounts`: [`cgroup_mounts`].
+pub fn refuse_taken(spec: &Spec, ctx: &HardenContext, mounts: &[PathBuf]) -> crate::Result<()> {
     let asked = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
     let cgroup = harden::cgroups::path(asked.as_deref(), ctx)?;
-    match existing(&cgroup, &cgroup_mounts()) {
+    match existing(&cgroup, mounts) {
         Some(path) => Err(CgroupGuardError::Taken { path }.into()),
         None => Ok(()),
     }
@@ -97,16 +102,8 @@ pub fn kill_all(dirs: &[PathBuf], timeout: std::time::Duration) {
 /// Create the leaf `cgroup` (and missing ancestors) in every hierarchy. A leaf that exists
 /// already is refused, and the leaves made so far are removed again. Returns the leaf
 /// directories made (to be removed with the container).
-pub fn claim(cgroup: &Path) -> Result<Vec<PathBuf>, CgroupGuardError> {
-    claim_in(cgroup, &cgroup_mounts())
-}
-
-/// Where [`claim`] will make `cgroup`'s leaf, in every hierarchy (recorded before it does).
-pub fn planned_leaves(cgroup: &Path) -> Vec<PathBuf> {
-    cgroup_mounts().iter().map(|m| under(m, cgroup)).collect()
-}
-
-fn claim_in(cgroup: &Path, mounts: &[PathBuf]) -> Result<Vec<PathBuf>, CgroupGuardError> {
+/// `mounts`: [`cgroup_mounts`].
+pub fn claim(cgroup: &Path, mounts: &[PathBuf]) -> Result<Vec<PathBuf>, CgroupGuardError> {
     let mut made: Vec<PathBuf> = vec![];
     let undo = |made: &[PathBuf]| {
         for d in made {
@@ -180,10 +177,10 @@ mod tests {
         std::fs::create_dir_all(b.join("pod/victim")).unwrap();
         let mounts = [a.clone(), b.clone()];
         // Ancestors may exist; the leaf is made in every hierarchy.
-        let made = claim_in(Path::new("/pod/c1"), &mounts).unwrap();
+        let made = claim(Path::new("/pod/c1"), &mounts).unwrap();
         assert_eq!(made, vec![a.join("pod/c1"), b.join("pod/c1")]);
         // A leaf that exists in one hierarchy: refused, and the other one's leaf is gone.
-        let e = claim_in(Path::new("/pod/victim"), &mounts).unwrap_err();
+        let e = claim(Path::new("/pod/victim"), &mounts).unwrap_err();
         assert!(matches!(&e, CgroupGuardError::Taken { path } if *path == b.join("pod/victim")));
         assert!(e.to_string().starts_with("linux.cgroupsPath: "), "{e}");
         assert!(!a.join("pod/victim").exists());
@@ -213,10 +210,10 @@ mod tests {
             .collect();
         let v2 = vec![t.path().join("v2")];
         for mounts in [&hybrid, &v2] {
-            let made = claim_in(&p, mounts).unwrap();
+            let made = claim(&p, mounts).unwrap();
             assert_eq!(made, mounts.iter().map(|m| m.join(rel)).collect::<Vec<_>>());
             assert!(made.iter().all(|d| d.is_dir()));
-            let e = claim_in(&p, mounts).unwrap_err();
+            let e = claim(&p, mounts).unwrap_err();
             assert!(matches!(e, CgroupGuardError::Taken { .. }), "{e}");
         }
     }

@@ -80,9 +80,9 @@ impl Drop for Cleanup<'_> {
 
 /// Directories (absolute, under every cgroup mount) that do not exist yet on the way to
 /// `cgroup` (exclusive of the leaf, which libcontainer owns), deepest first.
-fn missing_cgroup_ancestors(cgroup: &Path) -> Vec<PathBuf> {
+fn missing_cgroup_ancestors(cgroup: &Path, mounts: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = vec![];
-    for m in cgroup_mounts() {
+    for m in mounts {
         let rel = cgroup.strip_prefix("/").unwrap_or(cgroup);
         let mut cur = m.clone();
         let comps: Vec<_> = rel.components().collect();
@@ -162,6 +162,8 @@ struct Admitted {
     joins: pod::Joins,
     protected: Protected,
     rootfs: resolve::Handle,
+    /// The cgroup hierarchies' mount points, read once per create.
+    mounts: Vec<PathBuf>,
 }
 
 fn new_netns(spec: &Spec) -> bool {
@@ -205,6 +207,7 @@ impl Runtime {
             mut joins,
             protected,
             rootfs,
+            mounts,
         } = self.admit(id, &opts.bundle)?;
         self.ensure_dirs()?;
 
@@ -228,7 +231,7 @@ impl Runtime {
             .as_ref()
             .and_then(|l| l.cgroups_path().clone())
             .expect("harden sets cgroupsPath");
-        cleanup.cgroup_dirs = missing_cgroup_ancestors(&cgroup);
+        cleanup.cgroup_dirs = missing_cgroup_ancestors(&cgroup, &mounts);
         let mut state = WardState {
             id: id.to_string(),
             bundle,
@@ -238,7 +241,7 @@ impl Runtime {
             prepared: rootfs::Prepared::default(),
             // Planned leaves first: a kill between the claim and the next record must not
             // leave them behind.
-            created_cgroup_dirs: crate::cgroup_guard::planned_leaves(&cgroup)
+            created_cgroup_dirs: crate::cgroup_guard::planned_leaves(&cgroup, &mounts)
                 .into_iter()
                 .chain(cleanup.cgroup_dirs.iter().cloned())
                 .collect(),
@@ -282,7 +285,7 @@ impl Runtime {
         userns.join_in(&mut spec);
         // Ward makes the leaf itself (failing if it appeared meanwhile); only then is it ours
         // to remove, and its processes ours to kill.
-        let leaves = crate::cgroup_guard::claim(&cgroup)?;
+        let leaves = crate::cgroup_guard::claim(&cgroup, &mounts)?;
         cleanup.cgroup_dirs.splice(0..0, leaves);
         cleanup.cgroup_leaf = Some(cgroup.clone());
         state.prepared = prepared;
@@ -295,7 +298,7 @@ impl Runtime {
         joins.verify(pid)?;
         userns.verify(pid)?;
         charge::supervisor_into_cgroup(&wdir, &cgroup)?;
-        crate::oom::apply(&spec, &cgroup, &cgroup_mounts())?;
+        crate::oom::apply(&spec, &cgroup, &mounts)?;
         if new_netns(&spec) {
             // A network namespace of the container's own: loopback up, ports from 0 (see
             // netns.rs). Ward, in the host's user namespace, sets them from outside.
@@ -336,8 +339,10 @@ impl Runtime {
         crate::pod_userns::adopt_engine_userns(&mut spec, id.as_str(), &host_userns)?;
         let joins = pod::plan(&spec, id.as_str(), &ctx, |sid| self.pod_sandbox(sid))?;
         crate::hooks::check(&spec, &self.node.hooks.allow)?;
-        crate::cgroup_guard::refuse_taken(&spec, &ctx)?;
-        crate::oom::check(&spec, &cgroup_mounts())?;
+        // The cgroup hierarchies, read once for every cgroup step of this create.
+        let mounts = cgroup_mounts();
+        crate::cgroup_guard::refuse_taken(&spec, &ctx, &mounts)?;
+        crate::oom::check(&spec, &mounts)?;
         let protected = Protected::new(
             &[&self.root, &self.node.userns.claims_dir],
             &self.node.mounts.allowed_sensitive,
@@ -360,6 +365,7 @@ impl Runtime {
             joins,
             protected,
             rootfs,
+            mounts,
         })
     }
 
