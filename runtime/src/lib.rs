@@ -32,6 +32,7 @@ pub mod rootfs;
 pub mod runtime;
 pub mod sandbox;
 pub mod state;
+pub mod stdio_owner;
 pub mod supervisor;
 pub mod sys;
 

@@ -9,7 +9,7 @@
 //! see `charge.rs`). Call them only from a single-threaded process.
 
 use std::collections::BTreeSet;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use libcontainer::container::builder::ContainerBuilder;
@@ -76,6 +76,9 @@ pub struct CreateOptions {
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
     pub no_pivot: bool,
+    /// Give the stdio pipes/FIFOs to the process's ids in the container (the shim; see
+    /// stdio_owner.rs). `None` (the CLI, as runc): the caller's stdio is left as it is.
+    pub io_owner: Option<crate::stdio_owner::IoOwner>,
 }
 
 #[derive(Debug, Default)]
@@ -87,6 +90,8 @@ pub struct ExecOptions {
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+    /// As [`CreateOptions::io_owner`], for the exec'd process's ids.
+    pub io_owner: Option<crate::stdio_owner::IoOwner>,
 }
 
 pub struct Runtime {
@@ -173,6 +178,22 @@ fn ns_id(path: &Path) -> std::result::Result<(u64, u64), String> {
             (m.dev(), m.ino())
         })
         .map_err(|e| e.to_string())
+}
+
+/// Give `fds` (a process's stdio) to the host ids `user` maps to in `spec` (or the caller's
+/// ids, if mapped), when the caller asked for it.
+fn own_stdio(
+    spec: &Spec,
+    user: &oci_spec::runtime::User,
+    owner: Option<crate::stdio_owner::IoOwner>,
+    fds: [Option<&OwnedFd>; 3],
+) -> Result<()> {
+    let Some(asked) = owner else {
+        return Ok(());
+    };
+    let ids = crate::stdio_owner::resolve(spec, user.uid(), user.gid(), asked)?;
+    crate::stdio_owner::apply(fds.map(|f| f.map(|f| f.as_fd())), ids)?;
+    Ok(())
 }
 
 fn load_spec(bundle: &Path) -> Result<Spec> {

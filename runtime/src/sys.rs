@@ -54,6 +54,13 @@ pub enum SysError {
     },
     #[error("flock {path}: {errno}")]
     Flock { path: PathBuf, errno: Errno },
+    /// fstat or fchown of a process's stdio pipe/FIFO (fd number as the process gets it).
+    #[error("{op} of the process's stdio (fd {fd}): {errno}")]
+    Stdio {
+        op: &'static str,
+        fd: i32,
+        errno: Errno,
+    },
     #[error("{op} {path}: {errno}")]
     Namespace {
         op: &'static str,

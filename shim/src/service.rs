@@ -115,6 +115,7 @@ impl Service {
                 bundle: req.bundle.clone(),
                 rootfs,
                 config_path: req.options.config_path.clone(),
+                io_owner: req.options.io_owner,
                 console_socket: handoff.console.as_ref().map(|c| c.path().to_path_buf()),
                 stdio: handoff.slots,
             },

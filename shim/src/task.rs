@@ -64,7 +64,8 @@ impl Task for TaskService {
         if !req.checkpoint.is_empty() {
             return Err(Error::Unimplemented("restore from checkpoint").into());
         }
-        let options = RuntimeOptions::from_any(req.options.as_ref())?;
+        let options = RuntimeOptions::from_any(req.options.as_ref())?
+            .with_config_default(std::env::var_os(crate::options::CONFIG_ENV))?;
         let pid = self.service.create(CreateTask {
             stdio: StdioPaths::new(&req.stdin, &req.stdout, &req.stderr, req.terminal),
             id: req.id,

@@ -10,7 +10,7 @@ use libcontainer::container::Container;
 use oci_spec::runtime::Spec;
 use ward_profiles::{Mode, Profile};
 
-use super::{load_spec, migration_warmup, remove_cgroup_dirs, Runtime};
+use super::{load_spec, migration_warmup, own_stdio, remove_cgroup_dirs, Runtime};
 use crate::alloc::AllocError;
 use crate::cgroup_guard::cgroup_mounts;
 use crate::charge::{self, ContainerUserns};
@@ -292,6 +292,21 @@ impl Runtime {
         state.created_cgroup_dirs = cleanup.cgroup_dirs.clone();
         state.cgroup_claimed = true;
         save_state(&wdir, &spec, &state)?;
+        let user = spec
+            .process()
+            .as_ref()
+            .map(|p| p.user().clone())
+            .unwrap_or_default();
+        own_stdio(
+            &spec,
+            &user,
+            opts.io_owner,
+            [
+                opts.stdin.as_ref(),
+                opts.stdout.as_ref(),
+                opts.stderr.as_ref(),
+            ],
+        )?;
 
         let pid = self.launch(id, &wdir, plan, &joins, opts)?;
         drop(private);

@@ -47,6 +47,16 @@ impl Runtime {
         process.set_capabilities(init.capabilities().clone());
         process.set_no_new_privileges(Some(true));
         crate::preflight::exec_process(&spec, &process, opts.pid_file.as_deref())?;
+        own_stdio(
+            &spec,
+            process.user(),
+            opts.io_owner,
+            [
+                opts.stdin.as_ref(),
+                opts.stdout.as_ref(),
+                opts.stderr.as_ref(),
+            ],
+        )?;
         // Supplementary groups: set by the helper below, not libcontainer (see groups.rs).
         let gids = crate::groups::take_for_exec(&mut process);
         process.set_apparmor_profile(None);

@@ -144,6 +144,30 @@ pub fn object(fd: BorrowedFd<'_>, path: &Path) -> Result<Object, SysError> {
     })
 }
 
+/// Whether `fd` is a pipe or a FIFO (S_IFIFO).
+pub fn is_fifo(fd: BorrowedFd<'_>) -> Result<bool, SysError> {
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|errno| SysError::Stdio {
+        op: "fstat",
+        fd: fd.as_raw_fd(),
+        errno,
+    })?;
+    Ok(st.st_mode & libc::S_IFMT == libc::S_IFIFO)
+}
+
+/// fchown of the object behind `fd`.
+pub fn chown_fd(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> Result<(), SysError> {
+    nix::unistd::fchown(
+        fd.as_raw_fd(),
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+    )
+    .map_err(|errno| SysError::Stdio {
+        op: "fchown",
+        fd: fd.as_raw_fd(),
+        errno,
+    })
+}
+
 /// The filesystem magic of the object behind `fd` (fstatfs f_type).
 pub fn fd_fs_magic(fd: BorrowedFd<'_>, path: &Path) -> Result<i64, SysError> {
     nix::sys::statfs::fstatfs(fd)

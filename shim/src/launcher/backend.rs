@@ -22,6 +22,8 @@ pub struct CreateArgs {
     pub id: String,
     pub bundle: PathBuf,
     pub config_path: Option<PathBuf>,
+    /// containerd's IO owner; the stdio pipes/FIFOs go to the process's own ids without it.
+    pub io_owner: ward_runtime::stdio_owner::IoOwner,
     pub console_socket: Option<PathBuf>,
     pub stdio: Stdio,
 }

@@ -40,6 +40,9 @@ pub enum Request {
         rootfs: Vec<RootfsMount>,
         /// Node config (ward.toml) from containerd's runtime options.
         config_path: Option<PathBuf>,
+        /// containerd's IO owner (runc's options), if it sent one.
+        #[serde(default)]
+        io_owner: ward_runtime::stdio_owner::IoOwner,
         console_socket: Option<PathBuf>,
         stdio: StdioSlots,
     },
@@ -205,6 +208,10 @@ mod tests {
                     options: vec!["lowerdir=/a:/b".into()],
                 }],
                 config_path: Some("/etc/ward/ward.toml".into()),
+                io_owner: ward_runtime::stdio_owner::IoOwner {
+                    uid: Some(2_000_000),
+                    gid: None,
+                },
                 console_socket: None,
                 stdio: StdioSlots {
                     stdin: false,

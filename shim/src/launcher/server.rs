@@ -121,6 +121,7 @@ impl<B: Backend> Server<B> {
                 bundle,
                 rootfs: mounts,
                 config_path,
+                io_owner,
                 console_socket,
                 stdio,
             } => {
@@ -130,6 +131,7 @@ impl<B: Backend> Server<B> {
                     id,
                     bundle: bundle.clone(),
                     config_path,
+                    io_owner,
                     console_socket,
                     stdio,
                 });

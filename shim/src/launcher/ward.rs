@@ -230,6 +230,7 @@ impl Backend for WardBackend {
                 stdin: args.stdio.stdin,
                 stdout: args.stdio.stdout,
                 stderr: args.stdio.stderr,
+                io_owner: Some(args.io_owner),
                 ..Default::default()
             },
         )?;
@@ -259,6 +260,8 @@ impl Backend for WardBackend {
             stdin: args.stdio.stdin,
             stdout: args.stdio.stdout,
             stderr: args.stdio.stderr,
+            // containerd names no owner for an exec: its own user's ids in the container.
+            io_owner: Some(Default::default()),
             ..Default::default()
         };
         Ok(self.runtime(&args.id)?.exec(&id, opts, true)?)
