@@ -322,6 +322,9 @@ impl Containerd {
             .arg("--config")
             .arg(&self.config)
             .env("PATH", path)
+            // The node config of the `ward` handler where it has no options table (containerd
+            // 2): the shims inherit containerd's environment.
+            .env("WARD_CONFIG", &self.ward_config)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)

@@ -2,7 +2,10 @@
 //! `version = 3` for containerd 2 (CRI split into `io.containerd.cri.v1.images` and
 //! `io.containerd.cri.v1.runtime`, the CRI server part left in `io.containerd.grpc.v1.cri`),
 //! `version = 2` for containerd 1.6. Both declare the same runtimes: `runc`, and Ward's
-//! `ward` / `ward-strict` handlers with their node configs as `ConfigPath`.
+//! `ward` / `ward-strict` handlers. `ward-strict` names its node config as `ConfigPath`;
+//! `ward` has no options table, as in deploy/containerd/ (containerd 2 sets a
+//! user-namespaced pod's IO owner through runc's options type, which an options table of
+//! another type breaks), and its shim finds its config through containerd's `WARD_CONFIG`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -140,9 +143,9 @@ fn runtimes(c: &mut String, parent: &str, p: &ConfigPaths) {
   runtime_type = "{RUNC_RUNTIME}"
 "#
     );
-    for (name, cfg) in [
-        ("ward", p.ward_config),
-        ("ward-strict", p.ward_strict_config),
+    for (name, cfg, options) in [
+        ("ward", p.ward_config, false),
+        ("ward-strict", p.ward_strict_config, true),
     ] {
         let _ = write!(
             c,
@@ -150,12 +153,18 @@ fn runtimes(c: &mut String, parent: &str, p: &ConfigPaths) {
 [{parent}.runtimes.{name}]
   runtime_type = "{WARD_RUNTIME}"
   pod_annotations = ["ward.dev/*"]
-
+"#
+        );
+        if options {
+            let _ = write!(
+                c,
+                r#"
 [{parent}.runtimes.{name}.options]
   ConfigPath = "{}"
 "#,
-            cfg.display()
-        );
+                cfg.display()
+            );
+        }
     }
 }
 
@@ -192,6 +201,8 @@ mod tests {
                 rts["ward-strict"]["options"]["ConfigPath"].as_str(),
                 Some("/tmp/x/ward-strict.toml")
             );
+            // No options table for `ward` (the shim reads WARD_CONFIG).
+            assert!(rts["ward"].get("options").is_none(), "version {version}");
         }
         let v3: toml::Value = toml::from_str(&containerd_config(3, &p)).unwrap();
         assert_eq!(

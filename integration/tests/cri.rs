@@ -15,7 +15,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::{Containerd, K8S_NS};
-use ward_integration::cri::{container_config, pod_config, with_pod_userns, CriClient, ExecResult};
+use ward_integration::cri::{
+    container_config, pod_config, with_container_userns, with_pod_userns, CriClient, ExecResult,
+};
 use ward_integration::image::BUSYBOX;
 use ward_integration::leaks;
 use ward_integration::procfs::SandboxFacts;
@@ -374,9 +376,12 @@ fn runtime_class_handlers_end_to_end() {
 /// sandbox), in containerd's pod network, holds the range node-wide while the pod lives (an
 /// overlapping second pod is refused, naming the holder), and frees it with the pod.
 ///
-/// Containers of such a pod do not start yet: containerd 2.1 sets the task's IO owner through
-/// runc's runtime options (`WithUIDOwner`), which a handler with a `ConfigPath` does not have
-/// ("can't unmarshal type runtimeoptions.v1.Options"); see the report of this change.
+/// Its containers run on the same mapping with the same sandbox. containerd 2 sends their IO
+/// owner in runc's runtime options (the `ward` handler has no options table, see
+/// deploy/containerd/ward-v3.toml): the container reopens `/dev/stdout` (the official nginx
+/// image's logs are symlinks to it) and its output reaches the CRI log; an exec runs as the
+/// container's root. A handler naming its config with `ConfigPath` (`ward-strict`) refuses
+/// such a pod at RunPodSandbox, saying why, instead of failing every container later.
 #[test]
 fn user_namespaced_pod_runs_on_the_kubelet_range() {
     if let Err(why) = common::ward_shim_status() {
@@ -427,6 +432,17 @@ fn user_namespaced_pod_runs_on_the_kubelet_range() {
             .join(format!("r{start}-65536"));
         assert!(claim.exists(), "no node-wide claim {}", claim.display());
 
+        let ctr = userns_container_runs(c, &mut cri, &pod, &config, start);
+
+        // A handler that names its config (ConfigPath) refuses the pod up front.
+        let mut strict = pod_config("userns-strict", &logs, &[]);
+        with_pod_userns(&mut strict, start + 65536 * 2, 65536);
+        let e = cri
+            .run_pod(&strict, "ward-strict")
+            .expect_err("a user-namespaced pod ran on a ConfigPath handler")
+            .to_string();
+        assert!(e.contains("hostUsers") && e.contains("ConfigPath"), "{e}");
+
         // A second pod asking for an overlapping range is refused, naming the holder.
         let mut other = pod_config("userns-overlap", &logs, &[]);
         with_pod_userns(&mut other, start + 4096, 65536);
@@ -436,11 +452,13 @@ fn user_namespaced_pod_runs_on_the_kubelet_range() {
             .to_string();
         assert!(e.contains("overlaps") && e.contains(&pod), "{e}");
 
+        cri.stop_container(&ctr, 2).unwrap();
+        cri.remove_container(&ctr).unwrap();
         cri.stop_pod(&pod).unwrap();
         cri.remove_pod(&pod).unwrap();
         let mut left = vec![];
         let clean = wait_for(Duration::from_secs(10), || {
-            left = leaks::ward_pod_leftovers(c, K8S_NS, &pod, &[]);
+            left = leaks::ward_pod_leftovers(c, K8S_NS, &pod, std::slice::from_ref(&ctr));
             left.is_empty() && !claim.exists()
         });
         assert!(
@@ -456,4 +474,63 @@ fn user_namespaced_pod_runs_on_the_kubelet_range() {
         cri.stop_pod(&again).unwrap();
         cri.remove_pod(&again).unwrap();
     });
+}
+
+/// A container of the user-namespaced pod `pod`: it starts, runs on the pod's mapping with
+/// Ward's sandbox, reopens its stdout, and an exec in it runs as its root. Returns its id.
+fn userns_container_runs(
+    c: &Containerd,
+    cri: &mut CriClient,
+    pod: &str,
+    pod_config: &k8s_cri::v1::PodSandboxConfig,
+    start: u32,
+) -> String {
+    let mut cfg = container_config(
+        "userns-app",
+        BUSYBOX,
+        &[
+            "sh",
+            "-c",
+            "echo direct; echo reopened-stdout > /dev/stdout && echo reopened-stderr > /dev/stderr; exec sleep 1000",
+        ],
+    );
+    with_container_userns(&mut cfg, start, 65536);
+    let id = cri
+        .create_container(pod, pod_config, &cfg)
+        .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", c.log_text()));
+    cri.start_container(&id)
+        .unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", c.log_text()));
+    let state = c.ward_state.join(K8S_NS).join(&id).join("state.json");
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    let pid = state["pid"].as_u64().expect("container pid");
+    let proc = |f: &str| std::fs::read_to_string(format!("/proc/{pid}/{f}")).unwrap_or_default();
+    let want = ["0".to_string(), start.to_string(), "65536".to_string()];
+    assert_eq!(
+        proc("uid_map").split_whitespace().collect::<Vec<_>>(),
+        want,
+        "the container is not on the pod's mapping"
+    );
+    let mut facts = SandboxFacts::parse("", "");
+    wait_for(Duration::from_secs(10), || {
+        facts = SandboxFacts::parse(&proc("status"), &proc("uid_map"));
+        facts.seccomp == Some(2)
+    });
+    assert_eq!(
+        (facts.cap_eff, facts.no_new_privs, facts.seccomp),
+        (Some(0), Some(1), Some(2)),
+        "{facts:?}"
+    );
+    // Its output, including what it wrote through reopened /dev/stdout and /dev/stderr.
+    let log = std::path::Path::new(&pod_config.log_directory).join("userns-app.log");
+    let mut text = String::new();
+    let all = wait_for(Duration::from_secs(10), || {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        ["direct", "reopened-stdout", "reopened-stderr"]
+            .iter()
+            .all(|w| text.contains(w))
+    });
+    assert!(all, "container log {}:\n{text}", log.display());
+    let r = cri.exec_sync(&id, &["id", "-u"], 10).unwrap();
+    assert_eq!((r.exit_code, r.stdout.trim()), (0, "0"), "{r:?}");
+    id
 }

@@ -88,9 +88,11 @@ fn assert_release_loads_ward_handlers(release: &ContainerdRelease, cfg: &Path) -
             "{}: {h}",
             release.label()
         );
+        // `ward` has no options table (see ward-v3.toml): its shim reads the default path.
+        let want = (h != "ward").then_some(cfgp);
         assert_eq!(
             rts[h]["options"]["ConfigPath"].as_str(),
-            Some(cfgp),
+            want,
             "{}: {h}",
             release.label()
         );
@@ -379,11 +381,9 @@ fn containerd_drop_ins_are_valid_toml() {
                 Some("io.containerd.ward.v2"),
                 "{f} {h}"
             );
-            assert_eq!(
-                rts[h]["options"]["ConfigPath"].as_str(),
-                Some(cfgp),
-                "{f} {h}"
-            );
+            // `ward` has no options table (user-namespaced pods need that on containerd 2).
+            let want = (h != "ward").then_some(cfgp);
+            assert_eq!(rts[h]["options"]["ConfigPath"].as_str(), want, "{f} {h}");
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod check;
 pub mod config;
 pub mod error;
 pub mod exec_status;
+pub mod features;
 /// Fuzz harness for `harden` (tests and the `fuzzing` feature only; see `fuzz/`).
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]

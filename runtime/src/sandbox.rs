@@ -128,6 +128,21 @@ pub fn apply_landlock(plan: &LandlockPlan) -> Result<(), SandboxError> {
             ))
             .map_err(err)?;
     }
+    // The process's own stdio FIFOs (containerd's, outside the container): reopening them
+    // through /proc/self/fd (`/dev/stdout`, the official nginx image's log files) is allowed
+    // with the access the fd already has, and nothing else on that filesystem.
+    for (fd, read, write) in sys::stdio_fifos() {
+        let mut access = landlock::BitFlags::<AccessFs>::empty();
+        if read {
+            access |= AccessFs::ReadFile;
+        }
+        if write {
+            access |= AccessFs::WriteFile;
+        }
+        created = created
+            .add_rule(landlock::PathBeneath::new(fd, access))
+            .map_err(err)?;
+    }
     for port in plan.tcp_bind.iter().flatten() {
         created = created
             .add_rule(NetPort::new(*port, AccessNet::BindTcp))

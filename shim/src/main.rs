@@ -8,6 +8,7 @@
 mod console;
 mod error;
 mod events;
+mod info;
 mod io;
 mod launcher;
 mod logging;
@@ -71,6 +72,19 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if flags.info {
+        use std::io::Write;
+        match info::run(std::io::stdin().lock()) {
+            Ok(bytes) => {
+                let _ = std::io::stdout().write_all(&bytes);
+                return;
+            }
+            Err(e) => {
+                eprintln!("containerd-shim-ward-v2: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
     if flags.version {
         println!("containerd-shim-ward-v2 {}", env!("CARGO_PKG_VERSION"));
         println!("  runtime: {}", shim::RUNTIME_ID);

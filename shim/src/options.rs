@@ -31,6 +31,8 @@ pub const CONFIG_ENV: &str = "WARD_CONFIG";
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RuntimeOptions {
     pub config_path: Option<PathBuf>,
+    /// The handler named its config (`runtimeoptions.v1.Options` with `ConfigPath`).
+    pub handler_config: bool,
     /// containerd's IO owner (runc's options); `None` for the other types.
     pub io_owner: IoOwner,
 }
@@ -61,9 +63,12 @@ impl RuntimeOptions {
         let name = any.type_url.rsplit('/').next().unwrap_or_default();
         match name {
             RUNTIME_OPTIONS_TYPE => {
-                let config_path = parse_config_path(&any.value)?;
+                let config_path = parse_config_path(&any.value)?
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from);
                 Ok(Self {
-                    config_path: config_path.filter(|s| !s.is_empty()).map(PathBuf::from),
+                    handler_config: config_path.is_some(),
+                    config_path,
                     io_owner: IoOwner::default(),
                 })
             }
@@ -78,6 +83,7 @@ impl RuntimeOptions {
                 }
                 Ok(Self {
                     config_path: None,
+                    handler_config: false,
                     io_owner,
                 })
             }
@@ -105,6 +111,40 @@ impl RuntimeOptions {
         }
         Ok(self)
     }
+}
+
+/// A user-namespaced pod (`hostUsers: false`: a CRI sandbox whose spec has a user namespace
+/// and mappings) on a handler that names its config with `ConfigPath`: containerd 2
+/// would run the sandbox and then fail every container of the pod at StartContainer (it sets
+/// their IO owner through runc's options type). Refused here, at RunPodSandbox, saying so.
+pub fn refuse_pod_userns_on_config_path(
+    options: &RuntimeOptions,
+    spec: &serde_json::Value,
+) -> Result<()> {
+    if !options.handler_config {
+        return Ok(());
+    }
+    let sandbox =
+        spec["annotations"]["io.kubernetes.cri.container-type"].as_str() == Some("sandbox");
+    // containerd 2 pins the pod's user namespace and names it by path; kubelet's mapping
+    // comes with it.
+    let userns = spec["linux"]["namespaces"]
+        .as_array()
+        .is_some_and(|ns| ns.iter().any(|n| n["type"].as_str() == Some("user")));
+    let mapped = spec["linux"]["uidMappings"]
+        .as_array()
+        .is_some_and(|m| !m.is_empty());
+    if sandbox && userns && mapped {
+        return Err(Error::InvalidArgument(
+            "spec.hostUsers: false (user-namespaced pod): this runtime handler names its node \
+             config with ConfigPath, and containerd 2 sets such a pod's IO owner through runc's \
+             options type, so its containers could not start; run it on a handler without an \
+             options table (deploy/containerd: `ward`, whose shim reads /etc/ward/ward.toml or \
+             WARD_CONFIG)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 fn bad(e: containerd_shim_protos::protobuf::Error) -> Error {
@@ -235,6 +275,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("io.example.Options"), "{e}");
+    }
+
+    #[test]
+    fn a_user_namespaced_pod_on_a_config_path_handler_is_refused_naming_the_field() {
+        let with_path = RuntimeOptions {
+            config_path: Some("/etc/ward/ward-strict.toml".into()),
+            handler_config: true,
+            ..Default::default()
+        };
+        let pod = serde_json::json!({
+            "annotations": {"io.kubernetes.cri.container-type": "sandbox"},
+            "linux": {
+                "namespaces": [{"type": "pid"}, {"type": "user", "path": "/run/x/userns"}],
+                "uidMappings": [{"containerID": 0, "hostID": 327680000, "size": 65536}]
+            }
+        });
+        let e = refuse_pod_userns_on_config_path(&with_path, &pod)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("hostUsers") && e.contains("ConfigPath"), "{e}");
+        // Without ConfigPath, or for a pod on the host's users, or a container: fine.
+        refuse_pod_userns_on_config_path(&RuntimeOptions::default(), &pod).unwrap();
+        let mut host_users = pod.clone();
+        host_users["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
+        host_users["linux"]["uidMappings"] = serde_json::json!([]);
+        refuse_pod_userns_on_config_path(&with_path, &host_users).unwrap();
+        let mut container = pod.clone();
+        container["annotations"]["io.kubernetes.cri.container-type"] = "container".into();
+        refuse_pod_userns_on_config_path(&with_path, &container).unwrap();
     }
 
     #[test]

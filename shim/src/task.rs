@@ -66,6 +66,14 @@ impl Task for TaskService {
         }
         let options = RuntimeOptions::from_any(req.options.as_ref())?
             .with_config_default(std::env::var_os(crate::options::CONFIG_ENV))?;
+        if options.handler_config {
+            let path = std::path::Path::new(&req.bundle).join("config.json");
+            let text = ward_runtime::bounded::read_text(&path, ward_runtime::bounded::Follow::No)
+                .map_err(Error::io("read", &path))?;
+            let spec: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
+            crate::options::refuse_pod_userns_on_config_path(&options, &spec)?;
+        }
         let pid = self.service.create(CreateTask {
             stdio: StdioPaths::new(&req.stdin, &req.stdout, &req.stderr, req.terminal),
             id: req.id,

@@ -6,6 +6,7 @@ pub mod caps;
 pub mod cgroups;
 pub mod devices;
 pub mod masks;
+pub mod mount_idmap;
 pub mod mounts;
 pub mod namespaces;
 pub mod overrides;
@@ -239,6 +240,7 @@ pub fn harden(
     namespaces::apply(&mut spec, policy, ctx)?;
     userns::apply(&mut spec, range)?;
     let dropped_caps = caps::apply(&mut spec, policy)?;
+    mount_idmap::apply(&mut spec, range)?;
     let volumes = mounts::apply(&mut spec, policy)?;
     masks::apply(&mut spec, &ctx.cgroup_dirs);
     devices::apply(&mut spec)?;
