@@ -74,6 +74,32 @@ fn exit_codes_stdio_and_terminal() {
             let out = ctr_run(c, rt, &[], &cid(rt, "true"), &["/bin/true"]);
             assert_eq!(code(&out), Some(0), "{rt}: {}", errtext(&out));
 
+            // Reopening stdout/stderr by path, as the official nginx image's log symlinks do:
+            // under Ward containerd's FIFOs go to the container's root and its Landlock
+            // ruleset allows exactly them.
+            let out = ctr_run(
+                c,
+                rt,
+                &[],
+                &cid(rt, "reopen"),
+                &[
+                    "sh",
+                    "-c",
+                    "echo to-dev-stdout > /dev/stdout && echo to-dev-stderr > /dev/stderr",
+                ],
+            );
+            assert_eq!(code(&out), Some(0), "{rt}: {}", errtext(&out));
+            assert!(
+                text(&out).contains("to-dev-stdout"),
+                "{rt}: {}",
+                errtext(&out)
+            );
+            assert!(
+                errtext(&out).contains("to-dev-stderr"),
+                "{rt}: {}",
+                errtext(&out)
+            );
+
             // stdin → container → stdout. ctr 1.6 does not pass stdin's EOF on,
             // so the container reads a known number of lines.
             let mut cmd = c.ctr_cmd(Some("default"));
