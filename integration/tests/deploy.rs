@@ -91,7 +91,10 @@ fn assert_release_loads_ward_handlers(release: &ContainerdRelease, cfg: &Path) -
         // `ward` has no options table (see ward-v3.toml): its shim reads the default path.
         let want = (h != "ward").then_some(cfgp);
         assert_eq!(
-            rts[h]["options"]["ConfigPath"].as_str(),
+            rts[h]
+                .get("options")
+                .and_then(|o| o.get("ConfigPath"))
+                .and_then(|p| p.as_str()),
             want,
             "{}: {h}",
             release.label()
@@ -383,7 +386,14 @@ fn containerd_drop_ins_are_valid_toml() {
             );
             // `ward` has no options table (user-namespaced pods need that on containerd 2).
             let want = (h != "ward").then_some(cfgp);
-            assert_eq!(rts[h]["options"]["ConfigPath"].as_str(), want, "{f} {h}");
+            assert_eq!(
+                rts[h]
+                    .get("options")
+                    .and_then(|o| o.get("ConfigPath"))
+                    .and_then(|p| p.as_str()),
+                want,
+                "{f} {h}"
+            );
         }
     }
 }
