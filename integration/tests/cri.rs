@@ -495,6 +495,22 @@ fn userns_container_runs(
         ],
     );
     with_container_userns(&mut cfg, start, 65536);
+    // A volume as kubelet sends it for such a pod: idmapped with the pod's mapping, so the
+    // container's root owns what the host's root owns there, and its files land as uid 0.
+    let vol = c.dir.join(format!("userns-vol-{}", std::process::id()));
+    std::fs::create_dir_all(&vol).unwrap();
+    let map = vec![k8s_cri::v1::IdMapping {
+        host_id: start,
+        container_id: 0,
+        length: 65536,
+    }];
+    cfg.mounts.push(k8s_cri::v1::Mount {
+        container_path: "/data".into(),
+        host_path: vol.display().to_string(),
+        uid_mappings: map.clone(),
+        gid_mappings: map,
+        ..Default::default()
+    });
     let id = cri
         .create_container(pod, pod_config, &cfg)
         .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", c.log_text()));
@@ -532,5 +548,29 @@ fn userns_container_runs(
     assert!(all, "container log {}:\n{text}", log.display());
     let r = cri.exec_sync(&id, &["id", "-u"], 10).unwrap();
     assert_eq!((r.exit_code, r.stdout.trim()), (0, "0"), "{r:?}");
+    let r = cri
+        .exec_sync(
+            &id,
+            &[
+                "sh",
+                "-c",
+                "stat -c %u / && echo hi > /data/by-root && stat -c %u /data/by-root",
+            ],
+            10,
+        )
+        .unwrap();
+    // `/` is the container root's too (containerd 2 chowns the writable snapshot's root to
+    // the pod's range; Ward must not map that owner a second time).
+    assert_eq!(
+        (r.exit_code, r.stdout.split_whitespace().collect::<Vec<_>>()),
+        (0, vec!["0", "0"]),
+        "{r:?}"
+    );
+    let meta = std::fs::metadata(vol.join("by-root")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&meta),
+        0,
+        "through the idmapped volume the container's root writes as the host's uid 0"
+    );
     id
 }

@@ -315,6 +315,19 @@ pub fn spec_writable(spec: &oci_spec::runtime::Spec) -> bool {
 /// under `state_dir` and build the overlay rootfs over the layers. Nothing attached here
 /// shows in the host's mount namespace; the container's init inherits it. `writable`: the
 /// size of the tmpfs that holds a writable rootfs's upper layer.
+/// The host id an on-disk owner `id` of the top layer's root stands for, seen through the
+/// container's idmap: `range.host_start + id`, except for an id already inside the range,
+/// which is a host id. containerd 2 chowns the root of a user-namespaced pod's writable
+/// snapshot to the pod's range (it does not idmap the upper layer); idmapping that owner again
+/// would leave the container's `/` to an unmapped id (nobody), not writable by its root.
+fn owner_through_idmap(id: u32, range: &IdRange) -> u32 {
+    if range.contains(id, 1) {
+        id
+    } else {
+        range.host_start.saturating_add(id)
+    }
+}
+
 pub fn attach(
     d: Detached,
     state_dir: &Path,
@@ -369,7 +382,10 @@ fn attach_inner(
     {
         use std::os::unix::fs::PermissionsExt;
         let (uid, gid) = if d.idmapped {
-            (range.host_start + d.top.uid, range.host_start + d.top.gid)
+            (
+                owner_through_idmap(d.top.uid, range),
+                owner_through_idmap(d.top.gid, range),
+            )
         } else {
             (d.top.uid, d.top.gid)
         };
@@ -410,6 +426,19 @@ fn attach_inner(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_owner_inside_the_range_is_already_a_host_id() {
+        let r = IdRange {
+            host_start: 643_497_984,
+            size: 65536,
+        };
+        assert_eq!(owner_through_idmap(0, &r), 643_497_984);
+        assert_eq!(owner_through_idmap(101, &r), 643_497_984 + 101);
+        // containerd 2's remapped upper root: not mapped a second time.
+        assert_eq!(owner_through_idmap(643_497_984, &r), 643_497_984);
+        assert_eq!(owner_through_idmap(u32::MAX, &r), u32::MAX);
+    }
 
     #[test]
     fn overlay_layers_from_mountinfo() {
