@@ -542,6 +542,22 @@ fn linux_fields() {
             });
             Flags::default()
         }).expecting(&["mounts[", ".source", "missing"]),
+        // An idmapped volume whose mapping is not the container's own (here: host root's ids).
+        case("idmapped volume onto host root", |_, _| Flags::default(), &[]).with_setup(|b, aux| {
+            let vol = aux.join("vol");
+            std::fs::create_dir_all(&vol).unwrap();
+            b.edit(|c| {
+                c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/mnt", "type": "bind", "source": vol, "options": ["rbind", "idmap"],
+                    "uidMappings": [{"containerID": 0, "hostID": 0, "size": 65536}], "gidMappings": [{"containerID": 0, "hostID": 0, "size": 65536}]}))
+            });
+            Flags::default()
+        }).expecting(&["mounts[", ".uidMappings", "not the container's own mapping"]),
+        case("idmapped tmpfs", |_, _| Flags::default(), &[]).with_setup(|b, _| {
+            b.edit(|c| {
+                c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/mnt", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}))
+            });
+            Flags::default()
+        }).expecting(&["mounts[", ".uidMappings", "only bind mounts"]),
         spec("profile annotation with a path", |c| c["annotations"] = json!({"ward.dev/profile": "../../etc/passwd"}), &["annotations[ward.dev/profile]", "../../etc/passwd"]),
         spec("profile annotation naming a file", |c| c["annotations"] = json!({"ward.dev/profile": "/etc/ward/x.toml"}), &["annotations[ward.dev/profile]"]),
     ]);
