@@ -9,7 +9,7 @@
 //! see `charge.rs`). Call them only from a single-threaded process.
 
 use std::collections::BTreeSet;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use libcontainer::container::builder::ContainerBuilder;
@@ -192,7 +192,16 @@ fn own_stdio(
         return Ok(());
     };
     let ids = crate::stdio_owner::resolve(spec, user.uid(), user.gid(), asked)?;
-    crate::stdio_owner::apply(fds.map(|f| f.map(|f| f.as_fd())), ids)?;
+    // A stream the caller passes no fd for is this process's own, which the process inherits.
+    let fds: [Option<BorrowedFd<'_>>; 3] = [0, 1, 2].map(|i| {
+        Some(match fds[i] {
+            Some(f) => f.as_fd(),
+            // SAFETY: fd 0, 1 or 2 of this process, borrowed for this call only; a closed
+            // one is skipped by `apply` (EBADF).
+            None => unsafe { BorrowedFd::borrow_raw(i as i32) },
+        })
+    });
+    crate::stdio_owner::apply(fds, ids, asked.fifos)?;
     Ok(())
 }
 

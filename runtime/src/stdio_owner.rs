@@ -7,9 +7,12 @@
 //! fixes that for user-namespaced containers by handing over pipes owned by `IoUid`/`IoGid`;
 //! Ward's shim does it for every container, whose uids are always remapped.
 //!
-//! Only pipes and FIFOs are ever chowned (never a regular file, a tty or a socket a caller
-//! passed), and only to a host id the container's own user namespace maps: a caller cannot
-//! use this to give a file to an arbitrary host user.
+//! The `ward` CLI does the same for anonymous pipes only (an engine's, such as conmon's: no
+//! path on the host reaches them), so `/dev/stdout` works as under runc, whose containers run
+//! as host root. Named FIFOs are chowned only for the shim, where they are containerd's own.
+//! Nothing else is ever chowned (never a regular file, a tty or a socket a caller passed),
+//! and only to a host id the container's own user namespace maps: a caller cannot use this to
+//! give a file to an arbitrary host user.
 
 use std::os::fd::{AsFd, BorrowedFd};
 
@@ -24,6 +27,9 @@ use crate::sys::SysError;
 pub struct IoOwner {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// Named FIFOs too (the shim: containerd's), not only anonymous pipes.
+    #[serde(default)]
+    pub fifos: bool,
 }
 
 /// The host id `id` maps to under `maps` (container id → host id).
@@ -81,13 +87,20 @@ pub fn resolve(spec: &Spec, uid: u32, gid: u32, asked: IoOwner) -> Result<(u32, 
     Ok((host_uid, host_gid))
 }
 
-/// Give each pipe or FIFO among `fds` to `owner`; every other kind of fd is left alone.
+/// Give each anonymous pipe among `fds` (and each named FIFO, with `fifos`) to `owner`; every
+/// other kind of fd, and a closed one, is left alone.
 pub fn apply<'a>(
     fds: impl IntoIterator<Item = Option<BorrowedFd<'a>>>,
     (uid, gid): (u32, u32),
+    fifos: bool,
 ) -> Result<(), SysError> {
     for fd in fds.into_iter().flatten() {
-        if crate::sys::fs::is_fifo(fd.as_fd())? {
+        let chown = match crate::sys::fs::fifo_kind(fd.as_fd())? {
+            Some(crate::sys::fs::FifoKind::Pipe) => true,
+            Some(crate::sys::fs::FifoKind::Named) => fifos,
+            None => false,
+        };
+        if chown {
             crate::sys::fs::chown_fd(fd, uid, gid)?;
         }
     }
@@ -98,7 +111,7 @@ pub fn apply<'a>(
 mod tests {
     use super::*;
     use oci_spec::runtime::{LinuxBuilder, LinuxIdMappingBuilder, SpecBuilder};
-    use std::os::fd::AsRawFd;
+    use std::os::fd::{AsRawFd, FromRawFd};
 
     fn spec(host: u32) -> Spec {
         let m = LinuxIdMappingBuilder::default()
@@ -138,6 +151,7 @@ mod tests {
         let asked = IoOwner {
             uid: Some(200_000),
             gid: Some(200_005),
+            ..Default::default()
         };
         assert_eq!(resolve(&s, 7, 7, asked).unwrap(), (200_000, 200_005));
     }
@@ -150,6 +164,7 @@ mod tests {
                 IoOwner {
                     uid: Some(0),
                     gid: None,
+                    ..Default::default()
                 },
                 "IoUid",
             ),
@@ -157,6 +172,7 @@ mod tests {
                 IoOwner {
                     uid: None,
                     gid: Some(1000),
+                    ..Default::default()
                 },
                 "IoGid",
             ),
@@ -164,6 +180,7 @@ mod tests {
                 IoOwner {
                     uid: Some(200_000 + 65536),
                     gid: None,
+                    ..Default::default()
                 },
                 "IoUid",
             ),
@@ -188,16 +205,34 @@ mod tests {
             eprintln!("SKIP only_pipes_are_chowned: needs root (chown)");
             return;
         }
-        let (r, w) = nix::unistd::pipe().unwrap();
-        let file = tempfile::tempfile().unwrap();
-        apply(
-            [Some(r.as_fd()), Some(w.as_fd()), Some(file.as_fd())],
-            (4242, 4343),
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("f");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let fifo_fd = nix::fcntl::open(
+            &fifo,
+            nix::fcntl::OFlag::O_RDWR,
+            nix::sys::stat::Mode::empty(),
         )
         .unwrap();
-        let st = nix::sys::stat::fstat(w.as_raw_fd()).unwrap();
-        assert_eq!((st.st_uid, st.st_gid), (4242, 4343));
-        let st = nix::sys::stat::fstat(file.as_raw_fd()).unwrap();
-        assert_eq!((st.st_uid, st.st_gid), (0, 0), "a regular file was chowned");
+        // SAFETY: a fresh fd from open, owned here.
+        let fifo_fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fifo_fd) };
+        let owner = |fd: &dyn AsRawFd| {
+            let st = nix::sys::stat::fstat(fd.as_raw_fd()).unwrap();
+            (st.st_uid, st.st_gid)
+        };
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let file = tempfile::tempfile().unwrap();
+        let fds = || [Some(w.as_fd()), Some(file.as_fd()), Some(fifo_fd.as_fd())];
+        apply(fds(), (4242, 4343), false).unwrap();
+        assert_eq!(owner(&r), (4242, 4343), "the pipe");
+        assert_eq!(owner(&file), (0, 0), "a regular file was chowned");
+        assert_eq!(
+            owner(&fifo_fd),
+            (0, 0),
+            "a named FIFO was chowned for the CLI"
+        );
+        apply(fds(), (4242, 4343), true).unwrap();
+        assert_eq!(owner(&fifo_fd), (4242, 4343), "the shim's FIFO");
+        assert_eq!(owner(&file), (0, 0), "a regular file was chowned");
     }
 }

@@ -252,7 +252,8 @@ mod tests {
             opts.io_owner,
             IoOwner {
                 uid: Some(2_000_000),
-                gid: Some(2_000_001)
+                gid: Some(2_000_001),
+                ..Default::default()
             }
         );
         assert_eq!(

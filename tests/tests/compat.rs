@@ -79,6 +79,33 @@ fn root_binds_port_80_in_its_own_network_namespace() {
     assert_no_leftovers(&ward, &id);
 }
 
+/// A process reopens its stdio by path (`/dev/stdout`, `/dev/stderr`; the official nginx
+/// image's log files are symlinks to them), as under runc, whose containers run as host root.
+/// The caller's anonymous pipes go to the container's root; a pipe of an exec'd process too.
+#[test]
+fn stdio_pipes_reopen_by_path() {
+    require_root!();
+    let ward = Ward::new();
+    let b = Bundle::sh("echo to-stdout > /dev/stdout && echo to-stderr > /dev/stderr && echo done");
+    let id = unique_id("reopen");
+    let o = ward.run(&b, &id);
+    assert!(o.success(), "{o}");
+    assert!(
+        o.stdout.contains("to-stdout") && o.stdout.contains("done"),
+        "{o}"
+    );
+    assert!(o.stderr.contains("to-stderr"), "{o}");
+    assert_no_leftovers(&ward, &id);
+
+    let b = Bundle::sh("exec sleep 1000");
+    let id = unique_id("reopen-exec");
+    ward.run_detached(&b, &id);
+    let o = ward.output(&["exec", &id, "sh", "-c", "echo from-exec > /dev/stdout"]);
+    assert!(o.success() && o.stdout.contains("from-exec"), "{o}");
+    ward.ok(&["delete", "--force", &id]);
+    assert_no_leftovers(&ward, &id);
+}
+
 /// A host directory with a tmpfs mounted below it (`sub`) holding `sub/marker`.
 fn dir_with_submount() -> (tempfile::TempDir, HostTmpfs) {
     let dir = tempfile::Builder::new()

@@ -36,6 +36,8 @@ impl CreateArgs {
             console_socket: self.console_socket.clone(),
             preserve_fds: self.preserve_fds,
             no_pivot: self.no_pivot,
+            // Anonymous stdio pipes (an engine's) go to the container's ids: see stdio_owner.rs.
+            io_owner: Some(Default::default()),
             ..Default::default()
         }
     }

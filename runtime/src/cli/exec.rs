@@ -147,6 +147,7 @@ pub fn run(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
             pid_file: a.pid_file.clone(),
             console_socket,
             preserve_fds: a.preserve_fds,
+            io_owner: Some(Default::default()),
             ..Default::default()
         },
         a.detach,

@@ -144,14 +144,36 @@ pub fn object(fd: BorrowedFd<'_>, path: &Path) -> Result<Object, SysError> {
     })
 }
 
-/// Whether `fd` is a pipe or a FIFO (S_IFIFO).
-pub fn is_fifo(fd: BorrowedFd<'_>) -> Result<bool, SysError> {
-    let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|errno| SysError::Stdio {
-        op: "fstat",
-        fd: fd.as_raw_fd(),
-        errno,
-    })?;
-    Ok(st.st_mode & libc::S_IFMT == libc::S_IFIFO)
+/// An anonymous pipe (pipefs) or a FIFO with a name on a filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FifoKind {
+    Pipe,
+    Named,
+}
+
+/// What kind of FIFO `fd` is, if it is one (S_IFIFO); a closed fd is none.
+pub fn fifo_kind(fd: BorrowedFd<'_>) -> Result<Option<FifoKind>, SysError> {
+    const PIPEFS_MAGIC: i64 = 0x5049_5045;
+    let err = |op| {
+        move |errno| SysError::Stdio {
+            op,
+            fd: fd.as_raw_fd(),
+            errno,
+        }
+    };
+    let st = match nix::sys::stat::fstat(fd.as_raw_fd()) {
+        Err(Errno::EBADF) => return Ok(None),
+        r => r.map_err(err("fstat"))?,
+    };
+    if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        return Ok(None);
+    }
+    let fs = nix::sys::statfs::fstatfs(fd).map_err(err("fstatfs"))?;
+    Ok(Some(if fs.filesystem_type().0 == PIPEFS_MAGIC {
+        FifoKind::Pipe
+    } else {
+        FifoKind::Named
+    }))
 }
 
 /// fchown of the object behind `fd`.

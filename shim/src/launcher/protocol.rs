@@ -211,6 +211,7 @@ mod tests {
                 io_owner: ward_runtime::stdio_owner::IoOwner {
                     uid: Some(2_000_000),
                     gid: None,
+                    ..Default::default()
                 },
                 console_socket: None,
                 stdio: StdioSlots {

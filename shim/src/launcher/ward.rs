@@ -14,6 +14,7 @@ use ward_runtime::config::{NodeConfig, DEFAULT_CONFIG_PATH};
 use ward_runtime::libcgroups;
 use ward_runtime::libcgroups::common::CgroupSetup;
 use ward_runtime::oci_spec::runtime::{LinuxResources, Process};
+use ward_runtime::stdio_owner::IoOwner;
 use ward_runtime::{ContainerId, CreateOptions, ExecOptions, Runtime, RuntimeOptions, Signal};
 
 use super::backend::{Backend, CreateArgs, ExecArgs};
@@ -230,7 +231,10 @@ impl Backend for WardBackend {
                 stdin: args.stdio.stdin,
                 stdout: args.stdio.stdout,
                 stderr: args.stdio.stderr,
-                io_owner: Some(args.io_owner),
+                io_owner: Some(IoOwner {
+                    fifos: true,
+                    ..args.io_owner
+                }),
                 ..Default::default()
             },
         )?;
@@ -261,7 +265,10 @@ impl Backend for WardBackend {
             stdout: args.stdio.stdout,
             stderr: args.stdio.stderr,
             // containerd names no owner for an exec: its own user's ids in the container.
-            io_owner: Some(Default::default()),
+            io_owner: Some(IoOwner {
+                fifos: true,
+                ..Default::default()
+            }),
             ..Default::default()
         };
         Ok(self.runtime(&args.id)?.exec(&id, opts, true)?)
