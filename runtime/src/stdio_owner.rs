@@ -7,6 +7,10 @@
 //! fixes that for user-namespaced containers by handing over pipes owned by `IoUid`/`IoGid`;
 //! Ward's shim does it for every container, whose uids are always remapped.
 //!
+//! Each one is also chmodded to the direction its fd has (0200 for an output, 0400 for an
+//! input): the container's root, without CAP_DAC_OVERRIDE, reopens its stdout for writing only,
+//! never for reading what else goes into a pipe the caller shares (`make | tee`).
+//!
 //! The `ward` CLI does the same for anonymous pipes only (an engine's, such as conmon's: no
 //! path on the host reaches them), so `/dev/stdout` works as under runc, whose containers run
 //! as host root. Named FIFOs are chowned only for the shim, where they are containerd's own.
@@ -101,6 +105,8 @@ pub fn apply<'a>(
             None => false,
         };
         if chown {
+            // Mode first: between the two the object is never the container's and wider.
+            crate::sys::fs::chmod_fd_to_access(fd)?;
             crate::sys::fs::chown_fd(fd, uid, gid)?;
         }
     }
@@ -225,6 +231,11 @@ mod tests {
         let fds = || [Some(w.as_fd()), Some(file.as_fd()), Some(fifo_fd.as_fd())];
         apply(fds(), (4242, 4343), false).unwrap();
         assert_eq!(owner(&r), (4242, 4343), "the pipe");
+        let mode = nix::sys::stat::fstat(w.as_raw_fd()).unwrap().st_mode & 0o777;
+        assert_eq!(
+            mode, 0o200,
+            "the write end's pipe is write-only when reopened"
+        );
         assert_eq!(owner(&file), (0, 0), "a regular file was chowned");
         assert_eq!(
             owner(&fifo_fd),

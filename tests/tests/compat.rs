@@ -86,7 +86,12 @@ fn root_binds_port_80_in_its_own_network_namespace() {
 fn stdio_pipes_reopen_by_path() {
     require_root!();
     let ward = Ward::new();
-    let b = Bundle::sh("echo to-stdout > /dev/stdout && echo to-stderr > /dev/stderr && echo done");
+    // ... for writing only: reading back what goes into a pipe the caller may share with
+    // others (`make | tee`) stays refused.
+    let b = Bundle::sh(
+        "echo to-stdout > /dev/stdout && echo to-stderr > /dev/stderr && echo done; \
+         (exec 3</dev/stdout) 2>/dev/null && echo READ-REOPENED || echo read-refused",
+    );
     let id = unique_id("reopen");
     let o = ward.run(&b, &id);
     assert!(o.success(), "{o}");
@@ -94,6 +99,7 @@ fn stdio_pipes_reopen_by_path() {
         o.stdout.contains("to-stdout") && o.stdout.contains("done"),
         "{o}"
     );
+    assert!(o.stdout.contains("read-refused"), "{o}");
     assert!(o.stderr.contains("to-stderr"), "{o}");
     assert_no_leftovers(&ward, &id);
 

@@ -176,6 +176,30 @@ pub fn fifo_kind(fd: BorrowedFd<'_>) -> Result<Option<FifoKind>, SysError> {
     }))
 }
 
+/// fchmod of the object behind `fd` to what its open mode allows (0400 read, 0200 write,
+/// 0600 both): reopened through /proc/self/fd, it then opens only in the direction the fd has.
+pub fn chmod_fd_to_access(fd: BorrowedFd<'_>) -> Result<(), SysError> {
+    let err = |op| {
+        move |errno| SysError::Stdio {
+            op,
+            fd: fd.as_raw_fd(),
+            errno,
+        }
+    };
+    let flags = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)
+        .map_err(err("fcntl F_GETFL"))?;
+    let mode = match flags & libc::O_ACCMODE {
+        libc::O_RDONLY => 0o400,
+        libc::O_WRONLY => 0o200,
+        _ => 0o600,
+    };
+    nix::sys::stat::fchmod(
+        fd.as_raw_fd(),
+        nix::sys::stat::Mode::from_bits_truncate(mode),
+    )
+    .map_err(err("fchmod"))
+}
+
 /// fchown of the object behind `fd`.
 pub fn chown_fd(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> Result<(), SysError> {
     nix::unistd::fchown(
