@@ -9,7 +9,7 @@
 //! see `charge.rs`). Call them only from a single-threaded process.
 
 use std::collections::BTreeSet;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use libcontainer::container::builder::ContainerBuilder;
@@ -178,31 +178,6 @@ fn ns_id(path: &Path) -> std::result::Result<(u64, u64), String> {
             (m.dev(), m.ino())
         })
         .map_err(|e| e.to_string())
-}
-
-/// Give `fds` (a process's stdio) to the host ids `user` maps to in `spec` (or the caller's
-/// ids, if mapped), when the caller asked for it.
-fn own_stdio(
-    spec: &Spec,
-    user: &oci_spec::runtime::User,
-    owner: Option<crate::stdio_owner::IoOwner>,
-    fds: [Option<&OwnedFd>; 3],
-) -> Result<()> {
-    let Some(asked) = owner else {
-        return Ok(());
-    };
-    let ids = crate::stdio_owner::resolve(spec, user.uid(), user.gid(), asked)?;
-    // A stream the caller passes no fd for is this process's own, which the process inherits.
-    let fds: [Option<BorrowedFd<'_>>; 3] = [0, 1, 2].map(|i| {
-        Some(match fds[i] {
-            Some(f) => f.as_fd(),
-            // SAFETY: fd 0, 1 or 2 of this process, borrowed for this call only; a closed
-            // one is skipped by `apply` (EBADF).
-            None => unsafe { BorrowedFd::borrow_raw(i as i32) },
-        })
-    });
-    crate::stdio_owner::apply(fds, ids, asked.fifos)?;
-    Ok(())
 }
 
 fn load_spec(bundle: &Path) -> Result<Spec> {

@@ -131,7 +131,7 @@ pub fn apply_landlock(plan: &LandlockPlan) -> Result<(), SandboxError> {
     // The process's own stdio FIFOs (containerd's, outside the container): reopening them
     // through /proc/self/fd (`/dev/stdout`, the official nginx image's log files) is allowed
     // with the access the fd already has, and nothing else on that filesystem.
-    for (fd, read, write) in sys::stdio_fifos() {
+    for (fd, read, write) in sys::fs::stdio_fifos() {
         let mut access = landlock::BitFlags::<AccessFs>::empty();
         if read {
             access |= AccessFs::ReadFile;

@@ -18,7 +18,7 @@
 //! and only to a host id the container's own user namespace maps: a caller cannot use this to
 //! give a file to an arbitrary host user.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use oci_spec::runtime::{LinuxIdMapping, Spec};
 
@@ -110,6 +110,31 @@ pub fn apply<'a>(
             crate::sys::fs::chown_fd(fd, uid, gid)?;
         }
     }
+    Ok(())
+}
+
+/// Give `fds` (a process's stdio) to the host ids `user` maps to in `spec` (or the caller's
+/// ids, if mapped), when the caller asked for it.
+pub fn own_stdio(
+    spec: &Spec,
+    user: &oci_spec::runtime::User,
+    owner: Option<IoOwner>,
+    fds: [Option<&OwnedFd>; 3],
+) -> crate::error::Result<()> {
+    let Some(asked) = owner else {
+        return Ok(());
+    };
+    let ids = resolve(spec, user.uid(), user.gid(), asked)?;
+    // A stream the caller passes no fd for is this process's own, which the process inherits.
+    let fds: [Option<BorrowedFd<'_>>; 3] = [0, 1, 2].map(|i| {
+        Some(match fds[i] {
+            Some(f) => f.as_fd(),
+            // SAFETY: fd 0, 1 or 2 of this process, borrowed for this call only; a closed
+            // one is skipped by `apply` (EBADF).
+            None => unsafe { BorrowedFd::borrow_raw(i as i32) },
+        })
+    });
+    apply(fds, ids, asked.fifos)?;
     Ok(())
 }
 

@@ -469,35 +469,6 @@ pub fn writable_dev_null_stdio() -> Result<(), Errno> {
     Ok(())
 }
 
-/// The stdio fds (0-2) that are FIFOs on a real filesystem (containerd's), with whether each
-/// is open for reading and for writing. Pipes (pipefs) are left out: Landlock never restricts
-/// reopening them, and refuses them as rule objects.
-pub fn stdio_fifos() -> Vec<(std::os::fd::BorrowedFd<'static>, bool, bool)> {
-    const PIPEFS_MAGIC: i64 = 0x5049_5045;
-    let mut out = vec![];
-    for fd in [0, 1, 2] {
-        let Ok(st) = nix::sys::stat::fstat(fd) else {
-            continue;
-        };
-        if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
-            continue;
-        }
-        // SAFETY: fds 0-2 stay open in the container's process until execve (which keeps
-        // them); the borrow is used only to build its Landlock ruleset before that.
-        let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        match nix::sys::statfs::fstatfs(bfd) {
-            Ok(s) if s.filesystem_type().0 != PIPEFS_MAGIC => {}
-            _ => continue,
-        }
-        let Ok(flags) = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL) else {
-            continue;
-        };
-        let mode = flags & libc::O_ACCMODE;
-        out.push((bfd, mode != libc::O_WRONLY, mode != libc::O_RDONLY));
-    }
-    out
-}
-
 /// Bring the loopback interface up in the network namespace at `netns` (SIOCSIFFLAGS on
 /// "lo"), from outside: enter it, set the flag, come back. The caller must be single-threaded
 /// or accept that only its calling thread moves (setns of a network namespace is per thread).

@@ -10,7 +10,7 @@ use libcontainer::container::Container;
 use oci_spec::runtime::Spec;
 use ward_profiles::{Mode, Profile};
 
-use super::{load_spec, migration_warmup, own_stdio, remove_cgroup_dirs, Runtime};
+use super::{load_spec, migration_warmup, remove_cgroup_dirs, Runtime};
 use crate::alloc::AllocError;
 use crate::cgroup_guard::cgroup_mounts;
 use crate::charge::{self, ContainerUserns};
@@ -297,7 +297,7 @@ impl Runtime {
             .as_ref()
             .map(|p| p.user().clone())
             .unwrap_or_default();
-        own_stdio(
+        crate::stdio_owner::own_stdio(
             &spec,
             &user,
             opts.io_owner,

@@ -47,7 +47,7 @@ impl Runtime {
         process.set_capabilities(init.capabilities().clone());
         process.set_no_new_privileges(Some(true));
         crate::preflight::exec_process(&spec, &process, opts.pid_file.as_deref())?;
-        own_stdio(
+        crate::stdio_owner::own_stdio(
             &spec,
             process.user(),
             opts.io_owner,

@@ -176,6 +176,28 @@ pub fn fifo_kind(fd: BorrowedFd<'_>) -> Result<Option<FifoKind>, SysError> {
     }))
 }
 
+/// The stdio fds (0-2) that are FIFOs on a real filesystem (containerd's), with whether each
+/// is open for reading and for writing. Pipes (pipefs) are left out: Landlock never restricts
+/// reopening them, and refuses them as rule objects.
+pub fn stdio_fifos() -> Vec<(BorrowedFd<'static>, bool, bool)> {
+    let mut out = vec![];
+    for fd in [0, 1, 2] {
+        // SAFETY: fds 0-2 stay open in the container's process until execve (which keeps
+        // them); the borrow is used only to build its Landlock ruleset before that. A closed
+        // one is none (EBADF).
+        let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+        if !matches!(fifo_kind(bfd), Ok(Some(FifoKind::Named))) {
+            continue;
+        }
+        let Ok(flags) = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL) else {
+            continue;
+        };
+        let mode = flags & libc::O_ACCMODE;
+        out.push((bfd, mode != libc::O_WRONLY, mode != libc::O_RDONLY));
+    }
+    out
+}
+
 /// fchmod of the object behind `fd` to what its open mode allows (0400 read, 0200 write,
 /// 0600 both): reopened through /proc/self/fd, it then opens only in the direction the fd has.
 pub fn chmod_fd_to_access(fd: BorrowedFd<'_>) -> Result<(), SysError> {
