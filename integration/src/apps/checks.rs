@@ -1,0 +1,76 @@
+//! The checks from outside: raw HTTP and RESP over TCP, SQL with the host's psql. Each
+//! returns what it saw (`Ok("HTTP 200")`) or why it failed.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use super::netns::NetNs;
+use super::Check;
+
+/// Run `check` once, from inside `ns`.
+pub fn run(check: Check, ns: &NetNs) -> Result<String, String> {
+    match check {
+        Check::Http(port) => ns.enter(move || http_get(port))?,
+        Check::RedisPing(port) => ns.enter(move || redis_ping(port))?,
+        Check::Sql(port) => sql(ns, port),
+    }
+}
+
+fn exchange(port: u16, request: &[u8]) -> Result<String, String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    s.write_all(request)
+        .map_err(|e| format!("write {addr}: {e}"))?;
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).map_err(|e| format!("read {addr}: {e}"))?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// GET / over HTTP/1.0: the status line must say 200.
+fn http_get(port: u16) -> Result<String, String> {
+    let got = exchange(port, b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let status = got.lines().next().unwrap_or_default().to_string();
+    if status.starts_with("HTTP/1.") && status.split_whitespace().nth(1) == Some("200") {
+        Ok(format!("HTTP GET :{port} → 200"))
+    } else {
+        Err(format!("HTTP GET :{port}: {status:?}"))
+    }
+}
+
+/// `PING` as a RESP array: the answer must be `+PONG`.
+fn redis_ping(port: u16) -> Result<String, String> {
+    let got = exchange(port, b"*1\r\n$4\r\nPING\r\n")?;
+    if got == "+PONG\r\n" {
+        Ok(format!("PING :{port} → +PONG"))
+    } else {
+        Err(format!("PING :{port}: {:?}", got.trim()))
+    }
+}
+
+/// A table made, written and read back through the network with the host's psql.
+fn sql(ns: &NetNs, port: u16) -> Result<String, String> {
+    let table = format!("t{}", std::process::id());
+    let q = format!(
+        "CREATE TABLE {table} (x int); INSERT INTO {table} VALUES (41), (1); SELECT sum(x) FROM {table};"
+    );
+    let out = ns
+        .command("psql")
+        .args(["-X", "-At", "-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-U", "postgres", "-d", "postgres", "-c", &q])
+        .env("PGCONNECT_TIMEOUT", "3")
+        .output()
+        .map_err(|e| format!("spawn psql: {e} (apt-get install postgresql-client)"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() && text.lines().any(|l| l.trim() == "42") {
+        Ok(format!("psql :{port} CREATE/INSERT/SELECT → 42"))
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        Err(format!(
+            "psql :{port}: {}",
+            err.lines().next().unwrap_or(text.trim())
+        ))
+    }
+}
