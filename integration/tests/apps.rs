@@ -15,10 +15,11 @@ use ward_integration::apps::runners::FrontDoor;
 use ward_integration::apps::{self, App, Expect};
 use ward_integration::containerd::{self, Containerd};
 
-/// One column: its title and, per app, the cell and what it was expected to be.
+/// One column: its title and, per app, the cell, what it was expected to be and the
+/// workload profile it ran with.
 struct Column {
     title: String,
-    cells: Vec<(Cell, Option<Expect>)>,
+    cells: Vec<(Cell, Option<Expect>, Option<&'static str>)>,
 }
 
 fn id(app: &App, col: &str) -> String {
@@ -54,21 +55,15 @@ fn column<'a>(
                     Profile::Reference => Expect::Works,
                     _ => app.default,
                 };
-                return (
-                    run_cell(&door(None), app, image, &id(app, tag)),
-                    Some(expect),
-                );
+                let cell = run_cell(&door(None), app, image, &id(app, tag));
+                return (cell, Some(expect), None);
             }
             match app.workload {
                 Some((profile, expect)) => {
-                    let cell = match run_cell(&door(Some(profile)), app, image, &id(app, tag)) {
-                        Cell::Ok(w) => Cell::Ok(format!("`{profile}`: {w}")),
-                        Cell::Failed(l) => Cell::Failed(format!("`{profile}`: {l}")),
-                        c => c,
-                    };
-                    (cell, Some(expect))
+                    let cell = run_cell(&door(Some(profile)), app, image, &id(app, tag));
+                    (cell, Some(expect), Some(profile))
                 }
-                None => (Cell::NotApplicable, None),
+                None => (Cell::NotApplicable, None, None),
             }
         })
         .collect();
@@ -192,12 +187,24 @@ fn real_applications_matrix() {
         .map(|(i, a)| {
             let cells = cols
                 .iter()
-                .map(|c| c.cells[i].0.render(c.cells[i].1))
+                .map(|c| c.cells[i].0.render(c.cells[i].1, c.cells[i].2))
                 .collect();
             (a.name.to_string(), cells)
         })
         .collect();
-    let t = table(&titles, &rows);
+    let mut t = table(&titles, &rows);
+    t.push_str("\nBy design:\n");
+    for a in &apps {
+        let refusals = [
+            ("default", Some(a.default)),
+            (a.workload.map_or("", |w| w.0), a.workload.map(|w| w.1)),
+        ];
+        for (profile, e) in refusals {
+            if let Some(Expect::Refused { why, .. }) = e {
+                t.push_str(&format!("- {} under `{profile}`: {why}.\n", a.name));
+            }
+        }
+    }
     println!("\n{t}");
     eprintln!("apps: matrix in {:.0} s", started.elapsed().as_secs_f64());
     let out = apps::target_dir().join("apps-matrix.md");
@@ -205,7 +212,7 @@ fn real_applications_matrix() {
 
     let mut bad = vec![];
     for c in &cols {
-        for (i, (cell, expect)) in c.cells.iter().enumerate() {
+        for (i, (cell, expect, _)) in c.cells.iter().enumerate() {
             if let Some(e) = expect {
                 if let Err(why) = cell.judge(*e) {
                     bad.push(format!("{} / {}: {why}", apps[i].name, c.title));

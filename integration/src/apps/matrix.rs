@@ -36,14 +36,15 @@ impl Cell {
         }
     }
 
-    /// The text shown in the table.
-    pub fn render(&self, expect: Option<Expect>) -> String {
+    /// The text shown in the table; `profile` names a workload profile.
+    pub fn render(&self, expect: Option<Expect>, profile: Option<&str>) -> String {
+        let p = profile.map(|p| format!(" (`{p}`)")).unwrap_or_default();
         match (self, expect) {
-            (Cell::Ok(what), _) => format!("ok: {what}"),
-            (Cell::Failed(line), Some(Expect::Refused { why, .. })) => {
-                format!("refused by design ({why}): `{line}`")
+            (Cell::Ok(what), _) => format!("ok{p}: {what}"),
+            (Cell::Failed(line), Some(Expect::Refused { .. })) => {
+                format!("refused by design{p}: {line}")
             }
-            (Cell::Failed(line), _) => format!("FAILED: `{line}`"),
+            (Cell::Failed(line), _) => format!("**FAILED**{p}: {line}"),
             (Cell::NotApplicable, _) => "—".into(),
         }
     }
@@ -101,7 +102,22 @@ fn run_cell_inner(door: &FrontDoor, app: &App, image: &Path, id: &str) -> Cell {
 
 /// The line that says why the app stopped: the one an expected refusal names, else the
 /// log's first error-looking line, else its last line.
+/// Ward's own warning about the rootfs it made read-only (the CLI's output; the shim's goes
+/// to containerd's log and `ward events`) is appended.
 fn failure_line(b: &RunBundle, app: &App) -> String {
+    let app_line = app_failure_line(b, app);
+    let app_line = format!("`{}`", strip_timestamp(&app_line));
+    match line_with(b, "field=root.readonly").filter(|_| app_line.contains("Read-only")) {
+        Some(w) => {
+            let what = w.split("field=").nth(1).unwrap_or_default();
+            let what = what.split(" (").next().unwrap_or(what);
+            format!("{app_line}; Ward at create: `{what}`")
+        }
+        None => app_line,
+    }
+}
+
+fn app_failure_line(b: &RunBundle, app: &App) -> String {
     let expected = [app.default, app.workload.map_or(app.default, |w| w.1)];
     for e in expected {
         if let Expect::Refused { line, .. } = e {
@@ -118,6 +134,22 @@ fn failure_line(b: &RunBundle, app: &App) -> String {
     last_line(b).unwrap_or_else(|| "exited without output".into())
 }
 
+/// `2026/12/05 19:14:29 [emerg] ...` (nginx's log prefix) → `[emerg] ...`.
+fn strip_timestamp(line: &str) -> &str {
+    let b = line.as_bytes();
+    let stamp = b.len() > 20
+        && b[4] == b'/'
+        && b[7] == b'/'
+        && b[13] == b':'
+        && b[19] == b' '
+        && b[..4].iter().all(u8::is_ascii_digit);
+    if stamp {
+        &line[20..]
+    } else {
+        line
+    }
+}
+
 /// A markdown table: one row per app, one column per front door.
 pub fn table(columns: &[String], rows: &[(String, Vec<String>)]) -> String {
     let mut t = format!("| app | {} |\n", columns.join(" | "));
@@ -126,4 +158,35 @@ pub fn table(columns: &[String], rows: &[(String, Vec<String>)]) -> String {
         t.push_str(&format!("| {app} | {} |\n", cells.join(" | ")));
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_nginx_timestamps_only() {
+        assert_eq!(
+            strip_timestamp("2026/12/05 19:14:29 [emerg] 1#1: mkdir() failed"),
+            "[emerg] 1#1: mkdir() failed"
+        );
+        assert_eq!(strip_timestamp("PermissionError: x"), "PermissionError: x");
+    }
+
+    #[test]
+    fn judges_refusals_by_their_line() {
+        let refused = Expect::Refused {
+            line: "Read-only file system",
+            why: "",
+        };
+        assert!(Cell::Failed("`x (30: Read-only file system)`".into())
+            .judge(refused)
+            .is_ok());
+        assert!(Cell::Failed("`Permission denied`".into())
+            .judge(refused)
+            .is_err());
+        assert!(Cell::Ok("HTTP 200".into()).judge(refused).is_err());
+        assert!(Cell::Failed("x".into()).judge(Expect::Works).is_err());
+        assert!(Cell::Ok("HTTP 200".into()).judge(Expect::Works).is_ok());
+    }
 }
