@@ -42,7 +42,10 @@ root=$dest/rootfs
 start=$(date +%s)
 
 echo "build-images.sh: debootstrap --variant=minbase bookworm from $mirror into $root" >&2
-debootstrap --variant=minbase --keyring=/usr/share/keyrings/debian-archive-keyring.gpg \
+# debootstrap mounts /proc and /sys in the target for its second stage: in a private mount
+# namespace those mounts never reach the host's table, even if the build is interrupted.
+unshare --mount --propagation private --pid --fork -- \
+  debootstrap --variant=minbase --keyring=/usr/share/keyrings/debian-archive-keyring.gpg \
   bookworm "$root" "$mirror" >"$dest/debootstrap.log" 2>&1 || {
   echo "build-images.sh: debootstrap failed (mirror $mirror unreachable?); last lines of $dest/debootstrap.log:" >&2
   tail -n 5 "$dest/debootstrap.log" >&2
@@ -75,6 +78,9 @@ echo "ward-apps-nginx-ok" >"$root/var/www/html/index.html"
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/log/apt/* \
   "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/locale/*
 rm -f "$root/usr/sbin/policy-rc.d"
+# debootstrap copied these from the host; the image needs neither.
+: >"$root/etc/resolv.conf"
+echo ward-apps >"$root/etc/hostname"
 
 touch "$dest/done"
 echo "build-images.sh: built in $(($(date +%s) - start)) s, $(du -sh --one-file-system "$root" | cut -f1)" >&2
