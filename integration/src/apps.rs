@@ -27,8 +27,9 @@ use std::path::{Path, PathBuf};
 /// How an app is checked from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {
-    /// GET / on 127.0.0.1:port answers 200.
-    Http(u16),
+    /// GET / on 127.0.0.1:port answers 200 with a body containing the text (what this
+    /// image serves there, so the answer is the app's).
+    Http(u16, &'static str),
     /// `PING` in RESP on 127.0.0.1:port answers `+PONG`.
     RedisPing(u16),
     /// psql (the host's client) runs CREATE/INSERT/SELECT on 127.0.0.1:port.
@@ -78,7 +79,7 @@ pub fn apps() -> Vec<App> {
             args: s(&["nginx", "-g", "daemon off;"]),
             user: "root",
             volume: None,
-            check: Check::Http(80),
+            check: Check::Http(80, "ward-apps-nginx-ok"),
             workload: Some(("nginx", Expect::Works)),
             default: Expect::Refused {
                 line: "Read-only file system",
@@ -135,7 +136,7 @@ pub fn apps() -> Vec<App> {
             ]),
             user: "nobody",
             volume: None,
-            check: Check::Http(8000),
+            check: Check::Http(8000, "Directory listing for /"),
             workload: Some((
                 "python-worker",
                 Expect::Refused {

@@ -11,13 +11,14 @@ use super::Check;
 /// Run `check` once, from inside `ns`.
 pub fn run(check: Check, ns: &NetNs) -> Result<String, String> {
     match check {
-        Check::Http(port) => ns.enter(move || http_get(port))?,
+        Check::Http(port, body) => ns.enter(move || http_get(port, body))?,
         Check::RedisPing(port) => ns.enter(move || redis_ping(port))?,
         Check::Sql(port) => sql(ns, port),
     }
 }
 
-fn exchange(port: u16, request: &[u8]) -> Result<String, String> {
+/// Send `request` to 127.0.0.1:port; read one answer (`to_end`: until the peer closes).
+fn exchange(port: u16, request: &[u8], to_end: bool) -> Result<String, String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         .map_err(|e| format!("connect {addr}: {e}"))?;
@@ -25,15 +26,26 @@ fn exchange(port: u16, request: &[u8]) -> Result<String, String> {
     s.write_all(request)
         .map_err(|e| format!("write {addr}: {e}"))?;
     let mut buf = vec![0u8; 4096];
-    let n = s.read(&mut buf).map_err(|e| format!("read {addr}: {e}"))?;
+    let n = if to_end {
+        buf.clear();
+        (&mut s)
+            .take(1 << 20)
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("read {addr}: {e}"))?
+    } else {
+        s.read(&mut buf).map_err(|e| format!("read {addr}: {e}"))?
+    };
     Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
-/// GET / over HTTP/1.0: the status line must say 200.
-fn http_get(port: u16) -> Result<String, String> {
-    let got = exchange(port, b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+/// GET / over HTTP/1.0 (the server closes after the answer): status 200 and `body` in it.
+fn http_get(port: u16, body: &str) -> Result<String, String> {
+    let got = exchange(port, b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", true)?;
     let status = got.lines().next().unwrap_or_default().to_string();
     if status.starts_with("HTTP/1.") && status.split_whitespace().nth(1) == Some("200") {
+        if !got.contains(body) {
+            return Err(format!("HTTP GET :{port}: 200 without {body:?}"));
+        }
         Ok(format!("HTTP GET :{port} → 200"))
     } else {
         Err(format!("HTTP GET :{port}: {status:?}"))
@@ -42,7 +54,7 @@ fn http_get(port: u16) -> Result<String, String> {
 
 /// `PING` as a RESP array: the answer must be `+PONG`.
 fn redis_ping(port: u16) -> Result<String, String> {
-    let got = exchange(port, b"*1\r\n$4\r\nPING\r\n")?;
+    let got = exchange(port, b"*1\r\n$4\r\nPING\r\n", false)?;
     if got == "+PONG\r\n" {
         Ok(format!("PING :{port} → +PONG"))
     } else {
