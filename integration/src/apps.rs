@@ -41,10 +41,12 @@ pub enum Check {
 pub enum Expect {
     /// The app serves and the check passes.
     Works,
-    /// Refused by design: the container's output must have a line containing this text; the
-    /// cell names `why`.
+    /// Refused by design: the container's output must have a line containing `line`, and
+    /// Ward's own log (the CLI's output, the shim's log) one containing `ward` when set;
+    /// the notes under the table say `why`.
     Refused {
         line: &'static str,
+        ward: Option<&'static str>,
         why: &'static str,
     },
 }
@@ -83,6 +85,7 @@ pub fn apps() -> Vec<App> {
             workload: Some(("nginx", Expect::Works)),
             default: Expect::Refused {
                 line: "Read-only file system",
+                ward: Some("root.readonly asked=false applied=true"),
                 why: "`default` keeps the rootfs read-only; Debian's nginx writes /var/lib/nginx (the `nginx` profile gives it tmpfs there)",
             },
         },
@@ -141,6 +144,7 @@ pub fn apps() -> Vec<App> {
                 "python-worker",
                 Expect::Refused {
                     line: "PermissionError: [Errno 13] Permission denied",
+                    ward: None,
                     why: "`python-worker` is for workers: outbound connections only, no port may be bound",
                 },
             )),

@@ -28,11 +28,15 @@ impl Cell {
     pub fn judge(&self, expect: Expect) -> Result<(), String> {
         match (expect, self) {
             (Expect::Works, Cell::Ok(_)) => Ok(()),
-            (Expect::Refused { line, .. }, Cell::Failed(got)) if got.contains(line) => Ok(()),
-            (Expect::Works, got) => Err(format!("expected to work, got {got:?}")),
-            (Expect::Refused { line, .. }, got) => {
-                Err(format!("expected a refusal with {line:?}, got {got:?}"))
+            (Expect::Refused { line, ward, .. }, Cell::Failed(got))
+                if got.contains(line) && ward.is_none_or(|w| got.contains(w)) =>
+            {
+                Ok(())
             }
+            (Expect::Works, got) => Err(format!("expected to work, got {got:?}")),
+            (Expect::Refused { line, ward, .. }, got) => Err(format!(
+                "expected a refusal with {line:?} (and Ward's {ward:?}), got {got:?}"
+            )),
         }
     }
 
@@ -83,7 +87,7 @@ fn run_cell_inner(door: &FrontDoor, app: &App, image: &Path, id: &str) -> Cell {
         if !door.running(&mut s) {
             // Give the output a moment to land in the log (the shim copies it).
             std::thread::sleep(Duration::from_millis(300));
-            break Cell::Failed(failure_line(&b, app));
+            break Cell::Failed(failure_line(&b, app, id, door.runtime_log()));
         }
         if Instant::now() > end {
             break Cell::Failed(format!("no answer in {READY_TIMEOUT:?}: {last}"));
@@ -102,12 +106,21 @@ fn run_cell_inner(door: &FrontDoor, app: &App, image: &Path, id: &str) -> Cell {
 
 /// The line that says why the app stopped: the one an expected refusal names, else the
 /// log's first error-looking line, else its last line.
-/// Ward's own warning about the rootfs it made read-only (the CLI's output; the shim's goes
-/// to containerd's log and `ward events`) is appended.
-fn failure_line(b: &RunBundle, app: &App) -> String {
+/// Ward's own warning about the rootfs it made read-only is appended when the app failed on
+/// it: from the CLI's output, or from the shim's log (in containerd's).
+fn failure_line(b: &RunBundle, app: &App, id: &str, runtime_log: Option<String>) -> String {
     let app_line = app_failure_line(b, app);
     let app_line = format!("`{}`", strip_timestamp(&app_line));
-    match line_with(b, "field=root.readonly").filter(|_| app_line.contains("Read-only")) {
+    if !app_line.contains("Read-only") {
+        return app_line;
+    }
+    let from_runtime = || {
+        runtime_log?
+            .lines()
+            .find(|l| l.contains(id) && l.contains("field=root.readonly"))
+            .map(str::to_string)
+    };
+    match line_with(b, "field=root.readonly").or_else(from_runtime) {
         Some(w) => {
             let what = w.split("field=").nth(1).unwrap_or_default();
             let what = what.split(" (").next().unwrap_or(what);
@@ -177,11 +190,14 @@ mod tests {
     fn judges_refusals_by_their_line() {
         let refused = Expect::Refused {
             line: "Read-only file system",
+            ward: Some("applied=true"),
             why: "",
         };
+        let both = "`x (30: Read-only file system)`; Ward at create: `root.readonly applied=true`";
+        assert!(Cell::Failed(both.into()).judge(refused).is_ok());
         assert!(Cell::Failed("`x (30: Read-only file system)`".into())
             .judge(refused)
-            .is_ok());
+            .is_err());
         assert!(Cell::Failed("`Permission denied`".into())
             .judge(refused)
             .is_err());

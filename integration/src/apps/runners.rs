@@ -160,6 +160,15 @@ impl FrontDoor<'_> {
         v["pid"].as_i64().map(|p| p as i32)
     }
 
+    /// The runtime's own log where it is not the container's output: the shim's lines in
+    /// containerd's log.
+    pub fn runtime_log(&self) -> Option<String> {
+        match self {
+            Self::Shim { containerd, .. } => Some(containerd.log_text()),
+            _ => None,
+        }
+    }
+
     /// Whether the container's process still runs.
     pub fn running(&self, s: &mut Started) -> bool {
         match self {
