@@ -34,6 +34,9 @@ pub enum Check {
     RedisPing(u16),
     /// psql (the host's client) runs CREATE/INSERT/SELECT on 127.0.0.1:port.
     Sql(u16),
+    /// The app connects out to 127.0.0.1:port, where the test listens, and reports a
+    /// result containing the text (a worker's output).
+    Report(u16, &'static str),
 }
 
 /// What a cell is expected to show.
@@ -150,8 +153,37 @@ pub fn apps() -> Vec<App> {
             )),
             default: Expect::Works,
         },
+        App {
+            // What `python-worker` is for: a job that reports out over TCP (retrying until
+            // the listener is there, as workers reconnect to their queue).
+            name: "python3-worker",
+            args: s(&["python3", "-c", PY_WORKER]),
+            user: "nobody",
+            volume: None,
+            check: Check::Report(9000, WORKER_RESULT),
+            workload: Some(("python-worker", Expect::Works)),
+            default: Expect::Works,
+        },
     ]
 }
+
+/// A worker: computes a job (sha256 of "ward", in a thread pool) and reports it to
+/// 127.0.0.1:9000 as a JSON line, again and again.
+const PY_WORKER: &str = r#"
+import concurrent.futures, hashlib, json, socket, time
+with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    digest = pool.submit(lambda: hashlib.sha256(b"ward").hexdigest()).result()
+while True:
+    try:
+        with socket.create_connection(("127.0.0.1", 9000), timeout=2) as s:
+            s.sendall((json.dumps({"job": 1, "sha256": digest}) + "\n").encode())
+    except OSError:
+        pass
+    time.sleep(0.2)
+"#;
+
+/// sha256("ward"), what the worker must report.
+const WORKER_RESULT: &str = "96b8f576c788b75e59186bb3948b3755ec8a75670b7a168820ffb4ab8e95347a";
 
 /// Where the matrix's image lives: `$WARD_APPS_DIR`, else `apps` in the cargo target dir
 /// this test binary was built into.

@@ -14,6 +14,7 @@ pub fn run(check: Check, ns: &NetNs) -> Result<String, String> {
         Check::Http(port, body) => ns.enter(move || http_get(port, body))?,
         Check::RedisPing(port) => ns.enter(move || redis_ping(port))?,
         Check::Sql(port) => sql(ns, port),
+        Check::Report(port, want) => ns.enter(move || report(port, want))?,
     }
 }
 
@@ -59,6 +60,37 @@ fn redis_ping(port: u16) -> Result<String, String> {
         Ok(format!("PING :{port} → +PONG"))
     } else {
         Err(format!("PING :{port}: {:?}", got.trim()))
+    }
+}
+
+/// Listen on 127.0.0.1:port for up to a second; the first connection must send a line
+/// containing `want`.
+fn report(port: u16, want: &str) -> Result<String, String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let l = std::net::TcpListener::bind(addr).map_err(|e| format!("listen {addr}: {e}"))?;
+    l.set_nonblocking(true)
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let end = std::time::Instant::now() + Duration::from_secs(1);
+    let mut conn = loop {
+        match l.accept() {
+            Ok((c, _)) => break c,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if std::time::Instant::now() > end {
+                    return Err(format!("no connection to {addr}"));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(format!("accept {addr}: {e}")),
+        }
+    };
+    conn.set_nonblocking(false).ok();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let mut got = String::new();
+    let _ = (&mut conn).take(4096).read_to_string(&mut got);
+    if got.contains(want) {
+        Ok(format!("worker → :{port} reported its job"))
+    } else {
+        Err(format!("worker → :{port}: {:?}", got.trim()))
     }
 }
 
