@@ -95,7 +95,9 @@ impl FrontDoor<'_> {
         }
         let mut c = self.runtime_cmd();
         match self {
-            Self::Runc { .. } => {
+            // Both get one pipe for stdout and stderr, as engines pass it; Ward gives an
+            // anonymous stdio pipe to the container's ids itself (runtime/src/stdio_owner.rs).
+            Self::WardCli { .. } | Self::Runc { .. } => {
                 c.args(["run", "-d", "--bundle"]).arg(b.path()).arg(id);
                 let (out, err) = log_pipe(b)?;
                 c.stdout(out).stderr(err);
@@ -106,33 +108,6 @@ impl FrontDoor<'_> {
                     ctr: None,
                     init_pid,
                 })
-            }
-            // create, give the stdio pipe to the container's user, start: what an engine
-            // does for a user-namespaced runc container (containerd's IoUid/IoGid). Ward's
-            // CLI leaves the caller's stdio alone, and only after create does the caller
-            // know the uid range Ward chose.
-            Self::WardCli { .. } => {
-                c.args(["create", "--bundle"]).arg(b.path()).arg(id);
-                let (out, err) = log_pipe(b)?;
-                c.stdout(out).stderr(err);
-                check_started(b, status_of(c)?)?;
-                let init_pid = self.init_pid(id);
-                let started = Started {
-                    id: id.into(),
-                    ctr: None,
-                    init_pid,
-                };
-                if let Some(pid) = init_pid {
-                    give_stdio(pid, &b.config)?;
-                }
-                let mut c = self.runtime_cmd();
-                c.args(["start", id]);
-                c.stdout(Stdio::null()).stderr(Stdio::null());
-                if !status_of(c)?.success() {
-                    self.remove(started);
-                    return Err(format!("ward start {id} failed"));
-                }
-                Ok(started)
             }
             Self::Shim { node_config, .. } => {
                 c.args(["run", "--rm", "--runtime", WARD_RUNTIME]);
@@ -233,37 +208,6 @@ fn check_started(b: &RunBundle, st: std::process::ExitStatus) -> Result<(), Stri
     // Let the copy thread write the last of the output.
     std::thread::sleep(Duration::from_millis(300));
     Err(last_line(b).unwrap_or_else(|| format!("exited {st}")))
-}
-
-/// The host id container id `id` maps to in `/proc/<pid>/{uid,gid}_map`.
-fn host_id(pid: i32, map: &str, id: u32) -> Option<u32> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/{map}")).ok()?;
-    text.lines().find_map(|l| {
-        let f: Vec<u32> = l
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        let off = id.checked_sub(*f.first()?)?;
-        (f.len() == 3 && off < f[2]).then(|| f[1] + off)
-    })
-}
-
-/// chown the init's stdout/stderr pipe to the host ids its process user maps to.
-fn give_stdio(pid: i32, config: &serde_json::Value) -> Result<(), String> {
-    let uid = config["process"]["user"]["uid"].as_u64().unwrap_or(0) as u32;
-    let gid = config["process"]["user"]["gid"].as_u64().unwrap_or(0) as u32;
-    let (Some(huid), Some(hgid)) = (host_id(pid, "uid_map", uid), host_id(pid, "gid_map", gid))
-    else {
-        return Err(format!(
-            "container {pid}: user {uid}:{gid} not in its id maps"
-        ));
-    };
-    for fd in [1, 2] {
-        let path = format!("/proc/{pid}/fd/{fd}");
-        std::os::unix::fs::chown(&path, Some(huid), Some(hgid))
-            .map_err(|e| format!("chown {path}: {e}"))?;
-    }
-    Ok(())
 }
 
 /// The last non-empty line of the run's log.
