@@ -6,18 +6,23 @@ DEBUG_BIN := $(TARGET_DIR)/debug
 RELEASE_BIN := $(TARGET_DIR)/release
 PREFIX ?= /usr/local
 DEBIAN_PACKAGES := containerd runc crun busybox-static nginx-light containernetworking-plugins podman \
-	hyperfine jq iproute2 util-linux protobuf-compiler pkg-config python3 patchelf
+	hyperfine jq iproute2 util-linux protobuf-compiler pkg-config python3 patchelf \
+	debootstrap debian-archive-keyring postgresql-client
 # containerd 2 (Debian sid's static binaries, with sid's runc and crun), unpacked here by
 # integration/current-peers.sh: nothing installed system-wide; re-runs reuse it.
 PEERS_DIR := $(TARGET_DIR)/peers
+# The real-application matrix's Debian rootfs (integration/apps/build-images.sh), cached by a
+# hash of that script; WARD_APPS_SKIP=1 skips the matrix (SKIP printed).
+APPS_DIR := $(TARGET_DIR)/apps
 
 .PHONY: all build release deps peers demo test test-unit test-cli test-integration escape \
-	escape-ci bench lint fuzz install uninstall clean
+	escape-ci apps bench lint fuzz install uninstall clean
 
 all: build
 
 deps:
-	@if ! command -v containerd >/dev/null || ! command -v busybox >/dev/null || ! command -v protoc >/dev/null; then \
+	@if ! command -v containerd >/dev/null || ! command -v busybox >/dev/null || ! command -v protoc >/dev/null \
+		|| ! command -v debootstrap >/dev/null || ! command -v psql >/dev/null; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(DEBIAN_PACKAGES); fi
 
 build:
@@ -51,9 +56,19 @@ test-cli:
 
 test-integration: peers
 	# Every ctr and CRI case runs on ward too, against containerd 2 and then Debian 12's 1.6;
-	# a missing shim or containerd 2 is a failure, not a skip.
+	# a missing shim or containerd 2 is a failure, not a skip. This includes the
+	# real-application matrix (tests/apps.rs; `make apps` runs it alone).
 	WARD_E2E_REQUIRE_WARD=1 WARD_BIN=$(DEBUG_BIN)/ward WARD_SHIM_DIR=$(DEBUG_BIN) \
-		WARD_CONTAINERD2_DIR=$(PEERS_DIR) $(CARGO) test -p ward-integration -- --test-threads=1
+		WARD_CONTAINERD2_DIR=$(PEERS_DIR) WARD_APPS_DIR=$(APPS_DIR) \
+		$(CARGO) test -p ward-integration -- --test-threads=1
+
+# The real-application matrix alone: Debian's nginx, redis, postgresql and python3 (one
+# debootstrap rootfs, built once into $(APPS_DIR)) under the ward CLI, the shim on containerd
+# 2 and 1.6, and runc; prints the table and writes $(TARGET_DIR)/apps-matrix.md.
+apps: build peers
+	WARD_E2E_REQUIRE_WARD=1 WARD_BIN=$(DEBUG_BIN)/ward WARD_SHIM_DIR=$(DEBUG_BIN) \
+		WARD_CONTAINERD2_DIR=$(PEERS_DIR) WARD_APPS_DIR=$(APPS_DIR) \
+		$(CARGO) test -p ward-integration --test apps -- --nocapture
 
 # Every technique of integration/escape against Ward (each enforcing built-in profile, through
 # the CLI and through containerd with the shim), runc, crun and the unconfined host column;

@@ -7,7 +7,9 @@
 //!   [`containerd_config`] writes each one's config schema.
 //! - [`cri`]: a CRI v1 client acting as kubelet over the unix socket.
 //! - [`leaks`]: what a removed pod may leave behind under Ward's shim.
+//! - [`apps`]: the real-application matrix (Debian's nginx, redis, postgresql, python3).
 
+pub mod apps;
 pub mod containerd;
 pub mod containerd_config;
 pub mod cri;
