@@ -34,6 +34,7 @@ pub mod sandbox;
 pub mod state;
 pub mod supervisor;
 pub mod sys;
+pub mod systemd;
 
 pub use error::{Error, Result};
 pub use id::{ContainerId, InvalidId, Signal};

@@ -47,6 +47,10 @@ impl Runtime {
                 // Only the dirs Ward created are searched: never a cgroup it did not make.
                 crate::cgroup_guard::kill_all(&ws.created_cgroup_dirs, KILL_WAIT);
             }
+            if let Some(unit) = &ws.systemd_unit {
+                // The scope's processes are gone (above, or with libcontainer's delete).
+                crate::systemd::stop(&self.node.cgroups, unit)?;
+            }
             // poststop: the container's processes are gone. A failing hook is logged and
             // delete goes on (runtime spec).
             let state = crate::hook_run::HookState {
