@@ -566,7 +566,10 @@ mod tests {
         let none = t.path().join("none");
         assert!(systemd_driver_row(&none, &[]).ok);
         let r = systemd_driver_row(t.path(), &[&none]);
-        assert!(!r.ok && !r.required && r.value.contains("no D-Bus"), "{r:?}");
+        assert!(
+            !r.ok && !r.required && r.value.contains("no D-Bus"),
+            "{r:?}"
+        );
         let r = systemd_driver_row(t.path(), &[&none, t.path()]);
         assert!(r.ok && r.value.contains("D-Bus"), "{r:?}");
     }

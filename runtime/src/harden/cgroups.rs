@@ -337,7 +337,10 @@ mod tests {
             ("cri-containerd-c1.scope".to_string(), "kubepods.slice")
         );
         // cgroupfs paths are unaffected.
-        assert_eq!(systemd_form(Some(Path::new("/pod/c1")), &ctx).unwrap(), None);
+        assert_eq!(
+            systemd_form(Some(Path::new("/pod/c1")), &ctx).unwrap(),
+            None
+        );
         assert_eq!(
             cgroup_for(Some("/pod/c1"), &ctx).unwrap(),
             Path::new("/pod/c1")

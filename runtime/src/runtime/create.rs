@@ -320,7 +320,7 @@ impl Runtime {
         hook_run::run_all("createRuntime", &state.hooks.create_runtime, &hook_state)?;
         // Said once the container exists: a refused create prints its one error line only.
         report_overrides(id, &wdir, &profile, &state.overrides);
-        scope.map(crate::systemd::Scope::keep);
+        scope.map(|s| s.keep(pid)).transpose()?;
         cleanup.armed = false;
         Ok(pid)
     }

@@ -46,7 +46,7 @@ impl Drop for Holder {
 /// Ask systemd for the scope `unit` with `props` (and `PIDs` = the helper), in a helper
 /// that stays in it. Must be called from a single-threaded process.
 pub fn start(endpoints: &[Endpoint], unit: &str, props: Vec<Property>) -> Result<Holder, Failure> {
-    let (pid, answer) = run(|| {
+    let (pid, answer) = run(true, || {
         let mut props = props;
         props.push(("PIDs", Value::from(vec![getpid().as_raw() as u32])));
         dbus::block_on(dbus::start_scope(endpoints, unit, props))
@@ -58,7 +58,7 @@ pub fn start(endpoints: &[Endpoint], unit: &str, props: Vec<Property>) -> Result
 /// Stop the scope `unit` (and reset it if it failed), in a helper that exits. Must be called
 /// from a single-threaded process.
 pub fn stop(endpoints: &[Endpoint], unit: &str) -> Result<(), Failure> {
-    let (pid, answer) = run(|| dbus::block_on(dbus::stop_scope(endpoints, unit)))?;
+    let (pid, answer) = run(false, || dbus::block_on(dbus::stop_scope(endpoints, unit)))?;
     let _ = waitpid(pid, None);
     answer
 }
@@ -70,9 +70,9 @@ fn helper_failure(reason: String) -> Failure {
     }
 }
 
-/// Fork; in the child run `f`, write its answer, then (on success) wait to be killed, else
-/// exit. Returns the child and its answer; the child is not reaped.
-fn run<F>(f: F) -> Result<(Pid, Result<(), Failure>), Failure>
+/// Fork; in the child run `f`, write its answer, then (on success and with `hold`) wait to be
+/// killed, else exit. Returns the child and its answer; the child is not reaped.
+fn run<F>(hold: bool, f: F) -> Result<(Pid, Result<(), Failure>), Failure>
 where
     F: FnOnce() -> Result<Result<(), Failure>, String>,
 {
@@ -89,7 +89,7 @@ where
     match unsafe { fork() }.map_err(|e| helper_failure(format!("fork: {e}")))? {
         ForkResult::Child => {
             drop(r);
-            child(parent, w, f)
+            child(parent, w, hold, f)
         }
         ForkResult::Parent { child } => {
             drop(w);
@@ -103,7 +103,7 @@ where
     }
 }
 
-fn child<F>(parent: Pid, w: OwnedFd, f: F) -> !
+fn child<F>(parent: Pid, w: OwnedFd, hold: bool, f: F) -> !
 where
     F: FnOnce() -> Result<Result<(), Failure>, String>,
 {
@@ -117,14 +117,14 @@ where
     let answer = f().unwrap_or_else(|e| Err(helper_failure(e)));
     let line = encode(&answer);
     let _ = nix::unistd::write(&w, line.as_bytes());
-    if answer.is_ok() {
+    if answer.is_ok() && hold {
         // Hold the scope until Ward kills us.
         loop {
             nix::unistd::pause();
         }
     }
     // SAFETY: end the child without running the parent's destructors or atexit handlers.
-    unsafe { libc::_exit(1) }
+    unsafe { libc::_exit(i32::from(answer.is_err())) }
 }
 
 /// Close every inherited fd but `keep` (a lock or a pipe of Ward's must not outlive it
@@ -142,7 +142,11 @@ fn quiet(keep: i32) {
             unsafe { libc::close(fd) };
         }
     }
-    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
         for fd in 0..3 {
             // SAFETY: dup2 of an fd we own onto stdio.
             unsafe { libc::dup2(null.as_raw_fd(), fd) };

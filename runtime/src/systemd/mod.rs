@@ -65,6 +65,13 @@ pub enum ScopeError {
         path: PathBuf,
         reason: String,
     },
+    #[error("systemd scope {unit}: move the container's init (pid {pid}) into {}: {reason}", path.display())]
+    Join {
+        unit: String,
+        pid: i32,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("systemd scope {unit}: stop: {reason}")]
     Stop { unit: String, reason: String },
     #[error("node config: {0}")]
@@ -135,12 +142,30 @@ impl Scope {
         &self.unit
     }
 
-    /// The container's processes hold the scope now: let the helper go.
-    pub fn keep(mut self) {
+    /// The container's init `pid` holds the scope from now on: put it in each of the scope's
+    /// cgroups it is not in yet (libcontainer's v1 manager joins no named hierarchy nor the
+    /// controller-less cgroup2 one, where systemd tracks the unit: an empty scope there is
+    /// one systemd stops), then let the helper go. On error the scope is stopped.
+    pub fn keep(mut self, pid: i32) -> Result<(), ScopeError> {
+        for d in &self.dirs {
+            let procs = d.join("cgroup.procs");
+            let there = std::fs::read_to_string(&procs)
+                .is_ok_and(|t| t.split_whitespace().any(|p| p == pid.to_string()));
+            if there {
+                continue;
+            }
+            std::fs::write(&procs, pid.to_string()).map_err(|e| ScopeError::Join {
+                unit: self.unit.clone(),
+                pid,
+                path: procs.clone(),
+                reason: e.to_string(),
+            })?;
+        }
         self.kept = true;
         if let Some(h) = self.holder.take() {
             h.release();
         }
+        Ok(())
     }
 }
 
@@ -193,8 +218,8 @@ pub fn claim(
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let pure_v2 = !mountinfo.contains(" - cgroup ");
     let props = properties(plan, resources, pure_v2);
-    let holder = helper::start(&plan.endpoints, &plan.unit, props)
-        .map_err(|f| start_error(plan, f))?;
+    let holder =
+        helper::start(&plan.endpoints, &plan.unit, props).map_err(|f| start_error(plan, f))?;
     let mut scope = Scope {
         unit: plan.unit.clone(),
         endpoints: plan.endpoints.clone(),
@@ -208,20 +233,28 @@ pub fn claim(
     let mut missing = vec![];
     for m in mounts {
         let d = m.join(cgroup.strip_prefix("/").unwrap_or(cgroup));
-        match check_dir(&d, pid) {
+        match check_dir(&d, pid, owned.contains(m)) {
             Ok(true) => scope.dirs.push(d),
             Ok(false) if !owned.contains(m) => missing.push(m.clone()),
             Ok(false) => {
                 let now = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
                     .unwrap_or_default()
                     .replace('\n', " ");
-                return Err(misplaced(plan, d, format!("missing (the scope's process is in {now})")));
+                return Err(misplaced(
+                    plan,
+                    d,
+                    format!("missing (the scope's process is in {now})"),
+                ));
             }
             Err(reason) => return Err(misplaced(plan, d, reason)),
         }
     }
     if scope.dirs.is_empty() {
-        return Err(misplaced(plan, cgroup.into(), "in no cgroup hierarchy".into()));
+        return Err(misplaced(
+            plan,
+            cgroup.into(),
+            "in no cgroup hierarchy".into(),
+        ));
     }
     let made = crate::cgroup_guard::claim(cgroup, &missing)?;
     scope.dirs.extend(made);
@@ -241,7 +274,11 @@ fn misplaced(plan: &ScopePlan, path: PathBuf, reason: String) -> crate::Error {
 fn start_error(plan: &ScopePlan, f: Failure) -> crate::Error {
     let (asked, unit) = (plan.asked.clone(), plan.unit.clone());
     match f {
-        Failure::Exists(reason) => ScopeError::Exists { asked, unit, reason },
+        Failure::Exists(reason) => ScopeError::Exists {
+            asked,
+            unit,
+            reason,
+        },
         Failure::Job { op, result } => ScopeError::Job {
             asked,
             unit,
@@ -258,15 +295,17 @@ fn start_error(plan: &ScopePlan, f: Failure) -> crate::Error {
     .into()
 }
 
-/// Whether `dir` exists; if so it must hold exactly `pid` (the helper systemd moved in).
-fn check_dir(dir: &Path, pid: i32) -> Result<bool, String> {
+/// Whether `dir` exists; if so it must hold no process but `pid` (the helper systemd moved
+/// in), and hold it when `required` (a hierarchy systemd places every unit in).
+fn check_dir(dir: &Path, pid: i32, required: bool) -> Result<bool, String> {
     let procs = match std::fs::read_to_string(dir.join("cgroup.procs")) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => return Ok(false),
         Err(e) => return Err(format!("read cgroup.procs: {e}")),
     };
     let pids: Vec<&str> = procs.split_whitespace().collect();
-    if pids != [pid.to_string().as_str()] {
+    let own = pid.to_string();
+    if pids.iter().any(|p| *p != own) || (required && pids.is_empty()) {
         return Err(format!(
             "holds processes {pids:?}, not only Ward's ({pid}): not a scope made for this container"
         ));
@@ -293,7 +332,10 @@ fn systemd_hierarchies(mountinfo: &str) -> Vec<PathBuf> {
 /// The unit's properties, as runc sets them for a container scope, with Ward's limits.
 fn properties(plan: &ScopePlan, res: Option<&LinuxResources>, pure_v2: bool) -> Vec<Property> {
     let mut p: Vec<Property> = vec![
-        ("Description", Value::from(format!("ward container {}", plan.id))),
+        (
+            "Description",
+            Value::from(format!("ward container {}", plan.id)),
+        ),
         ("Slice", Value::from(plan.slice.clone())),
         ("Delegate", Value::from(true)),
         // Not stopped by shutdown.target ordering before the engine that manages it.
@@ -314,7 +356,11 @@ fn limit_properties(res: Option<&LinuxResources>, pure_v2: bool) -> Vec<Property
     if let Some(max) = res.pids().as_ref().map(|x| x.limit()).filter(|v| *v > 0) {
         p.push(("TasksMax", Value::from(max as u64)));
     }
-    let mem = res.memory().as_ref().and_then(|m| m.limit()).filter(|v| *v > 0);
+    let mem = res
+        .memory()
+        .as_ref()
+        .and_then(|m| m.limit())
+        .filter(|v| *v > 0);
     if let Some(mem) = mem {
         let key = if pure_v2 { "MemoryMax" } else { "MemoryLimit" };
         p.push((key, Value::from(mem as u64)));
@@ -325,7 +371,10 @@ fn limit_properties(res: Option<&LinuxResources>, pure_v2: bool) -> Vec<Property
         if let (Some(q), Some(per)) = (quota, period) {
             // systemd keeps a quota per second, at 1% (10 ms) granularity: round up.
             let per_sec = (q as u64).saturating_mul(1_000_000) / per;
-            p.push(("CPUQuotaPerSecUSec", Value::from(per_sec.div_ceil(10_000) * 10_000)));
+            p.push((
+                "CPUQuotaPerSecUSec",
+                Value::from(per_sec.div_ceil(10_000) * 10_000),
+            ));
         }
         if let Some(shares) = cpu.shares().filter(|s| *s > 0) {
             if pure_v2 {

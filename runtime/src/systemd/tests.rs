@@ -23,7 +23,10 @@ fn names(p: &[Property]) -> Vec<&str> {
 }
 
 fn get<'a>(p: &'a [Property], k: &str) -> &'a Value<'static> {
-    &p.iter().find(|(n, _)| *n == k).unwrap_or_else(|| panic!("{k}")).1
+    &p.iter()
+        .find(|(n, _)| *n == k)
+        .unwrap_or_else(|| panic!("{k}"))
+        .1
 }
 
 #[test]
@@ -52,7 +55,10 @@ fn planned_only_for_systemd_paths_on_a_systemd_node() {
         ..ctx(true)
     };
     let p = plan(&spec(None), &c, &cfg).unwrap().unwrap();
-    assert_eq!((p.unit.as_str(), p.slice.as_str()), ("ward-c1.scope", "system.slice"));
+    assert_eq!(
+        (p.unit.as_str(), p.slice.as_str()),
+        ("ward-c1.scope", "system.slice")
+    );
     // A bad path is refused naming the field.
     let e = plan(&spec(Some("a.slice:p:../x")), &ctx(true), &cfg).unwrap_err();
     assert!(e.to_string().starts_with("linux.cgroupsPath: "), "{e}");
@@ -72,7 +78,12 @@ fn properties_as_runc_sets_them_with_the_limits() {
     let plan = plan(&s, &ctx(true), &cfg).unwrap().unwrap();
     let res = LinuxResourcesBuilder::default()
         .pids(LinuxPidsBuilder::default().limit(77).build().unwrap())
-        .memory(LinuxMemoryBuilder::default().limit(64 << 20).build().unwrap())
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(64 << 20)
+                .build()
+                .unwrap(),
+        )
         .cpu(
             LinuxCpuBuilder::default()
                 .quota(50_000)
@@ -113,7 +124,13 @@ fn properties_as_runc_sets_them_with_the_limits() {
     assert!(!names(&v1).contains(&"MemoryMax"));
     // A quota that is not a whole percent is rounded up to one (systemd's granularity).
     let odd = LinuxResourcesBuilder::default()
-        .cpu(LinuxCpuBuilder::default().quota(12_345).period(100_000u64).build().unwrap())
+        .cpu(
+            LinuxCpuBuilder::default()
+                .quota(12_345)
+                .period(100_000u64)
+                .build()
+                .unwrap(),
+        )
         .build()
         .unwrap();
     let p = properties(&plan, Some(&odd), true);
@@ -134,19 +151,29 @@ fn systemd_owns_the_unified_and_named_hierarchies() {
         ]
     );
     let v2 = "25 1 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
-    assert_eq!(systemd_hierarchies(v2), vec![PathBuf::from("/sys/fs/cgroup")]);
+    assert_eq!(
+        systemd_hierarchies(v2),
+        vec![PathBuf::from("/sys/fs/cgroup")]
+    );
 }
 
 #[test]
 fn scope_dir_must_hold_only_the_helper() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path().join("x.scope");
-    assert_eq!(check_dir(&d, 42), Ok(false));
+    assert_eq!(check_dir(&d, 42, true), Ok(false));
     std::fs::create_dir(&d).unwrap();
     std::fs::write(d.join("cgroup.procs"), "42\n").unwrap();
-    assert_eq!(check_dir(&d, 42), Ok(true));
+    assert_eq!(check_dir(&d, 42, true), Ok(true));
     std::fs::write(d.join("cgroup.procs"), "42\n7\n").unwrap();
-    assert!(check_dir(&d, 42).unwrap_err().contains("not only Ward's"));
+    assert!(check_dir(&d, 42, false)
+        .unwrap_err()
+        .contains("not only Ward's"));
+    std::fs::write(d.join("cgroup.procs"), "7\n").unwrap();
+    assert!(check_dir(&d, 42, false).is_err());
+    // Empty: fine where systemd does not place units (v1 cpuset needs cpus before a pid),
+    // not where it does (the helper must be there).
     std::fs::write(d.join("cgroup.procs"), "").unwrap();
-    assert!(check_dir(&d, 42).is_err());
+    assert_eq!(check_dir(&d, 42, false), Ok(true));
+    assert!(check_dir(&d, 42, true).is_err());
 }
