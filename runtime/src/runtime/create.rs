@@ -285,8 +285,8 @@ impl Runtime {
         self.point_spec_at(&mut spec, &prepared);
         joins.rewrite(&mut spec, &wdir)?;
         userns.join_in(&mut spec);
-        // Ward makes the leaf itself (failing if it appeared meanwhile); only then is it ours
-        // to remove, and its processes ours to kill.
+        // Ward (or systemd, for a scope it is asked for) makes the leaf, failing if it appeared
+        // meanwhile; only then is it ours to remove, and its processes ours to kill.
         let (leaves, scope) = crate::systemd::claim(scope_plan.as_ref(), &spec, &cgroup, &mounts)?;
         state.systemd_unit = scope.as_ref().map(|s| s.unit().to_string());
         cleanup.cgroup_dirs.splice(0..0, leaves);
