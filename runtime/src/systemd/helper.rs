@@ -252,4 +252,16 @@ mod tests {
         }
         assert_eq!(decode("garbage"), None);
     }
+
+    /// The test harness runs tests on threads of their own: no helper is forked from it.
+    #[test]
+    fn never_forks_from_a_multi_threaded_process() {
+        let t = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(200)));
+        let e = stop(&[Endpoint::Private("/nonexistent/sd".into())], "u.scope").unwrap_err();
+        assert!(
+            matches!(&e, Failure::Call { op: "helper", reason } if reason.contains("multi-threaded")),
+            "{e:?}"
+        );
+        t.join().unwrap();
+    }
 }
