@@ -516,7 +516,10 @@ mod tests {
     fn shipped_node_configs_parse() {
         for (name, text) in [
             ("ward.toml", include_str!("../../deploy/etc/ward.toml")),
-            ("ward-strict.toml", include_str!("../../deploy/etc/ward-strict.toml")),
+            (
+                "ward-strict.toml",
+                include_str!("../../deploy/etc/ward-strict.toml"),
+            ),
         ] {
             let c = NodeConfig::parse(Path::new(name), text).unwrap();
             assert_eq!(c.cgroups, CgroupsConfig::default(), "{name}");

@@ -56,11 +56,16 @@ impl FakeSystemd {
 
     /// `ward` with a node config that sends slice:prefix:name paths to this double.
     fn ward(&self) -> Ward {
+        self.ward_with("")
+    }
+
+    /// The same, with more node config (`extra`, TOML tables after `[cgroups]`).
+    fn ward_with(&self, extra: &str) -> Ward {
         let cfg = self.dir.path().join("ward.toml");
         std::fs::write(
             &cfg,
             format!(
-                "[cgroups]\ndriver = \"systemd\"\nsystemd_dbus = \"unix:path={}\"\n",
+                "[cgroups]\ndriver = \"systemd\"\nsystemd_dbus = \"unix:path={}\"\n{extra}",
                 Self::socket_of(self.dir.path()).display()
             ),
         )
@@ -380,6 +385,43 @@ fn misplaced_scope_refused_and_stopped() {
     assert_eq!(sd.calls_of("StopUnit", &unit).len(), 1, "{:?}", sd.calls());
     let left = remaining(&format!("/{top}/{unit}"), &top);
     assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(processes_in(&unit).is_empty());
+}
+
+/// A create that fails after systemd made the scope (here a createRuntime hook, with the
+/// container's init already in the scope): the processes killed, the unit stopped once,
+/// nothing left.
+#[test]
+fn create_failing_after_the_scope_stops_it() {
+    require_root!();
+    use std::os::unix::fs::PermissionsExt;
+    let sd = FakeSystemd::start(&[]);
+    let hook = sd.dir.path().join("fail.sh");
+    std::fs::write(&hook, "#!/bin/sh\ncat >/dev/null\nexit 3\n").unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ward = sd.ward_with(&format!(
+        "[hooks]\nallow = [{:?}]\n",
+        hook.display().to_string()
+    ));
+    let id = unique_id("sdhook");
+    let unit = format!("ward-{id}.scope");
+    let mut b = Bundle::new(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(format!("system.slice:ward:{id}"));
+        c["hooks"] = json!({"createRuntime": [{"path": hook, "args": ["fail.sh"]}]});
+    });
+    let o = ward.create(&b, &id);
+    assert!(!o.success(), "created:\n{o}");
+    assert_eq!(o.stderr_lines().len(), 1, "{o}");
+    assert!(o.stderr.contains("hooks.createRuntime[0]"), "{o}");
+    assert_eq!(sd.calls_of("StartTransientUnit", &unit).len(), 1);
+    assert_eq!(sd.calls_of("StopUnit", &unit).len(), 1, "{:?}", sd.calls());
+    assert_no_leftovers(&ward, &id);
+    let left = remaining(&format!("/system.slice/{unit}"), "system.slice");
+    assert!(
+        left.iter().all(|d| !d.ends_with(".scope")),
+        "left behind: {left:?}"
+    );
     assert!(processes_in(&unit).is_empty());
 }
 
