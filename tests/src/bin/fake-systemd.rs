@@ -193,15 +193,26 @@ fn kill_and_remove(unit: &Unit) {
 /// Make the scope's cgroup under `rel` in every hierarchy and move `pids` in.
 fn place(unit: &mut Unit, rel: &Path, name: &str, pids: &[u32], controllers_only: bool) {
     for (m, v2) in hierarchies(controllers_only) {
-        let mut cur = m.clone();
-        for c in rel.components() {
-            cur.push(c);
-            if std::fs::create_dir(&cur).is_ok() {
-                unit.made_slices.push(cur.clone());
+        let d = m.join(rel).join(escape(name));
+        // Other tests' scopes share the slices: one may remove an emptied slice between our
+        // mkdirs. Make the path again then, as systemd would realize it again.
+        let mut made = false;
+        for _ in 0..20 {
+            let mut cur = m.clone();
+            for c in rel.components() {
+                cur.push(c);
+                if std::fs::create_dir(&cur).is_ok() {
+                    unit.made_slices.push(cur.clone());
+                }
             }
+            match std::fs::create_dir(&d) {
+                Ok(()) => made = true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(_) => {}
+            }
+            break;
         }
-        let d = cur.join(escape(name));
-        if std::fs::create_dir(&d).is_err() {
+        if !made {
             continue;
         }
         for pid in pids {
