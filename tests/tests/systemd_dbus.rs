@@ -425,6 +425,82 @@ fn create_failing_after_the_scope_stops_it() {
     assert!(processes_in(&unit).is_empty());
 }
 
+/// A create killed (SIGKILL) once systemd made the scope and the init is in it: the helper
+/// dies with Ward, and `delete --force` kills the container and stops the unit it recorded.
+#[test]
+fn create_killed_after_the_scope_is_undone_by_delete_force() {
+    require_root!();
+    use std::os::unix::fs::PermissionsExt;
+    let sd = FakeSystemd::start(&[]);
+    let hook = sd.dir.path().join("hang.sh");
+    let marker = sd.dir.path().join("hook.pid");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\ncat >/dev/null\necho $$ > {}\nexec sleep 100\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ward = sd.ward_with(&format!(
+        "[hooks]\nallow = [{:?}]\n",
+        hook.display().to_string()
+    ));
+    let id = unique_id("sdkill");
+    let unit = format!("ward-{id}.scope");
+    let mut b = Bundle::new(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(format!("system.slice:ward:{id}"));
+        c["hooks"] = json!({"createRuntime": [{"path": hook, "args": ["hang.sh"]}]});
+    });
+    let mut create = ward.cmd(&[
+        "create".as_ref(),
+        "--bundle".as_ref(),
+        b.path().as_os_str(),
+        id.as_ref(),
+    ]);
+    let mut child = create
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let hooked = wait_until(Duration::from_secs(20), || {
+        std::fs::read_to_string(&marker).is_ok_and(|t| t.ends_with('\n'))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Ok(p) = std::fs::read_to_string(&marker) {
+        // The hook this test started (orphaned by the kill).
+        let _ = Command::new("kill").arg("-9").arg(p.trim()).status();
+    }
+    assert!(hooked, "the createRuntime hook never ran");
+    // The helper (the scope's first process) died with Ward.
+    let helper = sd.calls_of("StartTransientUnit", &unit)[0]["props"]["PIDs"][0]
+        .as_i64()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || !Path::new(&format!(
+            "/proc/{helper}"
+        ))
+        .exists()),
+        "helper {helper} outlived the killed create"
+    );
+    assert!(
+        !processes_in(&unit).is_empty(),
+        "the init should still be in the scope"
+    );
+    ward.ok(&["delete", "--force", &id]);
+    assert_eq!(sd.calls_of("StopUnit", &unit).len(), 1, "{:?}", sd.calls());
+    assert_no_leftovers(&ward, &id);
+    let left = remaining(&format!("/system.slice/{unit}"), "system.slice");
+    assert!(
+        left.iter().all(|d| !d.ends_with(".scope")),
+        "left behind: {left:?}"
+    );
+    assert!(processes_in(&unit).is_empty());
+}
+
 /// The driver is the node's: a config.json cannot pick it. With the default node config
 /// (no systemd here) a slice path is mapped to cgroupfs and no D-Bus call is made, whatever
 /// the spec's annotations say.

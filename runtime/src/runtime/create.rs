@@ -287,7 +287,8 @@ impl Runtime {
         userns.join_in(&mut spec);
         // Ward (or systemd, for a scope it is asked for) makes the leaf, failing if it appeared
         // meanwhile; only then is it ours to remove, and its processes ours to kill.
-        let (leaves, scope) = crate::systemd::claim(scope_plan.as_ref(), &spec, &cgroup, &mounts)?;
+        let (leaves, mut scope) =
+            crate::systemd::claim(scope_plan.as_ref(), &spec, &cgroup, &mounts)?;
         state.systemd_unit = scope.as_ref().map(|s| s.unit().to_string());
         cleanup.cgroup_dirs.splice(0..0, leaves);
         cleanup.cgroup_leaf = Some(cgroup.clone());
@@ -297,6 +298,7 @@ impl Runtime {
         save_state(&wdir, &spec, &state)?;
 
         let pid = self.launch(id, &wdir, plan, &joins, opts)?;
+        scope.as_mut().map(|s| s.hold(pid)).transpose()?;
         drop(private);
         joins.verify(pid)?;
         userns.verify(pid)?;
@@ -320,7 +322,9 @@ impl Runtime {
         hook_run::run_all("createRuntime", &state.hooks.create_runtime, &hook_state)?;
         // Said once the container exists: a refused create prints its one error line only.
         report_overrides(id, &wdir, &profile, &state.overrides);
-        scope.map(|s| s.keep(pid)).transpose()?;
+        if let Some(s) = scope {
+            s.keep();
+        }
         cleanup.armed = false;
         Ok(pid)
     }

@@ -144,9 +144,9 @@ impl Scope {
 
     /// The container's init `pid` holds the scope from now on: put it in each of the scope's
     /// cgroups it is not in yet (libcontainer's v1 manager joins no named hierarchy nor the
-    /// controller-less cgroup2 one, where systemd tracks the unit: an empty scope there is
-    /// one systemd stops), then let the helper go. On error the scope is stopped.
-    pub fn keep(mut self, pid: i32) -> Result<(), ScopeError> {
+    /// controller-less cgroup2 one, where systemd tracks the unit: a scope empty there is one
+    /// systemd stops), then let the helper go. Call right after the init is cloned.
+    pub fn hold(&mut self, pid: i32) -> Result<(), ScopeError> {
         for d in &self.dirs {
             let procs = d.join("cgroup.procs");
             let there = std::fs::read_to_string(&procs)
@@ -161,11 +161,15 @@ impl Scope {
                 reason: e.to_string(),
             })?;
         }
-        self.kept = true;
         if let Some(h) = self.holder.take() {
             h.release();
         }
         Ok(())
+    }
+
+    /// The create succeeded: the scope is the container's until `delete`.
+    pub fn keep(mut self) {
+        self.kept = true;
     }
 }
 
