@@ -222,6 +222,17 @@ fn scope_holds_the_container(double_args: &[&str]) {
     let mem = file_in(&want, "memory.limit_in_bytes").or_else(|| file_in(&want, "memory.max"));
     assert_eq!(read(&mem.expect("memory limit file")), "67108864");
     assert_eq!(read(&file_in(&want, "pids.max").expect("pids.max")), "77");
+    // update: cgroupfs and the unit's properties (systemd reapplies those on daemon-reload).
+    ward.ok(&["update", "--memory", "33554432", &id]);
+    let mem = file_in(&want, "memory.limit_in_bytes").or_else(|| file_in(&want, "memory.max"));
+    assert_eq!(read(&mem.expect("memory limit file")), "33554432");
+    let set = sd.calls_of("SetUnitProperties", &unit);
+    assert_eq!(set.len(), 1, "{:?}", sd.calls());
+    let mem = set[0]["props"]
+        .get("MemoryLimit")
+        .or(set[0]["props"].get("MemoryMax"));
+    assert_eq!(mem, Some(&json!(33554432)), "{}", set[0]);
+    assert_eq!(set[0]["runtime"], json!(true));
 
     ward.ok(&["delete", "--force", &id]);
     let stop = sd.calls_of("StopUnit", &unit);

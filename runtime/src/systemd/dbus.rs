@@ -226,6 +226,22 @@ async fn stop_with(sd: &Systemd, jobs: &mut MessageStream, unit: &str) -> Result
     }
 }
 
+/// SetUnitProperties(`unit`, runtime, `props`): no job, the reply says it is done.
+pub async fn set_properties(
+    endpoints: &[Endpoint],
+    unit: &str,
+    props: Vec<Property>,
+) -> Result<(), Failure> {
+    let sd = Systemd::connect(endpoints).await?;
+    sd.call("SetUnitProperties", &(unit, true, props))
+        .await
+        .map(drop)
+        .map_err(|e| Failure::Call {
+            op: "SetUnitProperties",
+            reason: e.to_string(),
+        })
+}
+
 /// Run `f` on a current-thread runtime (no thread besides the caller's).
 pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -63,6 +63,15 @@ pub fn stop(endpoints: &[Endpoint], unit: &str) -> Result<(), Failure> {
     answer
 }
 
+/// Set `props` on the unit (in a helper that exits). Single-threaded callers only.
+pub fn set(endpoints: &[Endpoint], unit: &str, props: Vec<Property>) -> Result<(), Failure> {
+    let (pid, answer) = run(false, || {
+        dbus::block_on(dbus::set_properties(endpoints, unit, props))
+    })?;
+    let _ = waitpid(pid, None);
+    answer
+}
+
 fn helper_failure(reason: String) -> Failure {
     Failure::Call {
         op: "helper",
@@ -189,6 +198,7 @@ fn op_name(s: &str) -> &'static str {
         "StartTransientUnit",
         "StopUnit",
         "ResetFailedUnit",
+        "SetUnitProperties",
         "Subscribe",
         "start",
         "stop",

@@ -72,6 +72,8 @@ pub enum ScopeError {
         path: PathBuf,
         reason: String,
     },
+    #[error("systemd scope {unit}: update its limits: {reason}")]
+    Update { unit: String, reason: String },
     #[error("systemd scope {unit}: stop: {reason}")]
     Stop { unit: String, reason: String },
     #[error("node config: {0}")]
@@ -196,6 +198,25 @@ pub fn stop(cfg: &CgroupsConfig, unit: &str) -> Result<(), ScopeError> {
     })
 }
 
+/// `ward update`: the limits just written through cgroupfs, also as the unit's properties (so
+/// systemd reapplying its settings does not undo the update).
+pub fn set_limits(cfg: &CgroupsConfig, unit: &str, res: &LinuxResources) -> Result<(), ScopeError> {
+    let props = limit_properties(Some(res), pure_v2());
+    if props.is_empty() {
+        return Ok(());
+    }
+    helper::set(&endpoints(cfg)?, unit, props).map_err(|f| ScopeError::Update {
+        unit: unit.to_string(),
+        reason: describe(&f),
+    })
+}
+
+/// Whether the host has cgroup v2 only (no v1 hierarchy mounted).
+fn pure_v2() -> bool {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    !mi.contains(" - cgroup ")
+}
+
 fn describe(f: &Failure) -> String {
     match f {
         Failure::Connect(r) => format!("connect: {r}"),
@@ -220,8 +241,7 @@ pub fn claim(
     };
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let pure_v2 = !mountinfo.contains(" - cgroup ");
-    let props = properties(plan, resources, pure_v2);
+    let props = properties(plan, resources, !mountinfo.contains(" - cgroup "));
     let holder =
         helper::start(&plan.endpoints, &plan.unit, props).map_err(|f| start_error(plan, f))?;
     let mut scope = Scope {

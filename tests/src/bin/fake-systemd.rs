@@ -11,7 +11,7 @@
 //!   `JobRemoved(id, job, name, "done")` after the reply.
 //! * `StopUnit(name, mode)`: kills the scope's processes, removes its cgroups (and slices it
 //!   made, once empty), emits `JobRemoved`. `NoSuchUnit` for a unit it does not know.
-//! * `ResetFailedUnit(name)`, `Subscribe()`.
+//! * `ResetFailedUnit(name)`, `SetUnitProperties(name, runtime, props)` (recorded), `Subscribe()`.
 //! * A scope whose cgroup2 directory becomes empty is stopped and its cgroups removed, as
 //!   systemd does (recorded as an event).
 //!
@@ -351,6 +351,24 @@ impl Manager {
             }
             Some(false) => Ok(()),
         }
+    }
+
+    async fn set_unit_properties(
+        &self,
+        name: String,
+        runtime: bool,
+        properties: Vec<(String, OwnedValue)>,
+    ) -> Result<(), SdError> {
+        let st = self.st.lock().unwrap();
+        let props: serde_json::Map<String, serde_json::Value> = properties
+            .iter()
+            .map(|(k, v)| (k.clone(), to_json(v)))
+            .collect();
+        st.record(json!({"method": "SetUnitProperties", "name": name, "runtime": runtime, "props": props}));
+        if !st.units.contains_key(&name) {
+            return Err(SdError::NoSuchUnit(format!("Unit {name} not loaded.")));
+        }
+        Ok(())
     }
 
     async fn subscribe(&self) -> Result<(), SdError> {
