@@ -261,9 +261,13 @@ pub fn claim(
             Ok(true) => scope.dirs.push(d),
             Ok(false) if !owned.contains(m) => missing.push(m.clone()),
             Ok(false) => {
+                // Where systemd did put it, in the hierarchies systemd tracks units in.
                 let now = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
                     .unwrap_or_default()
-                    .replace('\n', " ");
+                    .lines()
+                    .filter(|l| l.starts_with("0::") || l.contains(":name=systemd:"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 return Err(misplaced(
                     plan,
                     d,
