@@ -254,36 +254,9 @@ pub fn claim(
     let pid = holder.pid();
     scope.holder = Some(holder);
     let owned = systemd_hierarchies(&mountinfo);
-    let mut missing = vec![];
-    for m in mounts {
-        let d = m.join(cgroup.strip_prefix("/").unwrap_or(cgroup));
-        match check_dir(&d, pid, owned.contains(m)) {
-            Ok(true) => scope.dirs.push(d),
-            Ok(false) if !owned.contains(m) => missing.push(m.clone()),
-            Ok(false) => {
-                // Where systemd did put it, in the hierarchies systemd tracks units in.
-                let now = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-                    .unwrap_or_default()
-                    .lines()
-                    .filter(|l| l.starts_with("0::") || l.contains(":name=systemd:"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                return Err(misplaced(
-                    plan,
-                    d,
-                    format!("missing (the scope's process is in {now})"),
-                ));
-            }
-            Err(reason) => return Err(misplaced(plan, d, reason)),
-        }
-    }
-    if scope.dirs.is_empty() {
-        return Err(misplaced(
-            plan,
-            cgroup.into(),
-            "in no cgroup hierarchy".into(),
-        ));
-    }
+    let (found, missing) =
+        placement(cgroup, mounts, &owned, pid).map_err(|(d, reason)| misplaced(plan, d, reason))?;
+    scope.dirs = found;
     let made = crate::cgroup_guard::claim(cgroup, &missing)?;
     scope.dirs.extend(made);
     Ok((scope.dirs.clone(), Some(scope)))
@@ -321,6 +294,41 @@ fn start_error(plan: &ScopePlan, f: Failure) -> crate::Error {
         },
     }
     .into()
+}
+
+/// Where systemd put the scope of `cgroup`, checked: its directory in each hierarchy of
+/// `mounts`, and the hierarchies where it is missing (ones systemd leaves alone: Ward makes the
+/// leaf there). In a hierarchy systemd places every unit in (`owned`) it must exist and hold
+/// `pid`; anywhere it exists it must hold nothing else. An error names the directory.
+fn placement(
+    cgroup: &Path,
+    mounts: &[PathBuf],
+    owned: &[PathBuf],
+    pid: i32,
+) -> Result<(Vec<PathBuf>, Vec<PathBuf>), (PathBuf, String)> {
+    let (mut found, mut missing) = (vec![], vec![]);
+    for m in mounts {
+        let d = m.join(cgroup.strip_prefix("/").unwrap_or(cgroup));
+        match check_dir(&d, pid, owned.contains(m)) {
+            Ok(true) => found.push(d),
+            Ok(false) if !owned.contains(m) => missing.push(m.clone()),
+            Ok(false) => {
+                // Where systemd did put it, in the hierarchies systemd tracks units in.
+                let now = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.starts_with("0::") || l.contains(":name=systemd:"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err((d, format!("missing (the scope's process is in {now})")));
+            }
+            Err(reason) => return Err((d, reason)),
+        }
+    }
+    if found.is_empty() {
+        return Err((cgroup.into(), "in no cgroup hierarchy".into()));
+    }
+    Ok((found, missing))
 }
 
 /// Whether `dir` exists; if so it must hold no process but `pid` (the helper systemd moved

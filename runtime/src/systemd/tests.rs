@@ -177,3 +177,46 @@ fn scope_dir_must_hold_only_the_helper() {
     assert_eq!(check_dir(&d, 42, false), Ok(true));
     assert!(check_dir(&d, 42, true).is_err());
 }
+
+/// The scope as systemd lays it out on the v1-hybrid layout (this host's) and on pure cgroup
+/// v2 (not available here: a tree in a temp dir stands for each hierarchy).
+#[test]
+fn placement_on_hybrid_and_v2_layouts() {
+    let cg = Path::new("/kubepods.slice/kubepods-pod1.slice/cri-containerd-c1.scope");
+    let t = tempfile::tempdir().unwrap();
+    let make = |m: &Path, procs: &str| {
+        let d = m.join(cg.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("cgroup.procs"), procs).unwrap();
+        d
+    };
+    // Hybrid: systemd made the scope in name=systemd, cgroup2 and the controllers it manages;
+    // cpuset (and freezer, hugetlb...) are left to Ward.
+    let h = |n: &str| t.path().join("hybrid").join(n);
+    let mounts = vec![h("memory"), h("cpuset"), h("systemd"), h("unified")];
+    let owned = vec![h("systemd"), h("unified")];
+    let dirs: Vec<PathBuf> = [h("memory"), h("systemd"), h("unified")]
+        .iter()
+        .map(|m| make(m, "42\n"))
+        .collect();
+    assert_eq!(
+        placement(cg, &mounts, &owned, 42),
+        Ok((dirs.clone(), vec![h("cpuset")]))
+    );
+    // Another process in any of them: refused, naming that directory.
+    std::fs::write(dirs[0].join("cgroup.procs"), "42\n7\n").unwrap();
+    assert_eq!(placement(cg, &mounts, &owned, 42).unwrap_err().0, dirs[0]);
+    // Pure v2: the one unified hierarchy, systemd's.
+    let v2 = vec![t.path().join("v2")];
+    assert!(placement(cg, &v2, &v2, 42)
+        .unwrap_err()
+        .1
+        .contains("missing"));
+    let d = make(&v2[0], "42\n");
+    assert_eq!(placement(cg, &v2, &v2, 42), Ok((vec![d.clone()], vec![])));
+    std::fs::write(d.join("cgroup.procs"), "").unwrap();
+    assert!(
+        placement(cg, &v2, &v2, 42).is_err(),
+        "an empty scope is not the helper's"
+    );
+}
