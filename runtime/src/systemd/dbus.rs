@@ -242,12 +242,24 @@ pub async fn set_properties(
         })
 }
 
-/// Run `f` on a current-thread runtime (no thread besides the caller's).
-pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
+/// Run `f` on a current-thread runtime (no thread besides the caller's), bounded: a peer that
+/// accepts the connection and then never answers must not hold a create forever.
+pub fn block_on<F>(f: F) -> Result<Result<(), Failure>, String>
+where
+    F: std::future::Future<Output = Result<(), Failure>>,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
-    Ok(rt.block_on(f))
+    let limit = JOB_TIMEOUT * 2;
+    Ok(rt.block_on(async {
+        tokio::time::timeout(limit, f).await.unwrap_or_else(|_| {
+            Err(Failure::Call {
+                op: "D-Bus",
+                reason: format!("no answer from systemd in {}s", limit.as_secs()),
+            })
+        })
+    }))
 }
