@@ -113,7 +113,13 @@ pub fn run(opts: &CheckOptions) -> Report {
         "/proc/sys/kernel/seccomp/actions_avail",
     )));
     rows.push(cgroup_row(&opts.cgroup_root));
-    rows.push(systemd_driver_row(Path::new("/run/systemd/system")));
+    rows.push(systemd_driver_row(
+        Path::new("/run/systemd/system"),
+        &[
+            Path::new(crate::systemd::PRIVATE_SOCKET),
+            Path::new(crate::systemd::SYSTEM_BUS),
+        ],
+    ));
     rows.push(containerd_version_row(&opts.containerd_bin));
     rows.push(ward_configured_row(&opts.containerd_config));
     Report { rows }
@@ -375,18 +381,20 @@ fn cgroup_row(root: &Path) -> Row {
 }
 
 /// kubelet's systemd cgroup driver (`slice:prefix:name` paths): mapped to cgroupfs where no
-/// systemd runs; refused where it runs (the scope would be systemd's to make, over D-Bus).
-fn systemd_driver_row(marker: &Path) -> Row {
+/// systemd runs; where it runs, a transient scope asked of systemd over D-Bus (see
+/// `crate::systemd`), which needs one of its sockets.
+fn systemd_driver_row(marker: &Path, sockets: &[&Path]) -> Row {
     let running = marker.exists();
+    let socket = sockets.iter().find(|p| p.exists());
     Row {
         name: "systemd cgroup driver",
-        value: if running {
-            "systemd runs: slice:prefix:name paths refused; use cgroupfs".into()
-        } else {
-            "no systemd: slice:prefix:name mapped to cgroupfs".into()
+        value: match (running, socket) {
+            (false, _) => "no systemd: slice:prefix:name mapped to cgroupfs".into(),
+            (true, Some(p)) => format!("systemd runs: scopes over D-Bus ({})", p.display()),
+            (true, None) => "systemd runs but no D-Bus socket: slice:prefix:name fails".into(),
         },
         required: false,
-        ok: !running,
+        ok: !running || socket.is_some(),
     }
 }
 
@@ -555,9 +563,15 @@ mod tests {
     #[test]
     fn systemd_driver() {
         let t = tempfile::tempdir().unwrap();
-        assert!(systemd_driver_row(&t.path().join("none")).ok);
-        let r = systemd_driver_row(t.path());
-        assert!(!r.ok && !r.required && r.value.contains("refused"), "{r:?}");
+        let none = t.path().join("none");
+        assert!(systemd_driver_row(&none, &[]).ok);
+        let r = systemd_driver_row(t.path(), &[&none]);
+        assert!(
+            !r.ok && !r.required && r.value.contains("no D-Bus"),
+            "{r:?}"
+        );
+        let r = systemd_driver_row(t.path(), &[&none, t.path()]);
+        assert!(r.ok && r.value.contains("D-Bus"), "{r:?}");
     }
 
     #[test]

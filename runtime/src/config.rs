@@ -71,6 +71,62 @@ pub struct NodeConfig {
     /// and reported as an event by the container's supervisor) or `enforce` (denied in the
     /// kernel only, no supervisor process, no events).
     pub seccomp_mode: SeccompMode,
+    pub cgroups: CgroupsConfig,
+}
+
+/// How a systemd-style `linux.cgroupsPath` (`slice:prefix:name`) becomes a cgroup.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupDriver {
+    /// Ask systemd for a transient scope over D-Bus where systemd runs (`/run/systemd/system`
+    /// exists); elsewhere make the same path through cgroupfs.
+    #[default]
+    Auto,
+    /// Always ask systemd over D-Bus (at `systemd_dbus`), even where `/run/systemd/system` is
+    /// missing (a systemd Ward cannot detect, or a test double).
+    Systemd,
+}
+
+/// `[cgroups]`: the node's cgroup driver. Node-wide: no config.json can choose it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CgroupsConfig {
+    pub driver: CgroupDriver,
+    /// systemd's peer-to-peer D-Bus socket, as a D-Bus address `unix:path=/abs/path`. Unset:
+    /// `/run/systemd/private`, then the system bus.
+    pub systemd_dbus: Option<String>,
+}
+
+impl CgroupsConfig {
+    /// Whether systemd makes the scope of a `slice:prefix:name` path (over D-Bus).
+    pub fn systemd_driver(&self) -> bool {
+        self.driver == CgroupDriver::Systemd || Path::new("/run/systemd/system").exists()
+    }
+
+    /// The socket path of `systemd_dbus`, checked: only `unix:path=<absolute path>`.
+    pub fn systemd_socket(&self) -> Result<Option<PathBuf>, String> {
+        let Some(addr) = &self.systemd_dbus else {
+            return Ok(None);
+        };
+        let path = addr.strip_prefix("unix:path=").map(PathBuf::from);
+        match path {
+            Some(p)
+                if p.is_absolute()
+                    && !addr.contains([',', ';', '\0'])
+                    && p.components().all(|c| {
+                        matches!(
+                            c,
+                            std::path::Component::RootDir | std::path::Component::Normal(_)
+                        )
+                    }) =>
+            {
+                Ok(Some(p))
+            }
+            _ => Err(format!(
+                "cgroups.systemd_dbus: {addr:?} must be unix:path=<absolute path> (systemd's private socket)"
+            )),
+        }
+    }
 }
 
 /// How denied syscalls are handled (node config `seccomp_mode`, `ward --seccomp-mode`).
@@ -241,6 +297,7 @@ impl Default for NodeConfig {
             hooks: HooksConfig::default(),
             pods: PodsConfig::default(),
             seccomp_mode: SeccompMode::default(),
+            cgroups: CgroupsConfig::default(),
         }
     }
 }
@@ -346,6 +403,7 @@ impl NodeConfig {
                 ));
             }
         }
+        self.cgroups.systemd_socket()?;
         for ns in &self.namespaces.allow_host {
             if !matches!(ns.as_str(), "pid" | "network" | "ipc") {
                 return Err(format!(
@@ -423,6 +481,48 @@ mod tests {
             )
             .unwrap_err();
             assert!(e.to_string().contains("hooks.allow"), "{e}");
+        }
+    }
+
+    #[test]
+    fn cgroups_driver_and_address() {
+        let c = NodeConfig::default();
+        assert_eq!(c.cgroups.driver, CgroupDriver::Auto);
+        assert_eq!(c.cgroups.systemd_socket(), Ok(None));
+        let text = "[cgroups]\ndriver = \"systemd\"\nsystemd_dbus = \"unix:path=/run/t/sd\"\n";
+        let c = NodeConfig::parse(Path::new("w.toml"), text).unwrap();
+        assert_eq!(c.cgroups.driver, CgroupDriver::Systemd);
+        assert!(c.cgroups.systemd_driver());
+        assert_eq!(
+            c.cgroups.systemd_socket(),
+            Ok(Some(PathBuf::from("/run/t/sd")))
+        );
+        for bad in [
+            "[cgroups]\ndriver = \"cgroupfs\"\n",
+            "[cgroups]\nsystemd_dbus = \"/run/systemd/private\"\n",
+            "[cgroups]\nsystemd_dbus = \"unix:path=run/x\"\n",
+            "[cgroups]\nsystemd_dbus = \"unix:path=/run/../x\"\n",
+            "[cgroups]\nsystemd_dbus = \"unix:path=/x,guid=1\"\n",
+            "[cgroups]\nsystemd_dbus = \"tcp:host=127.0.0.1,port=1\"\n",
+            "[cgroups]\nsystemd_dbus = \"unix:abstract=x\"\n",
+        ] {
+            let e = NodeConfig::parse(Path::new("w.toml"), bad).unwrap_err();
+            let e = e.to_string();
+            assert!(e.contains("cgroups") || e.contains("driver"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn shipped_node_configs_parse() {
+        for (name, text) in [
+            ("ward.toml", include_str!("../../deploy/etc/ward.toml")),
+            (
+                "ward-strict.toml",
+                include_str!("../../deploy/etc/ward-strict.toml"),
+            ),
+        ] {
+            let c = NodeConfig::parse(Path::new(name), text).unwrap();
+            assert_eq!(c.cgroups, CgroupsConfig::default(), "{name}");
         }
     }
 

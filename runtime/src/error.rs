@@ -43,6 +43,8 @@ pub enum Error {
     #[error(transparent)]
     CgroupGuard(#[from] crate::cgroup_guard::CgroupGuardError),
     #[error(transparent)]
+    Systemd(#[from] crate::systemd::ScopeError),
+    #[error(transparent)]
     Charge(#[from] crate::charge::ChargeError),
     #[error(transparent)]
     HookRun(#[from] crate::hook_run::HookRunError),

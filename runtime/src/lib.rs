@@ -36,6 +36,7 @@ pub mod state;
 pub mod stdio_owner;
 pub mod supervisor;
 pub mod sys;
+pub mod systemd;
 
 pub use error::{Error, Result};
 pub use id::{ContainerId, InvalidId, Signal};

@@ -396,7 +396,7 @@ impl Runtime {
             cgroup_dirs,
             own_cgroup: harden::cgroups::own_cgroup_from(&own, pure_v2),
             systemd_cgroup: self.systemd_cgroup,
-            systemd_running: Path::new("/run/systemd/system").exists(),
+            systemd_running: self.node.cgroups.systemd_driver(),
             ..Default::default()
         };
         // The host's namespaces: those of pid 1, and Ward's own (Ward runs in the host's

@@ -31,6 +31,11 @@ pub struct WardState {
     /// listed are only planned, and are removed only if empty.
     #[serde(default)]
     pub cgroup_claimed: bool,
+    /// The transient scope systemd made for the container (systemd cgroup driver): stopped on
+    /// delete. Recorded once systemd made it (before, a killed create leaves an empty scope,
+    /// which systemd stops by itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
     /// What the spec asked that Ward applied differently (see `harden/overrides.rs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<crate::harden::overrides::Override>,

@@ -542,6 +542,12 @@ pub fn release_free_heap() {
     unsafe { libc::malloc_trim(0) };
 }
 
+/// Whether this process has one thread (`/proc/self/task` has one entry): the condition for
+/// a fork whose child runs more than async-signal-safe code.
+pub fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|d| d.count() == 1)
+}
+
 /// The `cgroup.procs` files of the caller's own cgroups, from the text of /proc/self/cgroup:
 /// on a pure cgroup v2 host the one under /sys/fs/cgroup; otherwise the cgroup2 one of a
 /// hybrid host (/sys/fs/cgroup/unified), then the v1 pids hierarchy's. The first that opens

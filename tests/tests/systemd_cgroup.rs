@@ -2,8 +2,8 @@
 //! systemd cgroup driver) on a node where no systemd runs: the container lands in the cgroup
 //! systemd would have given its scope, in every hierarchy, with its limits, and `delete`
 //! removes what Ward made. Judged from the host (/proc/<pid>/cgroup, the cgroup files).
-//! Where systemd runs, Ward refuses such a path (no D-Bus client yet): that case is covered
-//! by the unit tests (harden::cgroups), since this machine has no systemd.
+//! Where systemd runs, Ward asks systemd for the scope over D-Bus instead: that path is
+//! covered by systemd_dbus.rs against a test double, since this machine has no systemd.
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +26,7 @@ fn cgroup_mounts() -> Vec<PathBuf> {
 
 fn systemd_absent() -> bool {
     if Path::new("/run/systemd/system").exists() {
-        eprintln!("SKIP: this node runs systemd: Ward refuses slice:prefix:name here (D-Bus)");
+        eprintln!("SKIP: this node runs systemd: slice:prefix:name goes over D-Bus here (systemd_dbus.rs)");
         return false;
     }
     true

@@ -55,7 +55,8 @@ pub struct GlobalOpts {
     #[arg(long, global = true)]
     pub debug: bool,
     /// linux.cgroupsPath is systemd's slice:prefix:name (default system.slice:ward:<id>);
-    /// mapped to its cgroupfs path where no systemd runs, refused where systemd runs.
+    /// a transient scope asked of systemd over D-Bus where systemd runs, the same cgroupfs
+    /// path where it does not.
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
     /// Node config (default /etc/ward/ward.toml, built-in defaults if absent).

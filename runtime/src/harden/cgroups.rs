@@ -43,23 +43,34 @@ fn tighter(spec: Option<i64>, default: i64) -> i64 {
     }
 }
 
-/// The container's cgroup (relative to every cgroup mount) for the spec's `cgroupsPath`.
-/// A systemd-style `slice:prefix:name` (or any path under `--systemd-cgroup`) maps to the
-/// cgroup systemd would give the scope (see [`super::systemd_path`]).
-pub fn path(cgroups_path: Option<&Path>, ctx: &HardenContext) -> Result<PathBuf, PolicyError> {
+/// The spec's `cgroupsPath` as a systemd `slice:prefix:name` (the text and its parse), when it
+/// is one, or when `--systemd-cgroup` asks for one (`:ward:<id>` when the spec has none).
+pub fn systemd_form(
+    cgroups_path: Option<&Path>,
+    ctx: &HardenContext,
+) -> Result<Option<(String, SystemdPath)>, PolicyError> {
     let asked = cgroups_path.map(|p| p.to_string_lossy());
-    let systemd = match asked.as_deref() {
-        Some(s) if is_systemd_form(s) => Some(s.to_string()),
+    let s = match asked.as_deref() {
+        Some(s) if is_systemd_form(s) => s.to_string(),
         Some(s) if ctx.systemd_cgroup => {
             return Err(cgroup_error(format!(
                 "{s} is not a systemd slice:prefix:name path, as --systemd-cgroup requires"
             )))
         }
-        None if ctx.systemd_cgroup => Some(format!(":ward:{}", ctx.id)),
-        _ => None,
+        None if ctx.systemd_cgroup => format!(":ward:{}", ctx.id),
+        _ => return Ok(None),
     };
-    let cg = match (systemd, cgroups_path) {
-        (Some(s), _) => systemd_cgroup(&s, ctx)?,
+    let p = SystemdPath::parse(&s).map_err(cgroup_error)?;
+    Ok(Some((s, p)))
+}
+
+/// The container's cgroup (relative to every cgroup mount) for the spec's `cgroupsPath`.
+/// A systemd-style `slice:prefix:name` (or any path under `--systemd-cgroup`) maps to the
+/// cgroup systemd gives the scope (see [`super::systemd_path`]): where systemd runs it makes
+/// that scope itself, over D-Bus (`crate::systemd`), elsewhere Ward makes the same path.
+pub fn path(cgroups_path: Option<&Path>, ctx: &HardenContext) -> Result<PathBuf, PolicyError> {
+    let cg = match (systemd_form(cgroups_path, ctx)?, cgroups_path) {
+        (Some((_, p)), _) => p.cgroup(),
         (None, None) => ctx.own_cgroup.join("ward").join(&ctx.id),
         (None, Some(p)) if p.is_absolute() => p.to_path_buf(),
         (None, Some(p)) => ctx.own_cgroup.join(p),
@@ -85,20 +96,6 @@ fn cgroup_error(detail: String) -> PolicyError {
         field: "linux.cgroupsPath".into(),
         detail,
     }
-}
-
-/// The cgroupfs path of a systemd-style `cgroupsPath`, on a node where no systemd runs. Where
-/// systemd runs, the scope is systemd's to make (over D-Bus): Ward refuses rather than
-/// writing behind systemd's back.
-fn systemd_cgroup(s: &str, ctx: &HardenContext) -> Result<PathBuf, PolicyError> {
-    let p = SystemdPath::parse(s).map_err(cgroup_error)?;
-    if ctx.systemd_running {
-        return Err(cgroup_error(format!(
-            "{s}: this node runs systemd, which must create the scope {} itself over D-Bus; Ward does not do that yet (use a cgroupfs path: kubelet cgroupDriver: cgroupfs)",
-            p.unit()
-        )));
-    }
-    Ok(p.cgroup())
 }
 
 pub fn apply(spec: &mut Spec, limits: &Limits, ctx: &HardenContext) -> Result<(), PolicyError> {
@@ -321,19 +318,29 @@ mod tests {
     }
 
     #[test]
-    fn systemd_path_refused_where_systemd_runs() {
+    fn systemd_path_same_where_systemd_runs() {
+        // Where systemd runs it makes the scope (over D-Bus), at the path Ward computes.
         let ctx = HardenContext {
             systemd_running: true,
             ..test_ctx()
         };
-        let e = cgroup_for(Some("kubepods.slice:cri-containerd:c1"), &ctx)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("linux.cgroupsPath: ") && e.contains("D-Bus"),
-            "{e}"
+        assert_eq!(
+            cgroup_for(Some("kubepods.slice:cri-containerd:c1"), &ctx).unwrap(),
+            Path::new("/kubepods.slice/cri-containerd-c1.scope")
+        );
+        let (text, p) = systemd_form(Some(Path::new("kubepods.slice:cri-containerd:c1")), &ctx)
+            .unwrap()
+            .unwrap();
+        assert_eq!(text, "kubepods.slice:cri-containerd:c1");
+        assert_eq!(
+            (p.unit(), p.slice.as_str()),
+            ("cri-containerd-c1.scope".to_string(), "kubepods.slice")
         );
         // cgroupfs paths are unaffected.
+        assert_eq!(
+            systemd_form(Some(Path::new("/pod/c1")), &ctx).unwrap(),
+            None
+        );
         assert_eq!(
             cgroup_for(Some("/pod/c1"), &ctx).unwrap(),
             Path::new("/pod/c1")

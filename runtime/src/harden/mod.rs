@@ -118,8 +118,9 @@ pub struct HardenContext {
     pub path_ns: BTreeMap<PathBuf, Result<(u64, u64), String>>,
     /// `--systemd-cgroup`: `cgroupsPath` must be (or defaults to) `slice:prefix:name`.
     pub systemd_cgroup: bool,
-    /// The node runs systemd (`/run/systemd/system` exists): a systemd-style path is
-    /// systemd's to create, not Ward's.
+    /// systemd makes this node's scopes (node config `[cgroups]`: it runs, or the driver is
+    /// forced): a systemd-style path is asked of it over D-Bus (`crate::systemd`), at the
+    /// same cgroup path as elsewhere.
     pub systemd_running: bool,
 }
 

@@ -212,6 +212,7 @@ impl Runtime {
         self.ensure_dirs()?;
 
         let requested = harden::userns::requested(&spec)?;
+        let scope_plan = crate::systemd::plan(&spec, &ctx, &self.node.cgroups)?;
         let range = self.claim(id, &wdir, joins.sandbox.as_ref(), requested)?;
         let mut cleanup = Cleanup::new(self, id);
         let HardenedSpec {
@@ -250,6 +251,7 @@ impl Runtime {
             preserve_fds: opts.preserve_fds,
             sandbox: crate::pod_trust::is_sandbox(&spec),
             cgroup_claimed: false,
+            systemd_unit: None,
             overrides,
             hooks,
         };
@@ -283,9 +285,11 @@ impl Runtime {
         self.point_spec_at(&mut spec, &prepared);
         joins.rewrite(&mut spec, &wdir)?;
         userns.join_in(&mut spec);
-        // Ward makes the leaf itself (failing if it appeared meanwhile); only then is it ours
-        // to remove, and its processes ours to kill.
-        let leaves = crate::cgroup_guard::claim(&cgroup, &mounts)?;
+        // Ward (or systemd, for a scope it is asked for) makes the leaf, failing if it appeared
+        // meanwhile; only then is it ours to remove, and its processes ours to kill.
+        let (leaves, mut scope) =
+            crate::systemd::claim(scope_plan.as_ref(), &spec, &cgroup, &mounts)?;
+        state.systemd_unit = scope.as_ref().map(|s| s.unit().to_string());
         cleanup.cgroup_dirs.splice(0..0, leaves);
         cleanup.cgroup_leaf = Some(cgroup.clone());
         state.prepared = prepared;
@@ -309,6 +313,7 @@ impl Runtime {
         )?;
 
         let pid = self.launch(id, &wdir, plan, &joins, opts)?;
+        scope.as_mut().map(|s| s.hold(pid)).transpose()?;
         drop(private);
         joins.verify(pid)?;
         userns.verify(pid)?;
@@ -332,6 +337,9 @@ impl Runtime {
         hook_run::run_all("createRuntime", &state.hooks.create_runtime, &hook_state)?;
         // Said once the container exists: a refused create prints its one error line only.
         report_overrides(id, &wdir, &profile, &state.overrides);
+        if let Some(s) = scope {
+            s.keep();
+        }
         cleanup.armed = false;
         Ok(pid)
     }

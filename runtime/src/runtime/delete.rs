@@ -5,7 +5,7 @@
 //! supervisor, cgroup dirs, the state dir and the uid range claim. Mounts live in the
 //! container's private mount namespace and go with its processes.
 
-use libcontainer::container::Container;
+use libcontainer::container::{Container, ContainerStatus};
 
 use super::{remove_cgroup_dirs, Runtime};
 use crate::charge;
@@ -29,9 +29,14 @@ impl Runtime {
             };
         }
         let ward = WardState::load(&wdir).ok();
+        // A systemd scope is stopped once: before libcontainer removes the cgroups (systemd
+        // removes an emptied scope's cgroups itself), or below when libcontainer has no state.
+        let mut scope_stopped = false;
         if cdir.exists() {
             match self.load(id) {
-                Ok(mut c) => self.delete_container(&mut c, &wdir, force)?,
+                Ok(mut c) => {
+                    scope_stopped = self.delete_container(&mut c, &wdir, force, ward.as_ref())?;
+                }
                 // libcontainer's state is missing or half-written: a create killed while
                 // building the container. Its processes are found by cgroup below.
                 Err(e) if force => {
@@ -46,6 +51,10 @@ impl Runtime {
             if force && ws.cgroup_claimed {
                 // Only the dirs Ward created are searched: never a cgroup it did not make.
                 crate::cgroup_guard::kill_all(&ws.created_cgroup_dirs, KILL_WAIT);
+            }
+            if let (Some(unit), false) = (&ws.systemd_unit, scope_stopped) {
+                // The scope's processes are gone (killed above).
+                crate::systemd::stop(&self.node.cgroups, unit)?;
             }
             // poststop: the container's processes are gone. A failing hook is logged and
             // delete goes on (runtime spec).
@@ -70,16 +79,32 @@ impl Runtime {
         Ok(())
     }
 
+    /// libcontainer's delete; returns whether the container's systemd scope was stopped.
     fn delete_container(
         &self,
         c: &mut Container,
         wdir: &std::path::Path,
         force: bool,
-    ) -> Result<()> {
+        ward: Option<&WardState>,
+    ) -> Result<bool> {
         charge::prepare_delete(c, wdir, force)?;
+        let unit = ward.and_then(|w| Some((w, w.systemd_unit.as_ref()?)));
+        let deletable = force || c.status() == ContainerStatus::Stopped;
+        let stopped = match unit {
+            // As runc: the processes killed, then the unit stopped, then the cgroups removed.
+            // systemd removes an emptied scope's cgroups itself; libcontainer's removal,
+            // racing it, would fail on a directory that vanished under it.
+            Some((ws, unit)) if deletable => {
+                crate::cgroup_guard::kill_all(&ws.created_cgroup_dirs, KILL_WAIT);
+                crate::systemd::stop(&self.node.cgroups, unit)?;
+                true
+            }
+            _ => false,
+        };
         c.delete(force).map_err(|source| Error::Container {
             op: "delete",
             source,
-        })
+        })?;
+        Ok(stopped)
     }
 }

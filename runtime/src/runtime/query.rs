@@ -157,6 +157,10 @@ impl Runtime {
                 oom_score_adj: None,
                 freezer_state: None,
             })
-            .map_err(|e| Error::Cgroup(e.to_string()))
+            .map_err(|e| Error::Cgroup(e.to_string()))?;
+        if let Some(unit) = &ws.systemd_unit {
+            crate::systemd::set_limits(&self.node.cgroups, unit, &res)?;
+        }
+        Ok(())
     }
 }
