@@ -160,3 +160,167 @@ fn rand_tag() -> u32 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0)
 }
+
+/// The double of systemd's D-Bus API (tests/src/bin/fake-systemd.rs, built beside the shim).
+struct FakeSystemd {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl FakeSystemd {
+    fn start() -> Option<Self> {
+        let bin = std::env::var_os("WARD_SHIM_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_default()
+            .join("fake-systemd");
+        if !bin.exists() {
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("fake-systemd-")
+            .tempdir()
+            .unwrap();
+        let child = std::process::Command::new(&bin)
+            .arg("--socket")
+            .arg(dir.path().join("private"))
+            .arg("--record")
+            .arg(dir.path().join("calls.jsonl"))
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let sock = dir.path().join("private");
+        assert!(
+            wait_for(Duration::from_secs(10), || sock.exists()),
+            "fake-systemd did not listen"
+        );
+        Some(Self { child, dir })
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("private")
+    }
+
+    /// (method, unit) of every call recorded.
+    fn calls(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(self.dir.path().join("calls.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| {
+                (
+                    v["method"].as_str().unwrap_or_default().to_string(),
+                    v["name"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for FakeSystemd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The same pod through the shim with the systemd driver's D-Bus path: the `ward` handler's
+/// node config forces it (`[cgroups] driver = "systemd"`) and points it at a double of
+/// systemd's API (this node runs no systemd). The sandbox and the container each get a
+/// transient scope systemd (the double) made, run in it, and their units are stopped when
+/// the pod is removed.
+#[test]
+fn systemd_scopes_over_dbus_through_the_shim() {
+    common::each_containerd("systemd_scopes_over_dbus_through_the_shim", |c| {
+        if let Err(why) = common::ward_shim_status() {
+            common::skip_or_fail_ward(&why);
+            return;
+        }
+        let Some(sd) = FakeSystemd::start() else {
+            common::skip_or_fail_ward("fake-systemd not built beside the shim (WARD_SHIM_DIR)");
+            return;
+        };
+        // Read by each pod's shim at its first create.
+        let mut cfg = std::fs::read_to_string(&c.ward_config).unwrap();
+        cfg.push_str(&format!(
+            "\n[cgroups]\ndriver = \"systemd\"\nsystemd_dbus = \"unix:path={}\"\n",
+            sd.socket().display()
+        ));
+        std::fs::write(&c.ward_config, cfg).unwrap();
+
+        let mut cri = CriClient::connect(&c.address).unwrap();
+        let uid = format!("{}_{:x}", std::process::id(), rand_tag());
+        let pod_slice = format!("kubepods-besteffort-pod{uid}.slice");
+        let kubepods_existed: Vec<bool> = cgroup_mounts()
+            .iter()
+            .map(|m| m.join("kubepods.slice/kubepods-besteffort.slice").exists())
+            .collect();
+        let want_dir = format!("/kubepods.slice/kubepods-besteffort.slice/{pod_slice}");
+        let logs = c.dir.join("logs-sdbus");
+        std::fs::create_dir_all(&logs).unwrap();
+        let mut config = pod_config("sdbus", &logs, &[]);
+        config.linux.as_mut().unwrap().cgroup_parent = pod_slice.clone();
+        let pod = cri
+            .run_pod(&config, "ward")
+            .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log_text()));
+        let cfg = container_config("main", BUSYBOX, &["sleep", "3600"]);
+        let id = cri
+            .create_container(&pod, &config, &cfg)
+            .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", c.log_text()));
+        cri.start_container(&id)
+            .unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", c.log_text()));
+
+        let units: Vec<String> = [&pod, &id]
+            .iter()
+            .map(|t| format!("cri-containerd-{t}.scope"))
+            .collect();
+        let calls = sd.calls();
+        for unit in &units {
+            let started = calls
+                .iter()
+                .filter(|(m, u)| m == "StartTransientUnit" && u == unit)
+                .count();
+            assert_eq!(started, 1, "StartTransientUnit {unit}: {calls:?}");
+            let seen = memory_cgroups_ending_with(unit);
+            assert!(!seen.is_empty(), "no process in {unit}");
+            for p in seen {
+                assert_eq!(p, format!("{want_dir}/{unit}"));
+            }
+        }
+
+        cri.stop_container(&id, 2).unwrap();
+        cri.remove_container(&id).unwrap();
+        cri.stop_pod(&pod).unwrap();
+        cri.remove_pod(&pod).unwrap();
+        let ids = vec![id.clone()];
+        let mut left = vec![];
+        let clean = wait_for(Duration::from_secs(10), || {
+            left = leaks::ward_pod_leftovers(c, K8S_NS, &pod, &ids);
+            for m in cgroup_mounts() {
+                for unit in &units {
+                    let dir = m.join(want_dir.trim_start_matches('/')).join(unit);
+                    if dir.exists() {
+                        left.push(format!("cgroup {}", dir.display()));
+                    }
+                }
+            }
+            left.is_empty()
+        });
+        // The slices are the double's (systemd keeps them too): the test removes what it
+        // made the double create.
+        for (m, existed) in cgroup_mounts().iter().zip(&kubepods_existed) {
+            let _ = std::fs::remove_dir(m.join(want_dir.trim_start_matches('/')));
+            if !existed {
+                let _ = std::fs::remove_dir(m.join("kubepods.slice/kubepods-besteffort.slice"));
+                let _ = std::fs::remove_dir(m.join("kubepods.slice"));
+            }
+        }
+        assert!(clean, "left behind:\n{}", left.join("\n"));
+        let calls = sd.calls();
+        for unit in &units {
+            assert!(
+                calls.iter().any(|(m, u)| m == "StopUnit" && u == unit),
+                "no StopUnit {unit}: {calls:?}"
+            );
+        }
+    });
+}
