@@ -287,10 +287,16 @@ fn systemd_scopes_over_dbus_through_the_shim() {
             }
         }
 
-        cri.stop_container(&id, 2).unwrap();
-        cri.remove_container(&id).unwrap();
-        cri.stop_pod(&pod).unwrap();
-        cri.remove_pod(&pod).unwrap();
+        let log =
+            |e: &dyn std::fmt::Display| format!("{e}\ncalls: {:?}\n{}", sd.calls(), c.log_text());
+        cri.stop_container(&id, 2)
+            .unwrap_or_else(|e| panic!("StopContainer: {}", log(&e)));
+        cri.remove_container(&id)
+            .unwrap_or_else(|e| panic!("RemoveContainer: {}", log(&e)));
+        cri.stop_pod(&pod)
+            .unwrap_or_else(|e| panic!("StopPodSandbox: {}", log(&e)));
+        cri.remove_pod(&pod)
+            .unwrap_or_else(|e| panic!("RemovePodSandbox: {}", log(&e)));
         let ids = vec![id.clone()];
         let mut left = vec![];
         let clean = wait_for(Duration::from_secs(10), || {

@@ -344,6 +344,18 @@ pub fn copy_winsize(from: RawFd, to: RawFd) -> Result<(), Errno> {
 }
 
 /// A pidfd for `pid` (pidfd_open(2)): pollable, readable once the process has exited.
+/// Send `signal` to `pid`; a process that is already gone (ESRCH) is not an error.
+pub fn signal_pid(pid: i32, signal: nix::sys::signal::Signal) -> Result<(), SysError> {
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(errno) => Err(SysError::Namespace {
+            op: "kill",
+            path: PathBuf::from(format!("/proc/{pid}")),
+            errno,
+        }),
+    }
+}
+
 pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };

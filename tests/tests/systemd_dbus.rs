@@ -436,6 +436,37 @@ fn create_failing_after_the_scope_stops_it() {
     assert!(processes_in(&unit).is_empty());
 }
 
+/// The container exits; systemd (the double) sees its scope empty and stops it, removing
+/// its cgroups. `kill --all` after that (what containerd sends on a task's exit) has nothing
+/// left to signal and succeeds, and `delete` finishes. It used to fail forever ("failed to
+/// read .../devices/...scope"), and containerd's StopContainer hung on it.
+#[test]
+fn kill_all_after_systemd_removed_the_emptied_scope() {
+    require_root!();
+    let sd = FakeSystemd::start(&[]);
+    let ward = sd.ward();
+    let id = unique_id("sdgone");
+    let unit = format!("ward-{id}.scope");
+    let mut b = Bundle::new(&["sh", "-c", "exit 0"]);
+    b.edit(|c| c["linux"]["cgroupsPath"] = json!(format!("system.slice:ward:{id}")));
+    ward.run_detached(&b, &id);
+    let gone = || {
+        remaining(&format!("/system.slice/{unit}"), "system.slice")
+            .iter()
+            .all(|d| !d.ends_with(".scope"))
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), gone),
+        "the double did not stop the emptied scope: {:?}",
+        sd.calls()
+    );
+    let o = ward.output(&["kill", "--all", &id, "KILL"]);
+    assert!(o.success(), "{o}");
+    let o = ward.output(&["delete", &id]);
+    assert!(o.success(), "{o}");
+    assert_no_leftovers(&ward, &id);
+}
+
 /// A create killed (SIGKILL) once systemd made the scope and the init is in it: the helper
 /// dies with Ward, and `delete --force` kills the container and stops the unit it recorded.
 #[test]
