@@ -44,7 +44,12 @@ pub fn kind(release: &ContainerdRelease) -> String {
     if release.major >= 2 {
         SHIM_KIND.into()
     } else {
-        let minor = release.version.split('.').take(2).collect::<Vec<_>>().join(".");
+        let minor = release
+            .version
+            .split('.')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(".");
         format!("{SHIM_KIND}-{minor}")
     }
 }
@@ -86,8 +91,8 @@ impl Ctrd {
         ward_integration::containerd::ward_shim_status()
             .map_err(|e| format!("containerd mode: Ward shim unavailable: {e}"))?;
         let label = release.label();
-        let harness = Containerd::start_temp_release(release)
-            .map_err(|e| format!("start {label}: {e}"))?;
+        let harness =
+            Containerd::start_temp_release(release).map_err(|e| format!("start {label}: {e}"))?;
         let layer = image::layer_from_dir(rootfs).map_err(|e| format!("probe layer: {e}"))?;
         for (name, user) in [
             (IMAGE, None),
