@@ -26,7 +26,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use crate::config::UsernsLimits;
 use crate::harden::IdRange;
 use crate::host_view::HostView;
-use crate::sys::userns::{OwnedUserns, PendingUserns};
+use crate::sys::userns::OwnedUserns;
 use crate::sys::{self, SysError};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,27 +50,6 @@ pub enum ChargeError {
     Resume(String),
 }
 
-/// A [`ContainerUserns`] whose helper is still setting up (dropping it kills the helper).
-#[derive(Debug)]
-pub struct PendingContainerUserns {
-    pending: PendingUserns,
-    joined: bool,
-}
-
-impl PendingContainerUserns {
-    /// The namespace and its fd, once the helper has made it.
-    pub fn finish(self) -> Result<(ContainerUserns, OwnedFd), SysError> {
-        let (ns, fd) = self.pending.finish()?;
-        Ok((
-            ContainerUserns {
-                ns,
-                joined: self.joined,
-            },
-            fd,
-        ))
-    }
-}
-
 /// The container's user namespace, held until the container has joined it.
 #[derive(Debug)]
 pub struct ContainerUserns {
@@ -89,23 +68,10 @@ impl ContainerUserns {
         limits: &UsernsLimits,
         joined: bool,
     ) -> Result<(Self, OwnedFd), SysError> {
-        Self::spawn(range, limits, joined)?.finish()
-    }
-
-    /// [`ContainerUserns::create`] in two halves (see [`OwnedUserns::spawn`]): `create` forks
-    /// the helper as soon as the range is claimed and finishes it where the namespace is
-    /// first needed, so the helper's setup overlaps Ward's own work.
-    pub fn spawn(
-        range: &IdRange,
-        limits: &UsernsLimits,
-        joined: bool,
-    ) -> Result<PendingContainerUserns, SysError> {
         let sysctls = limits.sysctls();
         let limits: &[(&str, u64)] = if joined { &sysctls } else { &[] };
-        Ok(PendingContainerUserns {
-            pending: OwnedUserns::spawn(range, limits)?,
-            joined,
-        })
+        let (ns, fd) = OwnedUserns::create(range, limits)?;
+        Ok((Self { ns, joined }, fd))
     }
 
     /// Point the spec's user namespace entry at this namespace (nothing for a pod container).

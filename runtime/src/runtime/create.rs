@@ -215,9 +215,6 @@ impl Runtime {
         let requested = harden::userns::requested(&spec)?;
         let range = self.claim(id, &wdir, joins.sandbox.as_ref(), requested)?;
         let mut cleanup = Cleanup::new(self, id);
-        // The user namespace's helper sets itself up while Ward hardens and resolves.
-        let userns =
-            ContainerUserns::spawn(&range, &self.node.userns.limits, joins.sandbox.is_none())?;
         let HardenedSpec {
             mut spec,
             volumes,
@@ -277,7 +274,8 @@ impl Runtime {
 
         // The container's user namespace, owned by the range's base uid (charged there, not
         // to host root); it also idmaps the layers and volumes, cloned from the handles.
-        let (userns, userns_fd) = userns.finish()?;
+        let (userns, userns_fd) =
+            ContainerUserns::create(&range, &self.node.userns.limits, joins.sandbox.is_none())?;
         let detached = rootfs::detach(&resolved, &userns_fd, self.node.mounts.allow_unmapped)?;
         drop((userns_fd, resolved));
         let private = PrivateMounts::enter()?;

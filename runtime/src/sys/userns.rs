@@ -42,32 +42,6 @@ const STEPS: [&str; 6] = [
     "unshare(CLONE_NEWUSER)",
 ];
 
-/// A helper forked by [`OwnedUserns::spawn`] whose report has not been read yet.
-#[derive(Debug)]
-pub struct PendingUserns {
-    /// The helper (killed and reaped if this is dropped unfinished).
-    ns: OwnedUserns,
-    range: IdRange,
-    limits: Vec<(String, u64)>,
-    report: OwnedFd,
-}
-
-impl PendingUserns {
-    /// Wait for the helper's report, write the maps, open the namespace: see
-    /// [`OwnedUserns::create`].
-    pub fn finish(self) -> Result<(OwnedUserns, OwnedFd), SysError> {
-        let Self {
-            mut ns,
-            range,
-            limits,
-            report,
-        } = self;
-        let limits: Vec<(&str, u64)> = limits.iter().map(|(n, v)| (n.as_str(), *v)).collect();
-        let fd = ns.finish(&range, &limits, report)?;
-        Ok((ns, fd))
-    }
-}
-
 /// A user namespace mapped `0 → range`, owned by `range.host_start`, held by a helper process.
 #[derive(Debug)]
 pub struct OwnedUserns {
@@ -81,15 +55,6 @@ impl OwnedUserns {
     /// idmapped mounts; close it before cloning the container, so that no container process
     /// inherits it). Must be called from a single-threaded process.
     pub fn create(range: &IdRange, limits: &[(&str, u64)]) -> Result<(Self, OwnedFd), SysError> {
-        Self::spawn(range, limits)?.finish()
-    }
-
-    /// [`OwnedUserns::create`] in two halves: fork the helper now, and [`PendingUserns::finish`]
-    /// (its report, the maps, the namespace fd) later, so that the helper's uid change and
-    /// unshare run while the caller does other work instead of the caller waiting for them.
-    /// Dropping the pending helper kills and reaps it. Must be called from a single-threaded
-    /// process.
-    pub fn spawn(range: &IdRange, limits: &[(&str, u64)]) -> Result<PendingUserns, SysError> {
         let sysctls: Vec<(CString, Vec<u8>)> = limits
             .iter()
             .map(|(name, v)| {
@@ -116,15 +81,12 @@ impl OwnedUserns {
             }
             Ok(nix::unistd::ForkResult::Parent { child }) => {
                 drop(report_w);
-                Ok(PendingUserns {
-                    ns: Self {
-                        child: Some(child),
-                        id: (0, 0),
-                    },
-                    range: *range,
-                    limits: limits.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
-                    report: report_r,
-                })
+                let mut me = Self {
+                    child: Some(child),
+                    id: (0, 0),
+                };
+                let fd = me.finish(range, limits, report_r)?;
+                Ok((me, fd))
             }
         }
     }
