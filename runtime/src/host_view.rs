@@ -1,5 +1,5 @@
 //! What one `create` reads of the host's cgroup layout, read once and handed to every step
-//! that needs it (the migration warm-up, the sandbox context, the cgroup refusals and
+//! that needs it (the sandbox context, the cgroup refusals and
 //! claims, the supervisor's charging), instead of each step reading /proc itself: before,
 //! a create read /proc/self/mountinfo three times, /proc/self/cgroup twice and probed the
 //! cgroup setup three times.

@@ -159,11 +159,6 @@ fn migration_warmup() -> sys::MigrationWarmup {
     sys::start_migration_warmup(&sys::own_cgroup_procs(&own, pure_cgroup_v2()))
 }
 
-/// [`migration_warmup`] from what a create already read of the host.
-fn migration_warmup_in(host: &HostView) -> sys::MigrationWarmup {
-    sys::start_migration_warmup(&sys::own_cgroup_procs(&host.own_cgroup, host.pure_v2))
-}
-
 /// Whether the host has cgroup v2 only (else v1 or hybrid).
 fn pure_cgroup_v2() -> bool {
     matches!(

@@ -10,7 +10,7 @@ use libcontainer::container::Container;
 use oci_spec::runtime::Spec;
 use ward_profiles::{Mode, Profile};
 
-use super::{load_spec, migration_warmup_in, remove_cgroup_dirs, Runtime};
+use super::{load_spec, migration_warmup, remove_cgroup_dirs, Runtime};
 use crate::alloc::AllocError;
 use crate::charge::{self, ContainerUserns};
 use crate::error::{io, Error, Result};
@@ -197,8 +197,10 @@ impl Runtime {
         if self.root.join(id.as_str()).exists() || wdir.exists() {
             return Err(Error::Exists(id.to_string()));
         }
+        // The warm-up child lives for the grace period it waits for: fork it before this
+        // create's reads grow the heap it shares.
+        let _warmup = migration_warmup();
         let host = HostView::read();
-        let _warmup = migration_warmup_in(&host);
         let Admitted {
             bundle,
             spec,
