@@ -71,20 +71,21 @@ apps: build peers
 		$(CARGO) test -p ward-integration --test apps -- --nocapture
 
 # Every technique of integration/escape against Ward (each enforcing built-in profile, through
-# the CLI and through containerd with the shim), runc, crun and the unconfined host column;
+# the CLI and through containerd 2 with the shim; the shim again under Debian's containerd 1.6
+# with the default profile), runc, crun and the unconfined host column;
 # writes integration/escape/RESULTS.md (ESCAPE_ARGS="--chaos 30" adds chaos, "--exec" writes
 # RESULTS-exec.md). `escape-ci`: the Ward columns only, plus a short chaos
 # pass (ESCAPE_CI_CHAOS seconds per profile, default 15). Both also run the rows of Ward's own
 # machinery (host-user attacker, planted symlinks, config.json attacks, parallel creates,
 # charging; a few seconds), not with --exec.
 ESCAPE_ARGS ?=
-escape:
+escape: peers
 	CARGO_TARGET_DIR=$(TARGET_DIR) WARD=$(DEBUG_BIN)/ward WARD_SHIM_DIR=$(DEBUG_BIN) \
-		bash integration/escape/run.sh $(ESCAPE_ARGS)
+		WARD_CONTAINERD2_DIR=$(PEERS_DIR) bash integration/escape/run.sh $(ESCAPE_ARGS)
 
-escape-ci:
+escape-ci: peers
 	CARGO_TARGET_DIR=$(TARGET_DIR) WARD=$(DEBUG_BIN)/ward WARD_SHIM_DIR=$(DEBUG_BIN) \
-		bash integration/escape/run.sh --ci
+		WARD_CONTAINERD2_DIR=$(PEERS_DIR) bash integration/escape/run.sh --ci
 
 # Fuzzing: the cargo-fuzz targets in fuzz/ (profile, oci_seccomp, harden) for FUZZ_SECS
 # seconds each where a nightly toolchain with cargo-fuzz is installed; otherwise the stable
@@ -107,10 +108,12 @@ fuzz:
 			fuzz_harness::tests::fuzz_ -- --nocapture --test-threads=1; \
 	fi
 
-bench: release
+# ward-bench: the shim against containerd-shim-runc-v2 on containerd 2 (make peers: its shim
+# with runc 1.3, and with Debian's runc 1.1) and on Debian's containerd 1.6.
+bench: release peers
 	@echo "## ward CLI vs runc vs crun: create+start+wait+delete of /bin/true (make bench)"
 	@bash integration/bench/cli.sh
-	@$(CARGO) run --release -q -p ward-integration --bin ward-bench
+	@WARD_CONTAINERD2_DIR=$(PEERS_DIR) $(CARGO) run --release -q -p ward-integration --bin ward-bench
 	@$(CARGO) run --release -q -p ward-integration --bin profile-bench
 
 install: release

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Escape-attempt suite: build the static probe and the runner, then run the
 # techniques against ward (every enforcing built-in profile, through the CLI
-# and through containerd with Ward's shim), runc, crun and the unconfined host
+# and through containerd 2 with Ward's shim; the shim again under Debian's
+# containerd 1.6 with the first profile), runc, crun and the unconfined host
 # column, then the rows of Ward's own machinery (host-user attacker, planted
 # symlinks, config.json attacks, parallel creates, charging; CLI and shim, runc
 # as a control), print the tables and write RESULTS.md.
@@ -16,6 +17,8 @@
 # absent), WARD_SHIM_DIR (dir of containerd-shim-ward-v2, default next to ward),
 # CARGO_TARGET_DIR (default target; JSON results land there),
 # ESCAPE_OUT (where RESULTS.md goes, default integration/escape),
+# WARD_CONTAINERD2_DIR (where `make peers` unpacked containerd 2, default
+# $CARGO_TARGET_DIR/peers; missing fails unless WARD_E2E_SKIP_CONTAINERD2=1),
 # ESCAPE_CI_CHAOS (seconds of chaos per column in --ci, default 15; 0 = none).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -54,6 +57,7 @@ cargo build -p ward-escape
 RUNNER=$CARGO_TARGET_DIR/debug/ward-escape
 
 WARD=${WARD:-$CARGO_TARGET_DIR/debug/ward}
+export WARD_CONTAINERD2_DIR=${WARD_CONTAINERD2_DIR:-$CARGO_TARGET_DIR/peers}
 export WARD_SHIM_DIR=${WARD_SHIM_DIR:-$(dirname "$WARD")}
 if [ ! -x "$WARD" ] || [ ! -x "$WARD_SHIM_DIR/containerd-shim-ward-v2" ]; then
   cargo build -p ward-runtime -p ward-shim

@@ -25,6 +25,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::config::UsernsLimits;
 use crate::harden::IdRange;
+use crate::host_view::HostView;
 use crate::sys::userns::OwnedUserns;
 use crate::sys::{self, SysError};
 
@@ -151,22 +152,16 @@ pub fn supervisor_cgroup_procs(mountinfo: &str, cgroup: &Path, pure_v2: bool) ->
 /// Move the container's seccomp supervisor (if it has one) into the container's cgroup
 /// `cgroup`. Call once libcontainer has created the cgroup; an error means the container must
 /// not start (its supervisor would run uncharged).
-pub fn supervisor_into_cgroup(ward_dir: &Path, cgroup: &Path) -> Result<(), ChargeError> {
+/// The hierarchies come from the create's [`HostView`] (read once per create).
+pub fn supervisor_into_cgroup(
+    ward_dir: &Path,
+    cgroup: &Path,
+    host: &HostView,
+) -> Result<(), ChargeError> {
     let Some(pid) = crate::supervisor::running_pid(ward_dir) else {
         return Ok(());
     };
-    let pure_v2 = matches!(
-        libcgroups::common::get_cgroup_setup(),
-        Ok(libcgroups::common::CgroupSetup::Unified)
-    );
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| {
-        ChargeError::SupervisorCgroup {
-            pid,
-            path: "/proc/self/mountinfo".into(),
-            reason: e.to_string(),
-        }
-    })?;
-    let files = supervisor_cgroup_procs(&mountinfo, cgroup, pure_v2);
+    let files = supervisor_cgroup_procs(&host.mountinfo, cgroup, host.pure_v2);
     if files.is_empty() {
         return Err(ChargeError::SupervisorCgroup {
             pid,

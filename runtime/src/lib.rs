@@ -19,6 +19,7 @@ pub mod groups;
 pub mod harden;
 pub mod hook_run;
 pub mod hooks;
+pub mod host_view;
 pub mod id;
 pub mod mount_attrs;
 pub mod netns;

@@ -118,11 +118,30 @@ fn stat_id(p: &Path) -> Option<(u64, u64)> {
 /// Where a rootfs may never be, beyond the protected objects themselves.
 const ROOTFS_FORBIDDEN_SUBTREES: &[&str] = &["/etc", "/proc", "/sys", "/dev", "/boot", "/root"];
 
+/// `stat` of host paths, each path asked once per [`Protected::new`]: the lists share most of
+/// their paths and all of their ancestors (`/` alone was asked 15 times).
+#[derive(Default)]
+struct StatMemo(std::collections::HashMap<PathBuf, Option<(u64, u64)>>);
+
+impl StatMemo {
+    fn id(&mut self, p: &Path) -> Option<(u64, u64)> {
+        if let Some(id) = self.0.get(p) {
+            return *id;
+        }
+        let id = stat_id(p);
+        self.0.insert(p.to_path_buf(), id);
+        id
+    }
+}
+
 impl Protected {
     /// The host's protected set: Ward's lists of sensitive paths plus Ward's own state
-    /// (`own`: the state root, the node-wide claims dir), as objects.
+    /// (`own`: the state root, the node-wide claims dir), as objects. Built afresh for every
+    /// create (see [`StatMemo`] for what one build shares): a set kept from an earlier create
+    /// would miss a protected directory made or replaced since.
     pub fn new(own: &[&Path], allowed_sensitive: &[PathBuf]) -> Self {
         let mut p = Protected::default();
+        let mut memo = StatMemo::default();
         let named = |s: &Path| format!("the host's {}", s.display());
         let own_names: Vec<(PathBuf, String)> = own
             .iter()
@@ -133,19 +152,19 @@ impl Protected {
             .map(|s| (PathBuf::from(s), named(Path::new(s))))
             .chain(own_names.iter().cloned());
         for (path, name) in lists {
-            let Some(id) = stat_id(&path) else { continue };
+            let Some(id) = memo.id(&path) else { continue };
             p.exact.entry(id).or_insert_with(|| name.clone());
             let real = std::fs::canonicalize(&path).unwrap_or(path);
             for anc in real.ancestors().skip(1) {
-                if let Some(aid) = stat_id(anc) {
+                if let Some(aid) = memo.id(anc) {
                     p.above
                         .entry(aid)
                         .or_insert_with(|| format!("contains {name}"));
                 }
             }
         }
-        let subtree = |list: &mut BTreeMap<(u64, u64), String>, path: &Path, name: String| {
-            if let Some(id) = stat_id(path) {
+        let mut subtree = |list: &mut BTreeMap<(u64, u64), String>, path: &Path, name: String| {
+            if let Some(id) = memo.id(path) {
                 list.entry(id).or_insert(name);
             }
         };
@@ -164,7 +183,7 @@ impl Protected {
         }
         p.allowed = allowed_sensitive
             .iter()
-            .filter_map(|a| stat_id(a))
+            .filter_map(|a| memo.id(a))
             .collect();
         p
     }

@@ -23,6 +23,7 @@ use crate::cgroup_guard::cgroup_mounts;
 use crate::config::{NodeConfig, DEFAULT_CONFIG_PATH};
 use crate::error::{io, Error, Result};
 use crate::harden::{self, HardenContext, HardenedSpec, Limits, Policy, Tmpfs};
+use crate::host_view::HostView;
 use crate::id::{ContainerId, Signal};
 use crate::pod;
 use crate::sandbox::{SandboxPlan, WardExecutor};
@@ -376,11 +377,10 @@ impl Runtime {
         })
     }
 
-    fn context(&self, id: &ContainerId, spec: &Spec) -> HardenContext {
-        let pure_v2 = pure_cgroup_v2();
-        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    fn context(&self, id: &ContainerId, spec: &Spec, host: &HostView) -> HardenContext {
+        let (pure_v2, own) = (host.pure_v2, &host.own_cgroup);
         let mut cgroup_dirs: Vec<String> = vec!["/sys/fs/cgroup".into()];
-        for m in cgroup_mounts() {
+        for m in host.cgroup_mounts() {
             if let Some(name) = m
                 .strip_prefix("/sys/fs/cgroup")
                 .ok()
@@ -394,7 +394,7 @@ impl Runtime {
         let mut ctx = HardenContext {
             id: id.to_string(),
             cgroup_dirs,
-            own_cgroup: harden::cgroups::own_cgroup_from(&own, pure_v2),
+            own_cgroup: harden::cgroups::own_cgroup_from(own, pure_v2),
             systemd_cgroup: self.systemd_cgroup,
             systemd_running: self.node.cgroups.systemd_driver(),
             ..Default::default()
@@ -697,7 +697,7 @@ impl Runtime {
     pub fn preview(&self, id: &ContainerId, spec: Spec) -> Result<HardenedSpec> {
         let profile = self.select_profile(&spec)?;
         let policy = self.policy(&profile)?;
-        let ctx = self.context(id, &spec);
+        let ctx = self.context(id, &spec, &HostView::read());
         let range = harden::IdRange {
             host_start: self.node.userns.base,
             size: self.node.userns.size,

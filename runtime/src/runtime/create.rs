@@ -12,11 +12,11 @@ use ward_profiles::{Mode, Profile};
 
 use super::{load_spec, migration_warmup, remove_cgroup_dirs, Runtime};
 use crate::alloc::AllocError;
-use crate::cgroup_guard::cgroup_mounts;
 use crate::charge::{self, ContainerUserns};
 use crate::error::{io, Error, Result};
 use crate::harden::{self, HardenedSpec, IdRange};
 use crate::hook_run;
+use crate::host_view::HostView;
 use crate::id::ContainerId;
 use crate::pod;
 use crate::prepare::{self, PrivateMounts};
@@ -197,7 +197,10 @@ impl Runtime {
         if self.root.join(id.as_str()).exists() || wdir.exists() {
             return Err(Error::Exists(id.to_string()));
         }
+        // The warm-up child lives for the grace period it waits for: fork it before this
+        // create's reads grow the heap it shares.
         let _warmup = migration_warmup();
+        let host = HostView::read();
         let Admitted {
             bundle,
             spec,
@@ -208,7 +211,7 @@ impl Runtime {
             protected,
             rootfs,
             mounts,
-        } = self.admit(id, &opts.bundle)?;
+        } = self.admit(id, &opts.bundle, &host)?;
         self.ensure_dirs()?;
 
         let requested = harden::userns::requested(&spec)?;
@@ -317,7 +320,7 @@ impl Runtime {
         drop(private);
         joins.verify(pid)?;
         userns.verify(pid)?;
-        charge::supervisor_into_cgroup(&wdir, &cgroup)?;
+        charge::supervisor_into_cgroup(&wdir, &cgroup, &host)?;
         crate::oom::apply(&spec, &cgroup, &mounts)?;
         if new_netns(&spec) {
             // A network namespace of the container's own: loopback up, ports from 0 (see
@@ -346,7 +349,7 @@ impl Runtime {
 
     /// Everything decided before the create owns anything: the spec, the profile and policy,
     /// pod joins, the hook and cgroup refusals, and the rootfs resolved to a checked handle.
-    fn admit(&self, id: &ContainerId, bundle: &Path) -> Result<Admitted> {
+    fn admit(&self, id: &ContainerId, bundle: &Path, host: &HostView) -> Result<Admitted> {
         let bundle = std::fs::canonicalize(bundle).map_err(|e| Error::Spec {
             path: bundle.to_path_buf(),
             message: format!("bundle: {e}"),
@@ -355,7 +358,7 @@ impl Runtime {
         crate::preflight::spec_input(&spec, &crate::preflight::Host::current())?;
         let profile = self.select_profile(&spec)?;
         let policy = self.policy(&profile)?;
-        let ctx = self.context(id, &spec);
+        let ctx = self.context(id, &spec, host);
         // A user-namespaced pod (hostUsers: false): the engine's own user namespace is not
         // joined; Ward makes one on the same mapping (see pod_userns.rs).
         let host_userns = ctx.host_ns.get("user").cloned().unwrap_or_default();
@@ -363,7 +366,7 @@ impl Runtime {
         let joins = pod::plan(&spec, id.as_str(), &ctx, |sid| self.pod_sandbox(sid))?;
         crate::hooks::check(&spec, &self.node.hooks.allow)?;
         // The cgroup hierarchies, read once for every cgroup step of this create.
-        let mounts = cgroup_mounts();
+        let mounts = host.cgroup_mounts();
         crate::cgroup_guard::refuse_taken(&spec, &ctx, &mounts)?;
         crate::oom::check(&spec, &mounts)?;
         let protected = Protected::new(

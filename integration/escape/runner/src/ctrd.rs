@@ -2,6 +2,8 @@
 //! integration harness: own root, state, socket, CNI bridge) with Ward's shim
 //! (`io.containerd.ward.v2`), from an OCI image built from the suite's rootfs
 //! and unpacked by containerd's overlay snapshotter, as a node would run it.
+//! One private containerd per release: containerd 2 (`make peers`, the `ward-shim`
+//! columns) and Debian 12's 1.6 (`ward-shim-1.6`).
 //! The same host-side checks apply, and the technique's extra mounts (the
 //! symlinked mount targets, the host socket) go through `ctr run --mount`;
 //! the symlinked-rootfs variants and the mount race are CLI-only.
@@ -14,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use ward_integration::containerd::{mounts_under, Containerd, WARD_RUNTIME};
 use ward_integration::image::{self, ImageSpec};
+use ward_integration::release::{self, ContainerdRelease};
 
 const IMAGE: &str = "localhost/ward-escape-probe:latest";
 /// The same rootfs, run as uid 65534 (ctr 1.6 has no --user).
@@ -35,6 +38,32 @@ impl std::fmt::Debug for Ctrd {
     }
 }
 
+/// The shim columns' kind for `release`: `ward-shim` for containerd 2 (the primary target),
+/// `ward-shim-1.6` for Debian 12's containerd.
+pub fn kind(release: &ContainerdRelease) -> String {
+    if release.major >= 2 {
+        SHIM_KIND.into()
+    } else {
+        let minor = release
+            .version
+            .split('.')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(".");
+        format!("{SHIM_KIND}-{minor}")
+    }
+}
+
+/// The primary shim column's kind (containerd 2).
+pub const SHIM_KIND: &str = "ward-shim";
+
+/// The containerd releases the shim columns run on, containerd 2 first (see
+/// `ward_integration::release`: a missing containerd 2 fails unless
+/// `WARD_E2E_SKIP_CONTAINERD2=1`; `WARD_E2E_CONTAINERD=2` or `1.6` narrows to one).
+pub fn releases() -> Vec<ContainerdRelease> {
+    release::releases_under_test("escape suite")
+}
+
 /// Why a technique is not tried in containerd mode, if it is not.
 pub fn unsupported(tech: &str) -> Option<&'static str> {
     match tech {
@@ -49,15 +78,21 @@ pub fn unsupported(tech: &str) -> Option<&'static str> {
 }
 
 impl Ctrd {
-    /// Start the private containerd, import the probe images, write one Ward
+    /// Start `release`'s private containerd, import the probe images, write one Ward
     /// node config per profile.
-    pub fn start(rootfs: &Path, profiles: &[String]) -> Result<Ctrd, String> {
+    pub fn start(
+        release: ContainerdRelease,
+        rootfs: &Path,
+        profiles: &[String],
+    ) -> Result<Ctrd, String> {
         if let Some(why) = ward_integration::containerd::skip_reason() {
             return Err(format!("containerd mode: {why}"));
         }
         ward_integration::containerd::ward_shim_status()
             .map_err(|e| format!("containerd mode: Ward shim unavailable: {e}"))?;
-        let harness = Containerd::start_temp().map_err(|e| format!("start containerd: {e}"))?;
+        let label = release.label();
+        let harness =
+            Containerd::start_temp_release(release).map_err(|e| format!("start {label}: {e}"))?;
         let layer = image::layer_from_dir(rootfs).map_err(|e| format!("probe layer: {e}"))?;
         for (name, user) in [
             (IMAGE, None),
@@ -94,6 +129,11 @@ impl Ctrd {
 
     pub fn dir(&self) -> &Path {
         &self.harness.dir
+    }
+
+    /// The containerd release this instance runs.
+    pub fn release(&self) -> &ContainerdRelease {
+        &self.harness.release
     }
 
     fn mount_flag(m: &Value) -> Option<String> {

@@ -45,7 +45,8 @@ pub const TECHNIQUES: &[(&str, &str)] = &[
 pub struct Mach<'a> {
     pub s: &'a Suite,
     pub ward: Runtime,
-    pub shim: Option<Runtime>,
+    /// One shim column per containerd release (containerd 2 first).
+    pub shims: Vec<Runtime>,
     pub runc: Option<Runtime>,
     pub dir: PathBuf,
     n: AtomicUsize,
@@ -143,7 +144,12 @@ pub fn run(s: &mut Suite) {
             return;
         }
     }
-    let shim = s.columns.iter().find(|c| c.ctrd.is_some()).cloned();
+    let mut shims: Vec<Runtime> = vec![];
+    for c in s.columns.iter().filter(|c| c.ctrd.is_some()) {
+        if !shims.iter().any(|o| o.kind == c.kind) {
+            shims.push(c.clone());
+        }
+    }
     let runc = s
         .columns
         .iter()
@@ -156,7 +162,7 @@ pub fn run(s: &mut Suite) {
     let m = Mach {
         s,
         ward,
-        shim,
+        shims,
         runc,
         dir,
         n: AtomicUsize::new(0),
@@ -164,9 +170,9 @@ pub fn run(s: &mut Suite) {
     let t0 = std::time::Instant::now();
     eprintln!("== Ward's own machinery ({} techniques)", TECHNIQUES.len());
     let mut cells = Vec::new();
-    let cols: Vec<&Runtime> = [Some(&m.ward), m.shim.as_ref(), m.runc.as_ref()]
-        .into_iter()
-        .flatten()
+    let cols: Vec<&Runtime> = std::iter::once(&m.ward)
+        .chain(&m.shims)
+        .chain(m.runc.as_ref())
         .collect();
     for (tech, _) in TECHNIQUES {
         for r in &cols {
@@ -224,9 +230,11 @@ pub fn judge(
     c
 }
 
-pub fn column(r: &Runtime) -> &'static str {
+/// The column `r` fills: `ward`, a shim column (`ward-shim` on containerd 2, `ward-shim-1.6`)
+/// or `runc`.
+pub fn column(r: &Runtime) -> &str {
     if r.ctrd.is_some() {
-        SHIM
+        &r.kind
     } else if r.kind == "ward" {
         CLI
     } else {
@@ -390,14 +398,21 @@ pub fn markdown(cells: &[Cell]) -> String {
          host user attack Ward itself. Each row is mounted for real and judged from the host \
          (`integration/escape/runner/src/machinery*.rs`); `blocked` means the host saw nothing \
          reach it and Ward left nothing behind. `ward` is the CLI, `ward-shim` the same attack \
-         through the private containerd and Ward's shim where containerd can carry it.\n\n\
+         through a private containerd 2 and Ward's shim where containerd can carry it, \
+         `ward-shim-1.6` the same through Debian 12's containerd 1.6.\n\n\
          `runc`, where the full comparison has it, is a control: the same attacks against a runtime \
          without these defences, to show each row's checks see an attack that works.\n\n",
     );
-    let cols: Vec<&str> = [CLI, SHIM, RUNC]
-        .into_iter()
-        .filter(|k| *k != RUNC || cells.iter().any(|c| c.column == RUNC))
-        .collect();
+    // `ward`, the shim columns in the order they ran (containerd 2 first), then `runc`.
+    let mut cols: Vec<&str> = vec![CLI];
+    for c in cells {
+        if c.column.starts_with(SHIM) && !cols.contains(&c.column.as_str()) {
+            cols.push(&c.column);
+        }
+    }
+    if cells.iter().any(|c| c.column == RUNC) {
+        cols.push(RUNC);
+    }
     s += &format!(
         "| technique | what is tried | {} |\n|---|---|{}\n",
         cols.join(" | "),

@@ -28,7 +28,8 @@ pub enum Kind {
     /// No runtime: the probe runs as full root in a throwaway mount
     /// namespace chrooted into the rootfs, to show each technique can succeed.
     Host,
-    /// Through a private containerd with Ward's shim (one column per --profile).
+    /// Through a private containerd with Ward's shim: containerd 2 (`ward-shim`, one column
+    /// per --profile), then Debian 12's 1.6 (`ward-shim-1.6`, the first profile).
     Containerd,
 }
 
@@ -156,6 +157,10 @@ fn main() {
 fn real_main(cli: &Cli) -> Result<i32, String> {
     let probe = find_probe(cli)?;
     let mut columns = Vec::new();
+    // The shim columns' containerd releases: containerd 2 (every profile), then 1.6 (the first
+    // profile only: the second release checks the shim under the older containerd, not the
+    // profiles again).
+    let mut releases = Vec::new();
     for &k in &cli.runtimes {
         let path = which(&runtime_path(cli, k));
         let profiles: Vec<Option<String>> = match k {
@@ -165,35 +170,41 @@ fn real_main(cli: &Cli) -> Result<i32, String> {
             Kind::Containerd => vec![Some("default".into())],
             _ => vec![None],
         };
-        let path = if k == Kind::Containerd {
-            ward_integration::containerd::ward_bin_dir().join("containerd-shim-ward-v2")
-        } else {
-            path
-        };
-        for p in profiles {
-            columns.push(rt::Runtime {
-                kind: k.name().into(),
-                path: path.clone(),
-                profile: p,
-                root: PathBuf::new(),
-                log: None,
-                ctrd: None,
-            });
+        if k != Kind::Containerd {
+            columns.extend(profiles.into_iter().map(|p| column(k.name(), &path, p)));
+            continue;
+        }
+        let shim = ward_integration::containerd::ward_bin_dir().join("containerd-shim-ward-v2");
+        for (i, release) in ctrd::releases().into_iter().enumerate() {
+            let kind = ctrd::kind(&release);
+            let n = if i == 0 { profiles.len() } else { 1 };
+            columns.extend(
+                profiles
+                    .iter()
+                    .take(n)
+                    .map(|p| column(&kind, &shim, p.clone())),
+            );
+            releases.push((kind, release));
         }
     }
     if cli.runtimes.contains(&Kind::Crun) {
         rt::ensure_hugetlb_v1()?;
     }
     let mut s = suite::Suite::new(cli, &probe, &columns)?;
-    if cli.runtimes.contains(&Kind::Containerd) {
+    for (kind, release) in releases {
         let ps: Vec<String> = s
             .columns
             .iter()
-            .filter(|c| c.kind == "ward-shim")
+            .filter(|c| c.kind == kind)
             .filter_map(|c| c.profile.clone())
             .collect();
-        let c = std::sync::Arc::new(ctrd::Ctrd::start(&s.paths.rootfs, &ps)?);
-        for col in s.columns.iter_mut().filter(|c| c.kind == "ward-shim") {
+        let c = std::sync::Arc::new(ctrd::Ctrd::start(release, &s.paths.rootfs, &ps)?);
+        eprintln!(
+            "ward-escape: {kind} columns through {} ({})",
+            c.release().label(),
+            c.dir().display()
+        );
+        for col in s.columns.iter_mut().filter(|c| c.kind == kind) {
             col.root = c.dir().to_path_buf();
             col.ctrd = Some(c.clone());
         }
@@ -211,6 +222,17 @@ fn real_main(cli: &Cli) -> Result<i32, String> {
         eprintln!("ward-escape: kept {}", s.paths.work.display());
     }
     Ok(code)
+}
+
+fn column(kind: &str, path: &std::path::Path, profile: Option<String>) -> rt::Runtime {
+    rt::Runtime {
+        kind: kind.into(),
+        path: path.to_path_buf(),
+        profile,
+        root: PathBuf::new(),
+        log: None,
+        ctrd: None,
+    }
 }
 
 /// Resolve a bare name on PATH so the host checks can hash the binary.

@@ -398,14 +398,14 @@ impl Suite {
             .iter()
             .map(|t| t.0.to_string())
             .collect();
-        let mach_cols: Vec<String> = [
-            crate::machinery::CLI,
-            crate::machinery::SHIM,
-            crate::machinery::RUNC,
-        ]
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
+        // `ward`, the shim columns (containerd 2, then 1.6), `runc`, as the cells name them.
+        let mut mach_cols: Vec<String> = vec![crate::machinery::CLI.to_string()];
+        for c in &self.machinery {
+            if c.column.starts_with(crate::machinery::SHIM) && !mach_cols.contains(&c.column) {
+                mach_cols.push(c.column.clone());
+            }
+        }
+        mach_cols.push(crate::machinery::RUNC.to_string());
         if !self.machinery.is_empty() {
             println!("{}", report::table(&mach, &mach_cols, &self.machinery));
         }
