@@ -514,6 +514,9 @@ fn linux_fields() {
         spec("memory swap below limit", resources(json!({"memory": {"limit": 100000000, "swap": 1000}})), &["linux.resources.memory.swap"]),
         spec("memory swappiness 500", resources(json!({"memory": {"swappiness": 500}})), &["linux.resources.memory.swappiness", "500"]),
         spec("pids limit -5", resources(json!({"pids": {"limit": -5}})), &["linux.resources.pids.limit", "-5"]),
+        // The init and libcontainer's intermediate process: 1 used to fail as "intermediate
+        // process error failed to launch init process".
+        spec("pids limit 1", resources(json!({"pids": {"limit": 1}})), &["linux.resources.pids.limit", "at least 2"]),
         spec("cpu quota 5", resources(json!({"cpu": {"quota": 5, "period": 100000}})), &["linux.resources.cpu.quota"]),
         spec("cpu quota -5", resources(json!({"cpu": {"quota": -5}})), &["linux.resources.cpu.quota"]),
         spec("cpu period 0", resources(json!({"cpu": {"quota": 1000, "period": 0}})), &["linux.resources.cpu.period"]),

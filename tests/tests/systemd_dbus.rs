@@ -467,6 +467,33 @@ fn kill_all_after_systemd_removed_the_emptied_scope() {
     assert_no_leftovers(&ward, &id);
 }
 
+/// Under the systemd driver a create needs 3 pids in the scope (its first process, the
+/// intermediate and the init): a smaller `pids.limit` is refused in one line, before systemd
+/// is asked for anything.
+#[test]
+fn pids_limit_too_small_for_the_scope_is_refused() {
+    require_root!();
+    let sd = FakeSystemd::start(&[]);
+    let ward = sd.ward();
+    let id = unique_id("sdpids");
+    let mut b = Bundle::new(&["true"]);
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(format!("system.slice:ward:{id}"));
+        c["linux"]["resources"] = json!({"pids": {"limit": 2}});
+    });
+    let o = ward.create(&b, &id);
+    assert!(!o.success(), "created:\n{o}");
+    assert_eq!(o.stderr_lines().len(), 1, "{o}");
+    assert!(
+        o.stderr.contains("linux.resources.pids.limit") && o.stderr.contains("systemd driver"),
+        "{o}"
+    );
+    assert!(sd
+        .calls_of("StartTransientUnit", &format!("ward-{id}.scope"))
+        .is_empty());
+    assert_no_leftovers(&ward, &id);
+}
+
 /// A create killed (SIGKILL) once systemd made the scope and the init is in it: the helper
 /// dies with Ward, and `delete --force` kills the container and stops the unit it recorded.
 #[test]

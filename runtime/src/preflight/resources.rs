@@ -215,7 +215,8 @@ fn resources(r: &LinuxResources) -> Result<()> {
         }
     }
     if let Some(p) = r.pids() {
-        signed(&format!("{f}.pids.limit"), Some(p.limit()), 1)?;
+        // The init and libcontainer's intermediate process are both in the cgroup at create.
+        signed(&format!("{f}.pids.limit"), Some(p.limit()), 2)?;
     }
     if let Some(c) = r.cpu() {
         signed(&format!("{f}.cpu.quota"), c.quota(), 1000)?;

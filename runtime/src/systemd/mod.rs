@@ -106,6 +106,9 @@ pub fn endpoints(cfg: &CgroupsConfig) -> Result<Vec<Endpoint>, ScopeError> {
 /// The scope to ask of systemd for `spec` (before harden rewrites its `cgroupsPath`): none
 /// when systemd does not make this node's scopes (`ctx.systemd_running`, from the node
 /// config only) or the path is a cgroupfs one.
+/// The fewest pids a create under the systemd driver needs in the container's cgroup.
+const MIN_PIDS: i64 = 3;
+
 pub fn plan(
     spec: &Spec,
     ctx: &HardenContext,
@@ -118,6 +121,23 @@ pub fn plan(
     let Some((text, p)) = crate::harden::cgroups::systemd_form(asked.as_deref(), ctx)? else {
         return Ok(None);
     };
+    let pids = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.pids().as_ref())
+        .map(|p| p.limit());
+    if let Some(n) = pids.filter(|n| (1..MIN_PIDS).contains(n)) {
+        return Err(crate::harden::PolicyError::Spec {
+            field: "linux.resources.pids.limit".into(),
+            detail: format!(
+                "{n} is below the {MIN_PIDS} processes a create needs in the scope under the \
+                 systemd driver (the scope's first process, libcontainer's intermediate \
+                 process and the init)"
+            ),
+        }
+        .into());
+    }
     Ok(Some(ScopePlan {
         asked: text,
         unit: p.unit(),
