@@ -38,6 +38,7 @@ pub const TECHNIQUES: &[(&str, &str)] = &[
     ("same-id-race", "4 parallel creates of one id: one winner, intact, its range not handed out again"),
     ("userns-owner-inotify", "a container exhausting inotify instances: host root's free instances before and after, and NS_GET_OWNER_UID of its user namespace"),
     ("supervisor-cgroup", "the seccomp supervisor's cgroups against the container init's"),
+    ("stdio-pipe-read", "a container whose stdout is a pipe a host process also writes into reopens `/dev/stdout` for reading and copies what arrives to its stderr; the host's reader must get all 40 lines"),
 ];
 
 /// What the machinery techniques share: the suite, a CLI runtime of their own, the shim
@@ -205,6 +206,7 @@ fn one(m: &Mach, tech: &str, r: &Runtime) -> Cell {
         "same-id-race" => par::same_id(m, r),
         "userns-owner-inotify" => par::inotify(m, r),
         "supervisor-cgroup" => par::supervisor(m, r),
+        "stdio-pipe-read" => crate::machinery_stdio::stdio_read(m, r),
         other => Cell::error(other, col, "unknown machinery technique"),
     }
 }

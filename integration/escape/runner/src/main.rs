@@ -12,6 +12,7 @@ mod machinery;
 mod machinery_cfg;
 mod machinery_host;
 mod machinery_par;
+mod machinery_stdio;
 mod race;
 mod report;
 mod rt;
