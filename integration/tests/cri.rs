@@ -574,3 +574,94 @@ fn userns_container_runs(
     );
     id
 }
+
+/// What workloads expect of a pod (issue 11, through CRI, beside runc): root serves on port 80
+/// (Ward has no NET_BIND_SERVICE; the pod network lets ports from 0), a volume mounted below
+/// the profile's /tmp tmpfs stays visible, and `supplementalGroups` reach the init and an
+/// exec. Judged from the host: an HTTP-less TCP read from the pod's IP on :80 returns the
+/// volume's file.
+#[test]
+fn port_80_volume_under_tmp_and_supplemental_groups() {
+    common::each_containerd("port_80_volume_under_tmp_and_supplemental_groups", |c| {
+        let mut cri = CriClient::connect(&c.address).unwrap();
+        for handler in ["runc", "ward"] {
+            if handler == "ward" && common::ward_shim_status().is_err() {
+                common::skip_or_fail_ward("port_80_volume_under_tmp: no shim");
+                continue;
+            }
+            let mut pod = run_pod(c, &mut cri, handler, "p80");
+            let vol = c.dir.join(format!("p80-vol-{handler}"));
+            std::fs::create_dir_all(&vol).unwrap();
+            std::fs::write(vol.join("index.txt"), "from-volume\n").unwrap();
+            let mut cfg = container_config(
+                "web",
+                BUSYBOX,
+                &[
+                    "sh",
+                    "-c",
+                    "(while true; do nc -l -p 80 < /tmp/vol/index.txt; done) & exec sleep 3600",
+                ],
+            );
+            cfg.mounts.push(k8s_cri::v1::Mount {
+                container_path: "/tmp/vol".into(),
+                host_path: vol.display().to_string(),
+                readonly: true,
+                ..Default::default()
+            });
+            let linux = cfg.linux.get_or_insert_with(Default::default);
+            let sc = linux.security_context.get_or_insert_with(Default::default);
+            sc.supplemental_groups = vec![4242];
+            let id = cri
+                .create_container(&pod.id, &pod.config, &cfg)
+                .unwrap_or_else(|e| panic!("{handler}: CreateContainer: {e}\n{}", c.log_text()));
+            cri.start_container(&id)
+                .unwrap_or_else(|e| panic!("{handler}: StartContainer: {e}\n{}", c.log_text()));
+            pod.containers.push(id.clone());
+
+            let got = host_reads(&pod.ip, 80);
+            assert_eq!(
+                got.as_deref(),
+                Some("from-volume\n"),
+                "{handler}: host → {}:80",
+                pod.ip
+            );
+            let groups = exec(&mut cri, &id, &["id", "-G"]);
+            assert!(
+                groups.stdout.split_whitespace().any(|g| g == "4242"),
+                "{handler}: exec's groups: {groups:?}"
+            );
+            // The init, seen from the host (containerd's task pid): its groups are host gids,
+            // so under Ward 4242 as the container's gid map gives it.
+            let tasks = c.ctr_ok(K8S_NS, &["tasks", "ls"]).unwrap();
+            let pid: u32 = tasks
+                .lines()
+                .find_map(|l| {
+                    let mut f = l.split_whitespace();
+                    (f.next() == Some(id.as_str())).then(|| f.next()?.parse().ok())?
+                })
+                .unwrap_or_else(|| panic!("{handler}: no task {id} in {tasks}"));
+            let proc = |f: &str| std::fs::read_to_string(format!("/proc/{pid}/{f}")).unwrap();
+            let want = proc("gid_map")
+                .lines()
+                .find_map(|l| {
+                    let v: Vec<u64> = l
+                        .split_whitespace()
+                        .filter_map(|x| x.parse().ok())
+                        .collect();
+                    (v.len() == 3 && v[0] <= 4242 && 4242 < v[0] + v[2]).then(|| v[1] + 4242 - v[0])
+                })
+                .expect("4242 mapped")
+                .to_string();
+            let status = proc("status");
+            let line = status
+                .lines()
+                .find(|l| l.starts_with("Groups:"))
+                .unwrap_or_default();
+            assert!(
+                line.split_whitespace().any(|g| g == want),
+                "{handler}: the init's {line:?}, want host gid {want}"
+            );
+            remove_pod(c, &mut cri, handler, &pod);
+        }
+    });
+}
