@@ -109,7 +109,7 @@ pub fn ward_pod_leftovers(
             out.push(format!("mount {line}"));
         }
     }
-    for m in cgroup_mounts() {
+    for m in ward_runtime::cgroup_guard::cgroup_mounts() {
         for id in &ids {
             let d = m.join(namespace).join(id);
             if d.exists() {
@@ -118,18 +118,6 @@ pub fn ward_pod_leftovers(
         }
     }
     out
-}
-
-fn cgroup_mounts() -> Vec<PathBuf> {
-    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    mi.lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let fstype = post.split(' ').next()?;
-            let mp = pre.split(' ').nth(4)?;
-            (fstype == "cgroup" || fstype == "cgroup2").then(|| PathBuf::from(mp))
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -402,26 +402,8 @@ fn user_namespaced_pod_runs_on_the_kubelet_range() {
             .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log_text()));
 
         // The sandbox's init, seen from the host (libcontainer's state under the shim's root).
-        let state = c.ward_state.join(K8S_NS).join(&pod).join("state.json");
-        let state: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
-        let pid = state["pid"].as_u64().expect("sandbox pid");
-        let proc = |f: &str| std::fs::read_to_string(format!("/proc/{pid}/{f}")).unwrap();
-        let want = ["0".to_string(), start.to_string(), "65536".to_string()];
-        for f in ["uid_map", "gid_map"] {
-            assert_eq!(proc(f).split_whitespace().collect::<Vec<_>>(), want, "{f}");
-        }
         // Started means the init was let go: its filter is in place once it has exec'd.
-        let mut facts = SandboxFacts::parse("", "");
-        wait_for(Duration::from_secs(10), || {
-            facts = SandboxFacts::parse(&proc("status"), &proc("uid_map"));
-            facts.seccomp == Some(2)
-        });
-        assert_eq!(
-            (facts.cap_eff, facts.no_new_privs, facts.seccomp),
-            (Some(0), Some(1), Some(2)),
-            "{facts:?}"
-        );
+        assert_sandboxed_on_mapping(c, &pod, start, &["uid_map", "gid_map"]);
         let ip = cri.pod_status(&pod).unwrap().network.map(|n| n.ip);
         let prefix = c.subnet.trim_end_matches("0/24");
         assert!(
@@ -516,26 +498,7 @@ fn userns_container_runs(
         .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", c.log_text()));
     cri.start_container(&id)
         .unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", c.log_text()));
-    let state = c.ward_state.join(K8S_NS).join(&id).join("state.json");
-    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
-    let pid = state["pid"].as_u64().expect("container pid");
-    let proc = |f: &str| std::fs::read_to_string(format!("/proc/{pid}/{f}")).unwrap_or_default();
-    let want = ["0".to_string(), start.to_string(), "65536".to_string()];
-    assert_eq!(
-        proc("uid_map").split_whitespace().collect::<Vec<_>>(),
-        want,
-        "the container is not on the pod's mapping"
-    );
-    let mut facts = SandboxFacts::parse("", "");
-    wait_for(Duration::from_secs(10), || {
-        facts = SandboxFacts::parse(&proc("status"), &proc("uid_map"));
-        facts.seccomp == Some(2)
-    });
-    assert_eq!(
-        (facts.cap_eff, facts.no_new_privs, facts.seccomp),
-        (Some(0), Some(1), Some(2)),
-        "{facts:?}"
-    );
+    assert_sandboxed_on_mapping(c, &id, start, &["uid_map"]);
     // Its output, including what it wrote through reopened /dev/stdout and /dev/stderr.
     let log = std::path::Path::new(&pod_config.log_directory).join("userns-app.log");
     let mut text = String::new();
@@ -664,4 +627,32 @@ fn port_80_volume_under_tmp_and_supplemental_groups() {
             remove_pod(c, &mut cri, handler, &pod);
         }
     });
+}
+
+/// Ward task `task` (its init, from libcontainer's state under the shim's root, seen from the
+/// host) runs on kubelet's mapping (`0 start 65536` in each of `maps`) with Ward's sandbox:
+/// no capability, no_new_privs, a seccomp filter (once the init has exec'd).
+fn assert_sandboxed_on_mapping(c: &Containerd, task: &str, start: u32, maps: &[&str]) {
+    let state = c.ward_state.join(K8S_NS).join(task).join("state.json");
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    let pid = state["pid"].as_u64().expect("init pid");
+    let proc = |f: &str| std::fs::read_to_string(format!("/proc/{pid}/{f}")).unwrap_or_default();
+    let want = ["0".to_string(), start.to_string(), "65536".to_string()];
+    for f in maps {
+        assert_eq!(
+            proc(f).split_whitespace().collect::<Vec<_>>(),
+            want,
+            "{task}: {f} is not the pod's mapping"
+        );
+    }
+    let mut facts = SandboxFacts::parse("", "");
+    wait_for(Duration::from_secs(10), || {
+        facts = SandboxFacts::parse(&proc("status"), &proc("uid_map"));
+        facts.seccomp == Some(2)
+    });
+    assert_eq!(
+        (facts.cap_eff, facts.no_new_privs, facts.seccomp),
+        (Some(0), Some(1), Some(2)),
+        "{task}: {facts:?}"
+    );
 }

@@ -14,19 +14,7 @@ use common::{Containerd, K8S_NS};
 use ward_integration::cri::{container_config, pod_config, CriClient};
 use ward_integration::image::BUSYBOX;
 use ward_integration::leaks;
-
-fn cgroup_mounts() -> Vec<PathBuf> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let fstype = post.split(' ').next()?;
-            let mp = pre.split(' ').nth(4)?;
-            (fstype == "cgroup" || fstype == "cgroup2").then(|| PathBuf::from(mp))
-        })
-        .collect()
-}
+use ward_runtime::cgroup_guard::cgroup_mounts;
 
 /// `linux.cgroupsPath` of the bundle containerd wrote for task `id`.
 fn sent_cgroups_path(c: &Containerd, id: &str) -> String {
@@ -66,6 +54,24 @@ fn memory_cgroups_ending_with(leaf: &str) -> Vec<String> {
     out
 }
 
+/// A pod on the `ward` handler with one container (`sleep`) started in it: (pod, container).
+fn pod_with_sleeper(
+    c: &Containerd,
+    cri: &mut CriClient,
+    config: &k8s_cri::v1::PodSandboxConfig,
+) -> (String, String) {
+    let pod = cri
+        .run_pod(config, "ward")
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log_text()));
+    let cfg = container_config("main", BUSYBOX, &["sleep", "3600"]);
+    let id = cri
+        .create_container(&pod, config, &cfg)
+        .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", c.log_text()));
+    cri.start_container(&id)
+        .unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", c.log_text()));
+    (pod, id)
+}
+
 fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = std::time::Instant::now() + timeout;
     while std::time::Instant::now() < end {
@@ -101,15 +107,7 @@ fn systemd_cgroup_parent_on_ward() {
             .map(|m| m.join("kubepods.slice").exists())
             .collect();
 
-        let pod = cri
-            .run_pod(&config, "ward")
-            .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log_text()));
-        let cfg = container_config("main", BUSYBOX, &["sleep", "3600"]);
-        let id = cri
-            .create_container(&pod, &config, &cfg)
-            .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", c.log_text()));
-        cri.start_container(&id)
-            .unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", c.log_text()));
+        let (pod, id) = pod_with_sleeper(c, &mut cri, &config);
 
         // What containerd sends (derived from the slice-named parent).
         for task in [&pod, &id] {
@@ -259,15 +257,7 @@ fn systemd_scopes_over_dbus_through_the_shim() {
         std::fs::create_dir_all(&logs).unwrap();
         let mut config = pod_config("sdbus", &logs, &[]);
         config.linux.as_mut().unwrap().cgroup_parent = pod_slice.clone();
-        let pod = cri
-            .run_pod(&config, "ward")
-            .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log_text()));
-        let cfg = container_config("main", BUSYBOX, &["sleep", "3600"]);
-        let id = cri
-            .create_container(&pod, &config, &cfg)
-            .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", c.log_text()));
-        cri.start_container(&id)
-            .unwrap_or_else(|e| panic!("StartContainer: {e}\n{}", c.log_text()));
+        let (pod, id) = pod_with_sleeper(c, &mut cri, &config);
 
         let units: Vec<String> = [&pod, &id]
             .iter()

@@ -51,6 +51,28 @@ pub fn cgroup_mounts() -> Vec<PathBuf> {
     mounts_from(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
 }
 
+/// The processes left in `cgroup` (across `mounts`) once some hierarchy no longer has it (systemd
+/// removes an emptied scope's cgroups where it manages them); `None` while every hierarchy
+/// still has it.
+pub fn pids_where_partly_gone(cgroup: &Path, mounts: &[PathBuf]) -> Option<Vec<i32>> {
+    let dirs: Vec<PathBuf> = mounts.iter().map(|m| under(m, cgroup)).collect();
+    if dirs.iter().all(|d| d.is_dir()) {
+        return None;
+    }
+    let mut pids: Vec<i32> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|t| {
+            t.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    Some(pids)
+}
+
 /// `cgroup` (relative to every hierarchy) under `mount`.
 fn under(mount: &Path, cgroup: &Path) -> PathBuf {
     mount.join(cgroup.strip_prefix("/").unwrap_or(cgroup))

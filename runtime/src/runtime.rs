@@ -30,6 +30,7 @@ use crate::sandbox::{SandboxPlan, WardExecutor};
 use crate::state::{State, WardState};
 use crate::sys;
 
+mod control;
 mod create;
 mod delete;
 mod exec;
@@ -595,70 +596,6 @@ impl Runtime {
             crate::hook_run::run_all_warn("poststart", &ws.hooks.poststart, &state);
         }
         Ok(())
-    }
-
-    pub fn kill(&self, id: &ContainerId, signal: Signal, all: bool) -> Result<()> {
-        let mut c = self.load(id)?;
-        match c.kill(signal.as_nix(), all) {
-            Ok(()) => Ok(()),
-            // systemd stops a scope whose processes have all exited and removes its cgroups
-            // in the hierarchies it manages (the D-Bus driver), where libcontainer looks:
-            // signal what is left in the others, and the init if it still runs.
-            Err(source) if all => {
-                let Some(left) = self.cgroup_leftovers(&c) else {
-                    return Err(Error::Container { op: "kill", source });
-                };
-                tracing::debug!(id = %id, error = %source, pids = ?left, "kill --all: part of the container's cgroup is gone");
-                let init = (c.status() != ContainerStatus::Stopped)
-                    .then(|| c.pid().map(|p| p.as_raw()))
-                    .flatten();
-                for pid in left.into_iter().chain(init) {
-                    sys::signal_pid(pid, signal.as_nix())?;
-                }
-                Ok(())
-            }
-            Err(source) => Err(Error::Container { op: "kill", source }),
-        }
-    }
-
-    /// The processes in what is left of the container's cgroup, when some hierarchy no
-    /// longer has it; `None` while every hierarchy still does.
-    fn cgroup_leftovers(&self, c: &Container) -> Option<Vec<i32>> {
-        let spec = c.spec().ok()?;
-        let rel = spec
-            .cgroup_path
-            .strip_prefix("/")
-            .unwrap_or(&spec.cgroup_path);
-        let dirs: Vec<PathBuf> = cgroup_mounts().iter().map(|m| m.join(rel)).collect();
-        if dirs.iter().all(|d| d.is_dir()) {
-            return None;
-        }
-        let mut pids: Vec<i32> = dirs
-            .iter()
-            .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
-            .flat_map(|t| {
-                t.lines()
-                    .filter_map(|l| l.trim().parse().ok())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        pids.sort_unstable();
-        pids.dedup();
-        Some(pids)
-    }
-
-    pub fn pause(&self, id: &ContainerId) -> Result<()> {
-        self.load(id)?.pause().map_err(|source| Error::Container {
-            op: "pause",
-            source,
-        })
-    }
-
-    pub fn resume(&self, id: &ContainerId) -> Result<()> {
-        self.load(id)?.resume().map_err(|source| Error::Container {
-            op: "resume",
-            source,
-        })
     }
 
     /// The pod sandbox `sid` (annotation `io.kubernetes.cri.sandbox-id`), if it is a live Ward

@@ -54,6 +54,8 @@ pub enum SysError {
     },
     #[error("flock {path}: {errno}")]
     Flock { path: PathBuf, errno: Errno },
+    #[error("kill {pid}: {errno}")]
+    Signal { pid: i32, errno: Errno },
     /// fstat or fchown of a process's stdio pipe/FIFO (fd number as the process gets it).
     #[error("{op} of the process's stdio (fd {fd}): {errno}")]
     Stdio {
@@ -348,11 +350,7 @@ pub fn copy_winsize(from: RawFd, to: RawFd) -> Result<(), Errno> {
 pub fn signal_pid(pid: i32, signal: nix::sys::signal::Signal) -> Result<(), SysError> {
     match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
         Ok(()) | Err(Errno::ESRCH) => Ok(()),
-        Err(errno) => Err(SysError::Namespace {
-            op: "kill",
-            path: PathBuf::from(format!("/proc/{pid}")),
-            errno,
-        }),
+        Err(errno) => Err(SysError::Signal { pid, errno }),
     }
 }
 

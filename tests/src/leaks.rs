@@ -69,6 +69,21 @@ pub fn mounts_mentioning(needle: &str) -> Vec<String> {
         .collect()
 }
 
+/// Mount points of the cgroup hierarchies (v1 controllers and/or cgroup2) in this process's
+/// mountinfo.
+pub fn cgroup_mounts() -> Vec<std::path::PathBuf> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let fstype = post.split(' ').next()?;
+            let mp = pre.split(' ').nth(4)?;
+            (fstype == "cgroup" || fstype == "cgroup2").then(|| std::path::PathBuf::from(mp))
+        })
+        .collect()
+}
+
 /// cgroup directories named `id` anywhere below /sys/fs/cgroup (bounded depth, no symlinks).
 pub fn cgroup_dirs_named(id: &str) -> Vec<String> {
     let mut found = vec![];

@@ -8,21 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
+use ward_tests::leaks::cgroup_mounts;
 use ward_tests::{assert_no_leftovers, require_root, unique_id, Bundle, Ward};
-
-/// Mount points of the cgroup hierarchies, from the host's mountinfo.
-fn cgroup_mounts() -> Vec<PathBuf> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let fstype = post.split(' ').next()?;
-            let mp = pre.split(' ').nth(4)?;
-            (fstype == "cgroup" || fstype == "cgroup2").then(|| PathBuf::from(mp))
-        })
-        .collect()
-}
 
 fn systemd_absent() -> bool {
     if Path::new("/run/systemd/system").exists() {

@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use ward_tests::leaks::cgroup_mounts;
 use ward_tests::{assert_no_leftovers, require_root, unique_id, wait_until, Bundle, Ward};
 
 struct FakeSystemd {
@@ -98,19 +99,6 @@ impl Drop for FakeSystemd {
     }
 }
 
-fn cgroup_mounts() -> Vec<PathBuf> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let fstype = post.split(' ').next()?;
-            let mp = pre.split(' ').nth(4)?;
-            (fstype == "cgroup" || fstype == "cgroup2").then(|| PathBuf::from(mp))
-        })
-        .collect()
-}
-
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p)
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
@@ -158,6 +146,17 @@ fn processes_in(needle: &str) -> Vec<String> {
             (cg.contains(needle) && !zombie).then_some(pid)
         })
         .collect()
+}
+
+/// Nothing of container `id` is left, nor the scope `unit` under system.slice or a process in it.
+fn assert_scope_gone(ward: &Ward, id: &str, unit: &str) {
+    assert_no_leftovers(ward, id);
+    let left = remaining(&format!("/system.slice/{unit}"), "system.slice");
+    assert!(
+        left.iter().all(|d| !d.ends_with(".scope")),
+        "left behind: {left:?}"
+    );
+    assert!(processes_in(unit).is_empty());
 }
 
 fn pod_slice() -> String {
@@ -427,13 +426,7 @@ fn create_failing_after_the_scope_stops_it() {
     assert!(o.stderr.contains("hooks.createRuntime[0]"), "{o}");
     assert_eq!(sd.calls_of("StartTransientUnit", &unit).len(), 1);
     assert_eq!(sd.calls_of("StopUnit", &unit).len(), 1, "{:?}", sd.calls());
-    assert_no_leftovers(&ward, &id);
-    let left = remaining(&format!("/system.slice/{unit}"), "system.slice");
-    assert!(
-        left.iter().all(|d| !d.ends_with(".scope")),
-        "left behind: {left:?}"
-    );
-    assert!(processes_in(&unit).is_empty());
+    assert_scope_gone(&ward, &id, &unit);
 }
 
 /// The container exits; systemd (the double) sees its scope empty and stops it, removing
@@ -561,13 +554,7 @@ fn create_killed_after_the_scope_is_undone_by_delete_force() {
     );
     ward.ok(&["delete", "--force", &id]);
     assert_eq!(sd.calls_of("StopUnit", &unit).len(), 1, "{:?}", sd.calls());
-    assert_no_leftovers(&ward, &id);
-    let left = remaining(&format!("/system.slice/{unit}"), "system.slice");
-    assert!(
-        left.iter().all(|d| !d.ends_with(".scope")),
-        "left behind: {left:?}"
-    );
-    assert!(processes_in(&unit).is_empty());
+    assert_scope_gone(&ward, &id, &unit);
 }
 
 /// The driver is the node's: a config.json cannot pick it. With the default node config

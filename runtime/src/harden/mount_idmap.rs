@@ -11,6 +11,7 @@
 
 use oci_spec::runtime::{LinuxIdMapping, Mount, Spec};
 
+use super::mounts::is_bind;
 use super::{IdRange, PolicyError};
 
 const IDMAP_OPTIONS: &[&str] = &["idmap", "ridmap"];
@@ -29,14 +30,6 @@ fn wants_idmap(m: &Mount) -> bool {
             .iter()
             .flatten()
             .any(|o| IDMAP_OPTIONS.contains(&o.as_str()))
-}
-
-fn is_bind(m: &Mount) -> bool {
-    m.typ().as_deref() == Some("bind")
-        || m.options()
-            .iter()
-            .flatten()
-            .any(|o| o == "bind" || o == "rbind")
 }
 
 fn check(i: usize, m: &Mount, range: &IdRange) -> Result<(), PolicyError> {

@@ -110,7 +110,7 @@ pub fn sensitive_reason(source: &Path) -> Option<String> {
         .map(|sub| format!("is inside the host's {sub}"))
 }
 
-fn is_bind(m: &Mount) -> bool {
+pub(super) fn is_bind(m: &Mount) -> bool {
     m.typ().as_deref() == Some("bind")
         || m.options()
             .iter()
